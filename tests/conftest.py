@@ -1,0 +1,46 @@
+"""Shared fixtures: small image trees built on the fly, and the real data where present."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from alllib.data import find_all_idb2, load_all_idb2
+from alllib.synthetic import make_synthetic
+
+
+def write_rgb(path: Path, rgb: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ok = cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    assert ok, path
+    return path
+
+
+@pytest.fixture(scope="session")
+def synthetic():
+    """Twelve small synthetic crops (six per class) with their nucleus masks."""
+    return make_synthetic(n=12, seed=3, size=96)
+
+
+@pytest.fixture
+def idb2_tree(tmp_path, synthetic):
+    """A tiny ALL-IDB2-like folder: six labelled TIFFs, one byte-identical copy among them."""
+    folder = tmp_path / "ALL_IDB2" / "img"
+    for i in range(5):
+        write_rgb(folder / f"Im{i + 1:03d}_{synthetic.labels[i]}.tif", synthetic.image(i))
+    (folder / "Im006_0.tif").write_bytes((folder / "Im002_0.tif").read_bytes())
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def real_idb2():
+    """The real ALL-IDB2 from $ALLLIB_DATA; the test is skipped with a reason where it is absent."""
+    root = os.environ.get("ALLLIB_DATA")
+    if not root:
+        pytest.skip("real ALL-IDB2 not available: set ALLLIB_DATA to the folder holding ALL_IDB2/img")
+    if find_all_idb2(root) is None:
+        pytest.skip(f"real ALL-IDB2 not available: no ALL_IDB2/img/ImNNN_L.tif under ALLLIB_DATA={root}")
+    return load_all_idb2(root)
