@@ -90,14 +90,14 @@ def synthetic_smear(label: int, rng: np.random.Generator, size: int = 257) -> tu
     p = CLASS_PARAMETERS[label]
     yy, xx = _grid(size)
     # Stain and illumination of this slide region.
-    stain = rng.normal(1.0, 0.06, 3).astype(np.float32)
+    stain = rng.normal(1.0, 0.03, 3).astype(np.float32)
     strength = rng.uniform(0.8, 1.15)
-    background = np.array([226, 204, 210], np.float32) * rng.normal(1.0, 0.025, 3)
+    background = np.array([205, 194, 196], np.float32) * rng.normal(1.0, 0.025, 3)
     img = np.empty((size, size, 3), np.float32)
     img[:] = background
 
     # Red blood cells: pale red discs with a lighter centre, scattered around the white cell.
-    rbc_colour = np.array([214, 150, 158], np.float32)
+    rbc_colour = np.array([196, 166, 174], np.float32)
     for _ in range(rng.integers(6, 15)):
         r = size * rng.uniform(0.08, 0.12)
         ang, dist = rng.uniform(0, 2 * np.pi), size * rng.uniform(0.18, 0.62)
@@ -113,7 +113,7 @@ def synthetic_smear(label: int, rng: np.random.Generator, size: int = 257) -> tu
     cyto = np.zeros((size, size), bool)
     box, inside, _ = _blob(size, cy, cx, cell_r, rng.normal(0, 0.02, 3), rng.uniform(0, 2 * np.pi, 3))
     cyto[box] = inside
-    cyto_colour = np.array([196, 182, 220], np.float32) * rng.normal(1.0, 0.03, 3)
+    cyto_colour = np.array([182, 176, 206], np.float32) * rng.normal(1.0, 0.03, 3)
     img[cyto] = cyto_colour
 
     nuc_r = cell_r * float(np.clip(rng.normal(*p["nc_ratio"]), 0.5, 0.97))
@@ -125,7 +125,7 @@ def synthetic_smear(label: int, rng: np.random.Generator, size: int = 257) -> tu
     nucleus &= cyto
     chromatin = _noise_field(rng, size, p["chromatin_scale"] * size / 257)
     amp = abs(rng.normal(*p["chromatin_amp"]))
-    nuc_colour = np.array([118, 62, 150], np.float32) * rng.normal(1.0, 0.05, 3)
+    nuc_colour = np.array([100, 55, 140], np.float32) * rng.normal(1.0, 0.05, 3)
     shade = 1 + amp * chromatin
     if rng.random() < p["nucleoli_p"]:
         for _ in range(rng.integers(1, 4)):

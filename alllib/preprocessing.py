@@ -1,0 +1,127 @@
+"""Preprocessing: colour space, resizing and normalisation (the paper's step 1).
+
+>>> import numpy as np
+>>> img = np.full((257, 257, 3), 200, np.uint8)
+>>> resize(img).shape, normalise(resize(img)).dtype
+((224, 224, 3), dtype('float32'))
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+__all__ = [
+    "check_rgb",
+    "rgb_to_lab",
+    "lab_channels",
+    "resize",
+    "normalise",
+    "imagenet_preprocess",
+    "BACKBONE_PREPROCESSING",
+    "INTERPOLATIONS",
+]
+
+#: Each backbone's own ImageNet input preprocessing, as ``keras.applications`` defines it.
+BACKBONE_PREPROCESSING = {
+    "densenet201": "torch",
+    "densenet169": "torch",
+    "densenet121": "torch",
+    "vgg19": "caffe",
+    "resnet50": "caffe",
+    "mobilenetv2": "tf",
+    "efficientnet_lite0": "lite",
+}
+
+INTERPOLATIONS = {
+    "area": cv2.INTER_AREA,
+    "linear": cv2.INTER_LINEAR,
+    "cubic": cv2.INTER_CUBIC,
+    "nearest": cv2.INTER_NEAREST,
+}
+
+_TORCH_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+_TORCH_STD = np.array([0.229, 0.224, 0.225], np.float32)
+_CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68], np.float32)
+
+
+def check_rgb(img: np.ndarray, *, min_size: int = 1, what: str = "image") -> np.ndarray:
+    """Return ``img`` if it is an RGB ``uint8`` array of shape ``(H, W, 3)``, else raise ``ValueError``."""
+    if not isinstance(img, np.ndarray):
+        raise TypeError(f"{what} must be a numpy array, not {type(img).__name__}")
+    if img.ndim != 3 or img.shape[2] != 3:
+        raise ValueError(
+            f"{what} must be RGB with shape (H, W, 3), got shape {img.shape}; "
+            "read files with alllib.data.read_image, which converts grayscale and RGBA"
+        )
+    if img.dtype != np.uint8:
+        raise ValueError(f"{what} must be uint8 (0-255), got {img.dtype}")
+    if min(img.shape[:2]) < min_size:
+        raise ValueError(f"{what} is {img.shape[0]}x{img.shape[1]} pixels; at least {min_size}x{min_size} is needed")
+    return img
+
+
+def rgb_to_lab(img: np.ndarray) -> np.ndarray:
+    """RGB ``uint8`` -> CIE L*a*b* on OpenCV's 8-bit encoding.
+
+    On ``uint8``, OpenCV stores ``L * 255 / 100``, ``a* + 128`` and ``b* + 128``. This is the only
+    scale on which the paper's threshold of 141 on the A channel makes sense: it means
+    ``a* ~ +13``, a clearly magenta-red pixel, such as a stained nucleus.
+    """
+    return cv2.cvtColor(check_rgb(img), cv2.COLOR_RGB2LAB)
+
+
+def lab_channels(img: np.ndarray) -> dict[str, np.ndarray]:
+    """The ``L``, ``A`` and ``B`` channels of :func:`rgb_to_lab`, as separate ``uint8`` images."""
+    lab = rgb_to_lab(img)
+    return {"L": lab[..., 0], "A": lab[..., 1], "B": lab[..., 2]}
+
+
+def resize(img: np.ndarray, size: int | tuple[int, int] = 224, interpolation: str = "area") -> np.ndarray:
+    """Resize to ``size`` x ``size`` (or ``(height, width)``) pixels; returns a new array.
+
+    The default ``"area"`` interpolation averages the source pixels under each target pixel,
+    the right filter for shrinking 257 -> 224 (no aliasing); when enlarging OpenCV falls back to
+    bilinear. ``"linear"``, ``"cubic"`` and ``"nearest"`` are available too.
+    """
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(f"interpolation must be one of {sorted(INTERPOLATIONS)}, not {interpolation!r}")
+    h, w = (size, size) if np.isscalar(size) else size
+    if int(h) < 1 or int(w) < 1:
+        raise ValueError(f"size must be positive, not {size!r}")
+    return cv2.resize(img, (int(w), int(h)), interpolation=INTERPOLATIONS[interpolation])
+
+
+def imagenet_preprocess(x: np.ndarray, mode: str) -> np.ndarray:
+    """ImageNet input preprocessing of RGB values in 0..255, as float32, without touching ``x``.
+
+    ``"torch"``: /255, minus the ImageNet mean, over its std (DenseNets); ``"caffe"``: RGB->BGR
+    minus the BGR mean (VGG, ResNet); ``"tf"``: to [-1, 1] (MobileNetV2); ``"lite"``:
+    ``(x - 127) / 128`` (EfficientNet-Lite); ``"paper"``: /255 only, as the paper states.
+    """
+    x = np.asarray(x, dtype=np.float32)
+    if mode == "paper":
+        return x / 255.0
+    if mode == "torch":
+        return (x / 255.0 - _TORCH_MEAN) / _TORCH_STD
+    if mode == "caffe":
+        return x[..., ::-1] - _CAFFE_MEAN_BGR
+    if mode == "tf":
+        return x / 127.5 - 1.0
+    if mode == "lite":
+        return (x - 127.0) / 128.0
+    raise ValueError(f"unknown preprocessing mode {mode!r}; choose paper, torch, caffe, tf or lite")
+
+
+def normalise(img: np.ndarray, mode: str = "paper", backbone: str | None = None) -> np.ndarray:
+    """Scale pixel values for a network: ``"paper"`` (divide by 255, as the paper says) or
+    ``"backbone"`` (that backbone's own ImageNet preprocessing, see ``BACKBONE_PREPROCESSING``).
+
+    Returns a new float32 array; the caller's array is never modified.
+    """
+    if mode == "paper":
+        return imagenet_preprocess(img, "paper")
+    if mode == "backbone":
+        if backbone not in BACKBONE_PREPROCESSING:
+            raise ValueError(f"mode='backbone' needs a known backbone ({', '.join(BACKBONE_PREPROCESSING)}), not {backbone!r}")
+        return imagenet_preprocess(img, BACKBONE_PREPROCESSING[backbone])
+    raise ValueError(f"normalisation mode must be 'paper' or 'backbone', not {mode!r}")

@@ -1,0 +1,99 @@
+"""Augmentation: the operations, seeding, balancing and provenance."""
+import numpy as np
+import pytest
+
+from alllib.augmentation import AugmentParams, Augmenter, augment_dataset, balance, balancing_table
+
+IDENTITY = AugmentParams(angle=0.0, hflip=False, vflip=False, zoom=1.0, brightness=1.0)
+
+
+def _ramp():
+    img = np.zeros((31, 41, 3), np.uint8)
+    img[..., 0] = np.arange(41) * 5
+    img[..., 1] = (np.arange(31) * 7)[:, None]
+    return img
+
+
+def test_identity_and_flips():
+    img, aug = _ramp(), Augmenter()
+    assert np.array_equal(aug.apply(img, IDENTITY), img)
+    h = aug.apply(img, AugmentParams(0.0, True, False, 1.0, 1.0))
+    v = aug.apply(img, AugmentParams(0.0, False, True, 1.0, 1.0))
+    assert np.array_equal(h, img[:, ::-1]) and np.array_equal(v, img[::-1])
+
+
+def test_rotation_brightness_zoom():
+    img, aug = _ramp(), Augmenter()
+    sq = np.zeros((41, 41, 3), np.uint8)
+    sq[5:10, 20] = 255  # a bar above the centre
+    rot = aug.apply(sq, AugmentParams(90.0, False, False, 1.0, 1.0))
+    assert rot[20, 5:10, 0].mean() > 100  # turned counter-clockwise to the left of the centre
+    dark = aug.apply(img, AugmentParams(0.0, False, False, 1.0, 0.5))
+    assert np.allclose(dark.astype(int), np.rint(img * 0.5), atol=1)
+    zoomed = aug.apply(img, AugmentParams(0.0, False, False, 1.2, 1.0))
+    assert zoomed.shape == img.shape and not np.array_equal(zoomed, img)
+
+
+def test_samples_stay_in_their_ranges():
+    aug = Augmenter(rotation=(0, 45), zoom=0.2, brightness=(0.2, 1.0))
+    rng = np.random.default_rng(0)
+    ps = [aug.sample(rng) for _ in range(500)]
+    assert all(0 <= p.angle <= 45 and 0.8 <= p.zoom <= 1.2 and 0.2 <= p.brightness <= 1.0 for p in ps)
+    assert 150 < sum(p.hflip for p in ps) < 350
+    no_flip = Augmenter(hflip=False, vflip=False)
+    assert not any(no_flip.sample(rng).hflip or no_flip.sample(rng).vflip for _ in range(50))
+
+
+def test_seeded_and_input_untouched(synthetic):
+    imgs = synthetic.images([0, 1])
+    before = [i.copy() for i in imgs]
+    a = Augmenter(seed=3).augment_many(imgs, copies=2)
+    b = Augmenter(seed=3).augment_many(imgs, copies=2)
+    c = Augmenter(seed=4).augment_many(imgs, copies=2)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert not all(np.array_equal(x, y) for x, y in zip(a, c))
+    assert all(np.array_equal(x, y) for x, y in zip(imgs, before))
+
+
+def test_balance_counts_and_provenance(synthetic):
+    small = synthetic.subset([0, 1, 2, 3, 5])  # 2 blasts, 3 normal
+    big = balance(small, target_per_class=7, augmenter=Augmenter(seed=1))
+    t = big.table
+    assert t.groupby("label").size().tolist() == [7, 7]
+    assert balancing_table(big).loc["ALL blast (1)"].tolist() == [2, 5, 7]
+    copies = t[t["augmented"]]
+    # every copy names its source and inherits the source's label and group
+    src = small.table.set_index("id")
+    assert copies["source"].isin(src.index).all()
+    assert (copies["group"].to_numpy() == src.loc[copies["source"], "group"].to_numpy()).all()
+    assert (copies["label"].to_numpy() == src.loc[copies["source"], "label"].to_numpy()).all()
+    # spread evenly over the sources of a class
+    per_source = copies.groupby("source").size()
+    assert per_source.max() - per_source.min() <= 2
+    assert t["id"].is_unique
+
+
+def test_augmented_dataset_is_lazy_and_deterministic(synthetic):
+    big = augment_dataset(synthetic.subset([0, 1]), Augmenter(seed=2), copies=3)
+    assert len(big) == 8
+    first = big.image(5)
+    assert np.array_equal(first, big.image(5))
+    assert np.array_equal(big.image(0), synthetic.image(0))  # originals unchanged
+    # a subset (as a split makes) reads the same pixels
+    assert np.array_equal(big.subset([5]).image(0), first)
+    with pytest.raises(ValueError, match="already augmented"):
+        augment_dataset(big, Augmenter(), 1)
+
+
+def test_balance_errors(synthetic):
+    with pytest.raises(ValueError, match="more than target_per_class"):
+        balance(synthetic, target_per_class=3)
+    with pytest.raises(TypeError, match="must be an integer"):
+        balance(synthetic, target_per_class="750")
+    with pytest.raises(ValueError, match="zoom"):
+        balance(synthetic, 10, Augmenter(zoom=1.5))
+
+
+def test_bad_image(synthetic):
+    with pytest.raises(ValueError, match="image to augment must be RGB"):
+        Augmenter().apply(np.zeros((10, 10), np.uint8), IDENTITY)

@@ -1,0 +1,73 @@
+"""Preprocessing: LAB on the 8-bit encoding, resizing, normalisation modes."""
+import numpy as np
+import pytest
+
+from alllib.preprocessing import (
+    BACKBONE_PREPROCESSING,
+    check_rgb,
+    imagenet_preprocess,
+    lab_channels,
+    normalise,
+    resize,
+    rgb_to_lab,
+)
+
+
+def test_lab_is_8bit_with_offset_a():
+    grey = np.full((2, 2, 3), 128, np.uint8)
+    lab = rgb_to_lab(grey)
+    assert lab.dtype == np.uint8
+    assert abs(int(lab[0, 0, 1]) - 128) <= 1 and abs(int(lab[0, 0, 2]) - 128) <= 1  # a* = b* = 0 stored as 128
+    purple = np.zeros((1, 1, 3), np.uint8)
+    purple[:] = (100, 55, 140)
+    assert lab_channels(purple)["A"][0, 0] > 141  # a stained nucleus lies above the paper's threshold
+
+
+def test_resize_shape_and_no_mutation():
+    img = np.random.default_rng(0).integers(0, 256, (257, 200, 3), dtype=np.uint8)
+    before = img.copy()
+    assert resize(img).shape == (224, 224, 3)
+    assert resize(img, (100, 50)).shape == (100, 50, 3)
+    assert np.array_equal(img, before)
+    with pytest.raises(ValueError, match="interpolation"):
+        resize(img, interpolation="bogus")
+
+
+def test_normalise_modes():
+    img = np.full((4, 4, 3), 255, np.uint8)
+    before = img.copy()
+    assert np.allclose(normalise(img, "paper"), 1.0)
+    dn = normalise(img, "backbone", backbone="densenet201")
+    assert np.allclose(dn[0, 0], (1 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225]), atol=1e-5)
+    assert np.allclose(normalise(img, "backbone", backbone="mobilenetv2"), 1.0)
+    assert np.allclose(normalise(img, "backbone", backbone="efficientnet_lite0"), 1.0)
+    assert np.array_equal(img, before)
+    with pytest.raises(ValueError, match="'paper' or 'backbone'"):
+        normalise(img, "imagenet")
+    with pytest.raises(ValueError, match="known backbone"):
+        normalise(img, "backbone", backbone="alexnet")
+
+
+@pytest.mark.parametrize("backbone", sorted(set(BACKBONE_PREPROCESSING) - {"efficientnet_lite0"}))
+def test_numpy_preprocessing_matches_keras(backbone):
+    keras_apps = pytest.importorskip("keras.applications", reason="tensorflow/keras not installed")
+    module = {"densenet201": "densenet", "densenet169": "densenet", "densenet121": "densenet", "vgg19": "vgg19",
+              "resnet50": "resnet50", "mobilenetv2": "mobilenet_v2"}[backbone]
+    x = np.random.default_rng(1).integers(0, 256, (2, 8, 8, 3)).astype(np.float32)
+    expected = getattr(keras_apps, module).preprocess_input(x.copy())
+    got = imagenet_preprocess(x, BACKBONE_PREPROCESSING[backbone])
+    assert np.allclose(np.asarray(expected), got, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "bad,message",
+    [
+        (np.zeros((5, 5), np.uint8), r"shape \(H, W, 3\)"),
+        (np.zeros((5, 5, 4), np.uint8), r"shape \(H, W, 3\)"),
+        (np.zeros((5, 5, 3), np.float64), "must be uint8"),
+        ([[1, 2, 3]], "numpy array"),
+    ],
+)
+def test_check_rgb_errors(bad, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        check_rgb(bad)
