@@ -21,6 +21,7 @@ it is read, so 16,000 augmented crops cost a table, not 10 GB of pixels.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import cv2
@@ -118,13 +119,18 @@ class Augmenter(BaseEstimator):
         return [self(img, rng) for img in images for _ in range(copies)]
 
 
+def _copy_seed(source: str, k: int) -> int:
+    return int.from_bytes(hashlib.sha256(f"{source}|{k}".encode()).digest()[:7], "little")
+
+
 def augment_dataset(ds: Dataset, augmenter: Augmenter, copies: np.ndarray | int) -> Dataset:
     """``ds`` plus ``copies[i]`` augmented copies of its ``i``-th image (lazily made).
 
     The new table keeps every column of the source rows and adds ``source`` (the source image's
     id), ``augmented`` (False for originals) and ``aug_seed``; ``id`` of a copy is
-    ``<source>~aug<k>``. Copy ``k`` of a source is drawn from ``(augmenter.seed, aug_seed)``, so
-    the same seed gives the same pixels, read in any order.
+    ``<source>~aug<k>``. Copy ``k`` of a source is drawn from ``(augmenter.seed, aug_seed)``,
+    where ``aug_seed`` depends only on the source's id and ``k``: the same seed gives the same
+    pixels, read in any order, in whichever subset of sources is augmented.
     """
     if "augmented" in ds.table.columns and ds.table["augmented"].any():
         raise ValueError("this dataset is already augmented; augment the originals instead")
@@ -140,9 +146,12 @@ def augment_dataset(ds: Dataset, augmenter: Augmenter, copies: np.ndarray | int)
     k = reps.groupby("source").cumcount()
     reps["id"] = reps["source"] + "~aug" + k.astype(str)
     reps["augmented"] = True
-    reps["aug_seed"] = np.arange(len(reps))
+    # copy k of a source has the same pixels in every dataset it appears in (the whole set, a
+    # training side, another fold's training side), so its features are computed only once
+    reps["aug_seed"] = [_copy_seed(s, int(j)) for s, j in zip(reps["source"], k)]
     table = pd.concat([base, reps], ignore_index=True)
     base_reader, seed = ds.reader, augmenter.seed
+    recipe = repr(augmenter)
 
     def reader(row: pd.Series) -> np.ndarray:
         img = base_reader(row)
@@ -150,8 +159,12 @@ def augment_dataset(ds: Dataset, augmenter: Augmenter, copies: np.ndarray | int)
             return img
         return augmenter(img, np.random.default_rng([seed, int(row["aug_seed"])]))
 
+    def keyer(row: pd.Series) -> str:
+        key = ds.key_of(row)
+        return key if not row["augmented"] else f"{key}|{recipe}|{int(row['aug_seed'])}"
+
     source = f"{ds.source} + {int(copies.sum())} augmented copies ({augmenter!r})"
-    return Dataset(ds.name, table, reader, source)
+    return Dataset(ds.name, table, reader, source, keyer=keyer)
 
 
 def balance(ds: Dataset, target_per_class: int, augmenter: Augmenter | None = None) -> Dataset:

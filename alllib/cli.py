@@ -1,6 +1,8 @@
 """The command line: ``python -m alllib <command>``.
 
 ``datasets``  describe the datasets found in the data folder.
+``train``     train an image classifier on a dataset and save it.
+``predict``   label images with a saved model.
 """
 from __future__ import annotations
 
@@ -27,6 +29,58 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .data import load_dataset
+    from .models import save_model, train_image_classifier
+
+    ds = load_dataset(args.dataset, args.data, **({"n": args.synthetic_n} if args.dataset == "synthetic" else {}))
+    seg = None if args.segmentation == "none" else {"method": args.segmentation, "k": args.k}
+    pipe, meta = train_image_classifier(ds, backbone=args.backbone, weights=args.weights, classifier=args.classifier,
+                                        segmentation=seg, target_per_class=args.augment_to, search=args.search,
+                                        seed=args.seed)
+    path = save_model(args.out, pipe, meta)
+    print(f"saved {meta['classifier']} on {meta['backbone_label']} ({meta['weights']} weights) features, trained on "
+          f"{meta['training_data']['originals']} {ds.name} images, to {path}")
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    import csv
+
+    from .data import ImageReadError, read_image
+    from .models import ModelFileError, load_model, predict_images
+
+    try:
+        pipeline, meta = load_model(args.model)
+    except ModelFileError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    images, failed = [], 0
+    paths = []
+    for p in args.images:
+        try:
+            images.append(read_image(p))
+            paths.append(p)
+        except ImageReadError as err:
+            print(f"error: {err}", file=sys.stderr)
+            failed += 1
+    if images:
+        labels, proba = predict_images(pipeline, images)
+        names = {1: "ALL blast", 0: "not a blast"}
+        if args.csv:
+            w = csv.writer(sys.stdout)
+            w.writerow(["image", "label", "class", "probability_blast"])
+            for p, lab, pr in zip(paths, labels, proba):
+                w.writerow([p, int(lab), names[int(lab)], f"{pr:.4f}"])
+        else:
+            print(f"# model: {meta.get('classifier')} on {meta.get('backbone_label')} features "
+                  f"({meta.get('weights')} weights), trained on {meta.get('training_data', {}).get('dataset')}",
+                  file=sys.stderr)
+            for p, lab, pr in zip(paths, labels, proba):
+                print(f"{p}\t{int(lab)}\t{names[int(lab)]}\tp(blast)={pr:.3f}")
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m alllib", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"alllib {__version__}")
@@ -35,6 +89,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="data folder (default: $ALLLIB_DATA, else ./data)")
     p.add_argument("--synthetic-n", type=int, default=260, help="size of the synthetic dataset")
     p.set_defaults(func=_cmd_datasets)
+
+    p = sub.add_parser("train", help="train an image classifier and save it")
+    p.add_argument("--dataset", default="auto", help="all_idb2, cnmc, synthetic or auto (default)")
+    p.add_argument("--data", help="data folder (default: $ALLLIB_DATA, else ./data)")
+    p.add_argument("--backbone", default="auto", help="feature extractor (default: auto)")
+    p.add_argument("--weights", default="imagenet", help="imagenet (default), random, or a weights file")
+    p.add_argument("--classifier", default="svm", choices=["svm", "rf", "xgboost"])
+    p.add_argument("--segmentation", default="kmeans", choices=["kmeans", "otsu", "none"])
+    p.add_argument("--k", type=int, default=3, help="K-means clusters (default 3)")
+    p.add_argument("--augment-to", type=int, default=None, help="balance each class to this many images")
+    p.add_argument("--search", default="paper", choices=["paper", "small", "none"], help="SVM grid")
+    p.add_argument("--synthetic-n", type=int, default=260)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="model.alllib", help="model file to write")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("predict", help="label images with a saved model")
+    p.add_argument("model", help="a model file written by 'train'")
+    p.add_argument("images", nargs="+", help="image files")
+    p.add_argument("--csv", action="store_true", help="print CSV (image, label, class, probability_blast)")
+    p.set_defaults(func=_cmd_predict)
     return parser
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "load_cnmc",
     "load_dataset",
     "duplicate_groups",
+    "file_md5",
     "DATASETS",
 ]
 
@@ -104,6 +105,7 @@ class Dataset:
     reader: Callable[[pd.Series], np.ndarray] = field(repr=False)
     source: str = ""
     mask_reader: Callable[[pd.Series], np.ndarray] | None = field(default=None, repr=False)
+    keyer: Callable[[pd.Series], str] | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.table)
@@ -130,6 +132,15 @@ class Dataset:
             raise DatasetError(f"the {self.name} dataset has no ground-truth masks")
         return self.mask_reader(self.table.iloc[i])
 
+    def image_key(self, i: int) -> str:
+        """A string that changes whenever the pixels of the ``i``-th image could change
+        (the file's md5 by default); the feature cache is keyed by it."""
+        return self.key_of(self.table.iloc[i])
+
+    def key_of(self, row: pd.Series) -> str:
+        """:meth:`image_key` of a table row."""
+        return (self.keyer or _file_key)(row)
+
     def iter_images(self) -> Iterator[np.ndarray]:
         for _, row in self.table.iterrows():
             yield self.reader(row)
@@ -142,7 +153,7 @@ class Dataset:
     def subset(self, indices: Sequence[int] | np.ndarray) -> "Dataset":
         """The rows at ``indices`` (positions), as a new dataset sharing the same reader."""
         table = self.table.iloc[np.asarray(indices, dtype=int)].reset_index(drop=True)
-        return Dataset(self.name, table, self.reader, self.source, self.mask_reader)
+        return Dataset(self.name, table, self.reader, self.source, self.mask_reader, self.keyer)
 
     def summary(self) -> pd.DataFrame:
         """Counts of images and groups per class."""
@@ -162,6 +173,23 @@ def data_dir(path: str | os.PathLike | None = None) -> Path:
 
 def _read_row(row: pd.Series) -> np.ndarray:
     return read_image(row["path"])
+
+
+_MD5_MEMO: dict[tuple[str, int, int], str] = {}
+
+
+def file_md5(path: str | os.PathLike) -> str:
+    """md5 of a file's bytes, remembered per (path, size, modification time) in this process."""
+    st = os.stat(path)
+    memo = (str(path), st.st_size, st.st_mtime_ns)
+    if memo not in _MD5_MEMO:
+        _MD5_MEMO[memo] = hashlib.md5(Path(path).read_bytes()).hexdigest()
+    return _MD5_MEMO[memo]
+
+
+def _file_key(row: pd.Series) -> str:
+    md5 = row.get("md5")
+    return "md5:" + (md5 if isinstance(md5, str) else file_md5(row["path"]))
 
 
 def _image_files(folder: Path) -> list[Path]:
@@ -212,7 +240,7 @@ def load_all_idb2(root: str | os.PathLike | None = None, *, near_duplicates: boo
                 "id": p.stem,
                 "path": str(p),
                 "label": int(m.group(2)),
-                "md5": hashlib.md5(p.read_bytes()).hexdigest(),
+                "md5": file_md5(p),
             }
         )
     table = pd.DataFrame(rows)

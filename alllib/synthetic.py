@@ -33,7 +33,10 @@ import pandas as pd
 
 from .data import Dataset
 
-__all__ = ["make_synthetic", "synthetic_smear", "CLASS_PARAMETERS"]
+__all__ = ["make_synthetic", "synthetic_smear", "CLASS_PARAMETERS", "GENERATOR_VERSION"]
+
+#: Bumped whenever a change to the generator changes its pixels (it is part of cache keys).
+GENERATOR_VERSION = 1
 
 #: Mean and spread of each class's cues (fractions of the crop size where they are lengths).
 CLASS_PARAMETERS = {
@@ -176,4 +179,5 @@ def make_synthetic(n: int = 260, *, seed: int = 0, size: int = 257) -> Dataset:
         reader=lambda row: render(row)[0],
         source=f"make_synthetic(n={n}, seed={seed}, size={size})",
         mask_reader=lambda row: render(row)[1],
+        keyer=lambda row: f"synthetic-v{GENERATOR_VERSION}:{seed}:{size}:{int(row['index'])}",
     )

