@@ -3,6 +3,7 @@
 ``datasets``  describe the datasets found in the data folder.
 ``train``     train an image classifier on a dataset and save it.
 ``predict``   label images with a saved model.
+``book``      run every chapter with papermill and build the HTML book.
 """
 from __future__ import annotations
 
@@ -81,6 +82,20 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _cmd_book(args: argparse.Namespace) -> int:
+    from .book import BookError, ParameterError, run_book
+
+    try:
+        manifest = run_book(args.profile, data=args.data, overrides=args.param or [], out=args.out,
+                            only=args.only, html=not args.no_html)
+    except (BookError, ParameterError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"{len(manifest['notebooks'])} notebooks in {manifest['total_seconds']:.0f} s; "
+          f"manifest: {args.out}/manifest.json" + (f"; book: {manifest['html']}" if "html" in manifest else ""))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m alllib", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"alllib {__version__}")
@@ -110,6 +125,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+", help="image files")
     p.add_argument("--csv", action="store_true", help="print CSV (image, label, class, probability_blast)")
     p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("book", help="run every chapter with papermill and build the HTML book")
+    p.add_argument("--profile", default="quick", choices=["quick", "full"],
+                   help="quick (default): small counts; full: the paper's sizes")
+    p.add_argument("--data", help="data folder (default: $ALLLIB_DATA, else ./data)")
+    p.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                   help="override a parameter in every notebook that has it, or NOTEBOOK.NAME in one "
+                        "(e.g. -p seed 1 -p 09_leakage.n_repeats 5); values are read as YAML")
+    p.add_argument("--only", nargs="+", metavar="NOTEBOOK", help="run only these notebooks (by file stem)")
+    p.add_argument("--out", default="_build", help="build folder (default _build)")
+    p.add_argument("--no-html", action="store_true", help="execute the notebooks but do not build the HTML")
+    p.set_defaults(func=_cmd_book)
     return parser
 
 

@@ -24,6 +24,8 @@ import hashlib
 import json
 import os
 import shutil
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter hides the book's output
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -151,10 +153,14 @@ def _imagenet_weights(name: str, download: bool = True) -> Path:
         problem = f"the download failed earlier in this session: {_FAILED_DOWNLOADS[b.key]}"
     elif download:
         try:
+            import contextlib
+            import io
+
             import keras
 
-            return Path(keras.utils.get_file(b.weights_file, b.weights_url, cache_subdir="models",
-                                             cache_dir=str(keras_home())))
+            with contextlib.redirect_stdout(io.StringIO()):  # Keras prints "Downloading data from ..."
+                return Path(keras.utils.get_file(b.weights_file, b.weights_url, cache_subdir="models",
+                                                 cache_dir=str(keras_home())))
         except Exception as err:  # any network failure: name the file to place instead
             _FAILED_DOWNLOADS[b.key] = str(err).splitlines()[0][:200]
             problem = f"the download failed: {_FAILED_DOWNLOADS[b.key]}"

@@ -1,0 +1,361 @@
+"""The book: what each chapter needs (checked parameters, its data, a banner), and the runner.
+
+A chapter starts with ``ch = Chapter("leakage", dataset=dataset, backbone=backbone, ...)``: the
+parameters are checked (a wrong type or an unknown backbone stops the page with a clear
+message), the dataset is loaded, the backbone resolved, and a banner says which dataset and
+network produced the page's numbers. ``ch.save(frame)`` stores the chapter's results for the
+summary chapter.
+
+:func:`run_book` executes every notebook of ``_toc.yml`` in order with papermill, under a
+profile (``quick`` or ``full``) and per-notebook overrides, writes a run manifest, then builds
+the HTML book with Jupyter Book from the executed copies. ``python -m alllib book`` calls it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from . import __version__
+from .data import DATASETS, DatasetError, load_dataset
+from .features import BACKBONES, Featurizer, resolve_backbone
+
+__all__ = ["ParameterError", "PROFILES", "PARAMETERS", "check_parameters", "Chapter", "load_results",
+           "notebooks_in_toc", "run_book", "BookError"]
+
+#: The parameters a chapter may declare, their types and allowed values (None: any value of the type).
+PARAMETERS = {
+    "dataset": (str, ("auto",) + DATASETS),
+    "data_dir": ((str, type(None)), None),
+    "backbone": (str, ("auto",) + tuple(BACKBONES)),
+    "backbones": (str, None),
+    "seed": (int, None),
+    "n_synthetic": (int, None),
+    "target_per_class": (int, None),
+    "search": (str, ("paper", "small", "none")),
+    "n_repeats": (int, None),
+    "n_splits": (int, None),
+    "kmeans_k": (int, None),
+    "results_dir": ((str, type(None)), None),
+}
+#: Parameter values of the two run profiles; a notebook takes those it declares.
+PROFILES = {
+    "quick": {"n_synthetic": 160, "target_per_class": 200, "search": "small", "n_repeats": 1, "n_splits": 5,
+              "backbones": "available"},
+    "full": {"n_synthetic": 260, "target_per_class": 750, "search": "paper", "n_repeats": 5, "n_splits": 5,
+             "backbones": "available"},
+}
+_POSITIVE = {"n_synthetic", "target_per_class", "n_repeats", "n_splits", "kmeans_k"}
+
+
+class ParameterError(ValueError):
+    """A chapter or runner parameter of the wrong type or value."""
+
+
+class BookError(RuntimeError):
+    """A notebook that failed while the book was being run or built."""
+
+
+def check_parameters(**params) -> dict:
+    """Check chapter parameters against :data:`PARAMETERS`; returns them unchanged.
+
+    >>> check_parameters(seed=0, backbone="auto")["seed"]
+    0
+    >>> check_parameters(seed="0")
+    Traceback (most recent call last):
+    ...
+    alllib.book.ParameterError: parameter 'seed' must be int, got str '0'
+    """
+    for name, value in params.items():
+        if name not in PARAMETERS:
+            raise ParameterError(f"unknown parameter {name!r}; known: {', '.join(PARAMETERS)}")
+        types, choices = PARAMETERS[name]
+        ok = isinstance(value, types) and not (isinstance(value, bool) and types is int)
+        if not ok:
+            want = " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
+            raise ParameterError(f"parameter {name!r} must be {want}, got {type(value).__name__} {value!r}")
+        if choices is not None and value not in choices:
+            raise ParameterError(f"parameter {name!r} must be one of {', '.join(map(str, choices))}, not {value!r}")
+        if name in _POSITIVE and value < 1:
+            raise ParameterError(f"parameter {name!r} must be at least 1, not {value}")
+    return params
+
+
+def results_folder(results_dir: str | None = None) -> Path:
+    """Where chapters store results: ``results_dir``, ``$ALLLIB_RESULTS`` or ``./results``."""
+    return Path(results_dir or os.environ.get("ALLLIB_RESULTS") or "results")
+
+
+@dataclass
+class _Banner:
+    text: str
+
+    def _repr_markdown_(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+class Chapter:
+    """What a chapter needs: checked parameters, its dataset, its backbone, and a banner."""
+
+    def __init__(self, name: str, *, dataset: str = "auto", data_dir: str | None = None, backbone: str | None = None,
+                 n_synthetic: int = 160, seed: int = 0, results_dir: str | None = None, **other):
+        check_parameters(dataset=dataset, data_dir=data_dir, n_synthetic=n_synthetic, seed=seed,
+                         results_dir=results_dir, **other, **({} if backbone is None else {"backbone": backbone}))
+        self.name, self.seed, self.params = name, seed, {"dataset": dataset, "backbone": backbone, "seed": seed,
+                                                          **other}
+        self.results = results_folder(results_dir)
+        kwargs = {"n": n_synthetic, "seed": seed} if dataset in ("synthetic", "auto") else {}
+        try:
+            self.ds = load_dataset(dataset, data_dir, verbose=False, **kwargs) if dataset != "auto" else None
+        except DatasetError as err:
+            raise DatasetError(f"chapter {name!r}: {err}") from err
+        if self.ds is None:  # auto: ALL-IDB2 if present, else synthetic
+            from .data import find_all_idb2
+
+            real = find_all_idb2(data_dir) is not None
+            self.ds = load_dataset("all_idb2" if real else "synthetic", data_dir, verbose=False,
+                                   **({} if real else kwargs))
+        self.backbone = resolve_backbone(backbone, verbose=False) if backbone else None
+        self._featurizers: dict[str, Featurizer] = {}
+
+    @property
+    def real(self) -> bool:
+        return self.ds.name != "synthetic"
+
+    @property
+    def dataset_label(self) -> str:
+        names = {"all_idb2": "the real ALL-IDB2", "cnmc": "the real C-NMC-2019", "synthetic": "synthetic smears"}
+        return f"{names.get(self.ds.name, self.ds.name)} ({len(self.ds)} images, {self.ds.table['group'].nunique()} groups)"
+
+    @property
+    def backbone_label(self) -> str:
+        if self.backbone is None:
+            return "none"
+        label = BACKBONES[self.backbone].label
+        if self.backbone != "densenet201":
+            label += " (standing in for the paper's DenseNet-201, whose ImageNet weights are not available here)" \
+                if self.params.get("backbone") == "auto" else " (not the paper's DenseNet-201)"
+        return label
+
+    def banner(self) -> _Banner:
+        """A note saying which data and network produced the page's numbers."""
+        lines = [f"**Results on this page** were computed on **{self.dataset_label}**"]
+        if self.backbone:
+            lines.append(f" with features from **{self.backbone_label}**")
+        lines.append(f", seed {self.seed}.")
+        if not self.real:
+            lines.append("\n\n*Synthetic data*: no real dataset was found (see the data page). The numbers show the "
+                         "method at work; they are not the paper's setting.")
+        return _Banner("".join(lines))
+
+    def featurizer(self, segmentation: dict | None = None, backbone: str | None = None, **settings) -> Featurizer:
+        """The chapter's :class:`~alllib.features.Featurizer` for a segmentation setting (memoised)."""
+        bb = backbone or self.backbone or "auto"
+        key = json.dumps([bb, segmentation, settings], sort_keys=True, default=str)
+        if key not in self._featurizers:
+            self._featurizers[key] = Featurizer(bb, segmentation=segmentation, seed=self.seed, **settings)
+        return self._featurizers[key]
+
+    def save(self, frame: pd.DataFrame | None = None, **meta) -> Path:
+        """Store the chapter's results (a :func:`alllib.reported.results_frame`-shaped table) and
+        what produced them, for the summary chapter and the run manifest."""
+        self.results.mkdir(parents=True, exist_ok=True)
+        if frame is not None:
+            frame.to_csv(self.results / f"{self.name}.csv", index=False)
+        info = {"chapter": self.name, "dataset": self.ds.name, "dataset_source": self.ds.source,
+                "n_images": len(self.ds), "backbone": self.backbone, "params": self.params, **meta}
+        path = self.results / f"{self.name}.json"
+        path.write_text(json.dumps(info, indent=1, default=str))
+        return path
+
+
+def load_results(results_dir: str | None = None) -> tuple[pd.DataFrame, list[dict]]:
+    """Every chapter's stored results (one long table) and their metadata."""
+    folder = results_folder(results_dir)
+    frames = [pd.read_csv(p).assign(chapter=p.stem) for p in sorted(folder.glob("*.csv"))]
+    metas = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+    return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), metas
+
+
+# ----------------------------------------------------------------------------- the runner
+def repo_root() -> Path:
+    """The folder holding ``_toc.yml`` (the current folder or one above it)."""
+    for p in [Path.cwd(), *Path.cwd().parents]:
+        if (p / "_toc.yml").is_file():
+            return p
+    raise BookError(f"no _toc.yml in {Path.cwd()} or above: run the book from the repository")
+
+
+def notebooks_in_toc(root: Path) -> list[Path]:
+    """The notebooks of ``_toc.yml``, in order."""
+    import yaml
+
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    files: list[str] = [toc["root"]] if isinstance(toc, dict) and "root" in toc else []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "file" in node:
+                files.append(node["file"])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(toc)
+    return [root / f"{f}.ipynb" for f in files if (root / f"{f}.ipynb").is_file()]
+
+
+def _parse_overrides(pairs: list[tuple[str, str]], names: list[str]) -> dict[str, dict]:
+    """``[("seed", "3"), ("05_features.backbone", "vgg19")]`` -> per-notebook typed values."""
+    import yaml
+
+    out: dict[str, dict] = {"*": {}}
+    for key, raw in pairs:
+        value = yaml.safe_load(raw) if isinstance(raw, str) else raw
+        nb, _, param = key.rpartition(".")
+        if nb and nb not in names:
+            raise ParameterError(f"-p {key}: no notebook {nb!r} in _toc.yml (notebooks: {', '.join(names)})")
+        if param not in PARAMETERS:
+            raise ParameterError(f"-p {key}: unknown parameter {param!r}; known: {', '.join(PARAMETERS)}")
+        check_parameters(**{param: value})
+        out.setdefault(nb or "*", {})[param] = value
+    return out
+
+
+def _declared(nb: Path) -> dict:
+    import papermill as pm
+
+    return pm.inspect_notebook(str(nb))
+
+
+def _versions() -> dict:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version(), "alllib": __version__, "platform": platform.platform()}
+    for pkg in ("tensorflow", "keras", "scikit-learn", "xgboost", "opencv-python", "numpy", "pandas", "papermill",
+                "jupyter-book"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def run_book(profile: str = "quick", *, data: str | None = None, overrides: list[tuple[str, str]] = (),
+             out: str | os.PathLike = "_build", only: list[str] | None = None, html: bool = True,
+             progress=print) -> dict:
+    """Execute the book's notebooks with papermill, write ``manifest.json``, build the HTML.
+
+    Returns the manifest. Raises :class:`BookError` naming the notebook and cell that failed.
+    """
+    import papermill as pm
+
+    if profile not in PROFILES:
+        raise ParameterError(f"profile must be one of {', '.join(PROFILES)}, not {profile!r}")
+    root = repo_root()
+    notebooks = notebooks_in_toc(root)
+    names = [nb.stem for nb in notebooks]
+    per_nb = _parse_overrides(list(overrides), names)
+    if only:
+        missing = [o for o in only if o not in names]
+        if missing:
+            raise ParameterError(f"--only: no notebook {', '.join(missing)} in _toc.yml")
+    out = Path(out).resolve()
+    executed = out / "executed"
+    results = out / "results"
+    executed.mkdir(parents=True, exist_ok=True)
+    results.mkdir(parents=True, exist_ok=True)
+    env_cache = os.environ.setdefault("ALLLIB_CACHE", str(root / "data" / "cache"))
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # the kernels inherit it
+    manifest = {"profile": profile, "data": data, "versions": _versions(), "cache": env_cache, "notebooks": [],
+                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    t_all = time.time()
+    for i, nb in enumerate(notebooks, 1):
+        rel = nb.relative_to(root)
+        target = executed / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if only and nb.stem not in only:
+            if not target.exists():
+                shutil.copy(nb, target)
+            continue
+        declared = _declared(nb)
+        params = {k: v for k, v in PROFILES[profile].items() if k in declared}
+        params.update({k: v for k, v in per_nb.get("*", {}).items() if k in declared})
+        unknown = set(per_nb.get(nb.stem, {})) - set(declared)
+        if unknown:
+            raise ParameterError(f"{rel}: has no parameter {', '.join(sorted(unknown))} "
+                                 f"(its parameters: {', '.join(declared)})")
+        params.update(per_nb.get(nb.stem, {}))
+        if "data_dir" in declared and data is not None:
+            params["data_dir"] = str(Path(data).resolve())
+        if "results_dir" in declared:
+            params["results_dir"] = str(results)
+        progress(f"[{i}/{len(notebooks)}] {rel} {params}")
+        t = time.time()
+        try:
+            pm.execute_notebook(str(nb), str(target), parameters=params, cwd=str(nb.parent), progress_bar=False,
+                                kernel_name="python3")
+        except pm.PapermillExecutionError as err:
+            manifest["notebooks"].append({"notebook": str(rel), "parameters": params, "status": "failed",
+                                          "seconds": round(time.time() - t, 1)})
+            _write_manifest(out, manifest, t_all)
+            raise BookError(f"{rel} failed in cell {err.cell_index} (execution count {err.exec_count}): "
+                            f"{err.ename}: {err.evalue}. The executed copy with the traceback is {target}") from None
+        meta_file = results / f"{nb.stem}.json"
+        used = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
+        manifest["notebooks"].append({"notebook": str(rel), "parameters": params, "status": "ok",
+                                      "seconds": round(time.time() - t, 1), "dataset": used.get("dataset"),
+                                      "backbone": used.get("backbone")})
+        progress(f"      done in {time.time() - t:.0f} s (dataset {used.get('dataset')}, backbone {used.get('backbone')})")
+    _write_manifest(out, manifest, t_all)
+    if html:
+        build_html(root, executed, out, progress)
+        manifest["html"] = str(out / "html" / "index.html")
+        _write_manifest(out, manifest, t_all)
+    return manifest
+
+
+def _write_manifest(out: Path, manifest: dict, t0: float) -> None:
+    manifest["total_seconds"] = round(time.time() - t0, 1)
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1, default=str))
+
+
+def build_html(root: Path, executed: Path, out: Path, progress=print) -> Path:
+    """Stage ``_config.yml``, ``_toc.yml``, ``book/`` and the executed notebooks, then run
+    ``jupyter-book build``; the HTML lands in ``<out>/html``."""
+    stage = out / "stage"
+    if stage.exists():
+        shutil.rmtree(stage)
+    stage.mkdir(parents=True)
+    for f in ("_config.yml", "_toc.yml"):
+        shutil.copy(root / f, stage / f)
+    shutil.copytree(root / "book", stage / "book")
+    shutil.copytree(executed / "notebooks", stage / "notebooks")
+    progress("building the HTML book with jupyter-book ...")
+    exe = Path(sys.executable).with_name("jupyter-book")
+    cmd = [str(exe) if exe.is_file() else "jupyter-book", "build", str(stage), "--path-output", str(stage),
+           "--keep-going"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise BookError(f"jupyter-book build failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    html = out / "html"
+    if html.exists():
+        shutil.rmtree(html)
+    shutil.copytree(stage / "_build" / "html", html)
+    if not (html / "index.html").is_file():
+        raise BookError(f"jupyter-book ran but {html / 'index.html'} is missing")
+    progress(f"book built: {html / 'index.html'}")
+    return html

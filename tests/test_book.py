@@ -1,0 +1,106 @@
+"""The book's runner and chapter parameters: papermill overrides reach the outputs, bad ones fail clearly."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from alllib.book import BookError, ParameterError, _parse_overrides, check_parameters, notebooks_in_toc, run_book
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_check_parameters():
+    assert check_parameters(seed=1, backbone="vgg19", data_dir=None) == {"seed": 1, "backbone": "vgg19", "data_dir": None}
+    with pytest.raises(ParameterError, match="parameter 'seed' must be int, got str '1'"):
+        check_parameters(seed="1")
+    with pytest.raises(ParameterError, match="must be int, got bool"):
+        check_parameters(n_repeats=True)
+    with pytest.raises(ParameterError, match="'backbone' must be one of .*not 'alexnet'"):
+        check_parameters(backbone="alexnet")
+    with pytest.raises(ParameterError, match="at least 1"):
+        check_parameters(n_splits=0)
+    with pytest.raises(ParameterError, match="unknown parameter 'colour'"):
+        check_parameters(colour="red")
+
+
+def test_overrides_are_typed_and_checked():
+    names = ["01_datasets", "09_leakage"]
+    out = _parse_overrides([("seed", "3"), ("09_leakage.n_repeats", "5"), ("data_dir", "null")], names)
+    assert out["*"] == {"seed": 3, "data_dir": None} and out["09_leakage"] == {"n_repeats": 5}
+    with pytest.raises(ParameterError, match="must be int, got str 'three'"):
+        _parse_overrides([("seed", "three")], names)
+    with pytest.raises(ParameterError, match="no notebook '99_extra'"):
+        _parse_overrides([("99_extra.seed", "1")], names)
+    with pytest.raises(ParameterError, match="unknown parameter 'speed'"):
+        _parse_overrides([("speed", "1")], names)
+
+
+def test_toc_lists_every_notebook_in_order():
+    nbs = notebooks_in_toc(ROOT)
+    assert [p.stem for p in nbs] == sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
+
+
+def test_source_notebooks_are_output_free_and_parametrised():
+    for path in (ROOT / "notebooks").glob("*.ipynb"):
+        nb = nbformat.read(path, 4)
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        assert not any(c.outputs or c.execution_count for c in code), f"{path.name} carries outputs"
+        assert any("parameters" in c.metadata.get("tags", []) for c in code), f"{path.name} has no parameters cell"
+
+
+@pytest.mark.slow
+def test_runner_injects_parameters(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("ALLLIB_CACHE", str(tmp_path / "cache"))
+    empty = tmp_path / "nodata"
+    empty.mkdir()
+    manifest = run_book("quick", data=str(empty), overrides=[("n_synthetic", "24"), ("01_datasets.seed", "5")],
+                        out=tmp_path / "build", only=["01_datasets"], html=False, progress=lambda *_: None)
+    entry = manifest["notebooks"][0]
+    assert entry["status"] == "ok" and entry["parameters"]["n_synthetic"] == 24 and entry["parameters"]["seed"] == 5
+    assert entry["dataset"] == "synthetic"
+    executed = nbformat.read(tmp_path / "build" / "executed" / "notebooks" / "01_datasets.ipynb", 4)
+    text = json.dumps([c.get("outputs", []) for c in executed.cells])
+    assert "synthetic smears (24 images, 24 groups)" in text and "seed 5" in text
+    assert json.loads((tmp_path / "build" / "manifest.json").read_text())["versions"]["alllib"]
+
+
+@pytest.mark.slow
+def test_runner_rejects_bad_parameters(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    with pytest.raises(ParameterError, match="must be int, got str"):
+        run_book("quick", overrides=[("seed", "'zero'")], out=tmp_path, only=["01_datasets"], html=False)
+    with pytest.raises(ParameterError, match="'backbone' must be one of"):
+        run_book("quick", overrides=[("backbone", "alexnet")], out=tmp_path, only=["05_features"], html=False)
+    with pytest.raises(ParameterError, match="has no parameter backbone"):
+        run_book("quick", overrides=[("01_datasets.backbone", "vgg19")], out=tmp_path, only=["01_datasets"],
+                 html=False, progress=lambda *_: None)
+
+
+@pytest.mark.slow
+def test_chapter_rejects_wrong_type_under_papermill(tmp_path):
+    import papermill as pm
+
+    with pytest.raises(pm.PapermillExecutionError, match="parameter 'n_synthetic' must be int"):
+        pm.execute_notebook(str(ROOT / "notebooks" / "01_datasets.ipynb"), str(tmp_path / "out.ipynb"),
+                            parameters={"n_synthetic": "many", "results_dir": str(tmp_path)},
+                            cwd=str(ROOT / "notebooks"), progress_bar=False, kernel_name="python3")
+
+
+@pytest.mark.slow
+def test_failure_names_notebook_and_cell(tmp_path, monkeypatch):
+    (tmp_path / "notebooks").mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("seed = 0"), nbformat.v4.new_code_cell("1 / 0")]
+    nb.cells[0].metadata["tags"] = ["parameters"]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, tmp_path / "notebooks" / "broken.ipynb")
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: notebooks/broken\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(BookError, match=r"notebooks/broken.ipynb failed in cell 1 .*ZeroDivisionError"):
+        run_book("quick", out=tmp_path / "build", html=False, progress=lambda *_: None)
+    manifest = json.loads((tmp_path / "build" / "manifest.json").read_text())
+    assert manifest["notebooks"][0]["status"] == "failed"
