@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from . import __version__
@@ -158,6 +159,13 @@ class Chapter:
             lines.append("\n\n*Synthetic data*: no real dataset was found (see the data page). The numbers show the "
                          "method at work; they are not the paper's setting.")
         return _Banner("".join(lines))
+
+    def targets(self, target_per_class: int, n_splits: int = 5) -> tuple[int, int]:
+        """Images per class after balancing: for the paper protocol (at least the largest class),
+        and for the honest protocol's training side (the same training size after a
+        ``(n_splits - 1) / n_splits`` split, as the paper's 80 %)."""
+        paper = max(target_per_class, int(np.bincount(self.ds.labels).max()))
+        return paper, round(paper * (n_splits - 1) / n_splits)
 
     def featurizer(self, segmentation: dict | None = None, backbone: str | None = None, **settings) -> Featurizer:
         """The chapter's :class:`~alllib.features.Featurizer` for a segmentation setting (memoised)."""

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .data import Dataset, data_dir
 from .preprocessing import BACKBONE_PREPROCESSING, check_rgb, imagenet_preprocess, resize

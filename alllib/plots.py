@@ -11,7 +11,7 @@ import pandas as pd
 import seaborn as sns
 from sklearn.metrics import confusion_matrix, roc_curve
 
-__all__ = ["show_images", "roc_curves", "confusion_heatmap", "feature_map", "compare_bars", "LABELS"]
+__all__ = ["show_images", "roc_curves", "confusion_heatmap", "feature_map", "compare_bars", "results_bars", "LABELS"]
 
 LABELS = {0: "not a blast", 1: "ALL blast"}
 
@@ -117,3 +117,20 @@ def compare_bars(table: pd.DataFrame, columns=("reported", "paper protocol", "ho
     ax.legend(loc="lower right")
     fig.tight_layout()
     return fig
+
+
+def results_bars(frame: pd.DataFrame, index=("classifier",), reported: pd.Series | None = None,
+                 metric: str = "accuracy", title: str = "", ax=None):
+    """:func:`compare_bars` of a :func:`alllib.reported.results_frame` table: one bar per
+    protocol (honest with its interval), plus the paper's figure where ``reported`` (a Series on
+    the same ``index``) is given."""
+    part = frame[frame["metric"] == metric]
+    table = part.pivot_table(index=list(index), columns="protocol", values="value")
+    table = table.rename(columns={"paper": "paper protocol"})
+    honest = part[part["protocol"] == "honest"]
+    if len(honest):
+        bounds = honest.pivot_table(index=list(index), values=["low", "high"])
+        table["honest 95% low"], table["honest 95% high"] = bounds["low"], bounds["high"]
+    if reported is not None:
+        table["reported"] = reported.reindex(table.index)
+    return compare_bars(table, ax=ax, title=title, ylabel=f"{metric.replace('_', ' ')} (%)")

@@ -23,7 +23,7 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, train_test_split
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .augmentation import Augmenter, balance
 from .classifiers import CLASSIFIERS, decision_scores, fit_classifier
