@@ -104,3 +104,27 @@ def test_failure_names_notebook_and_cell(tmp_path, monkeypatch):
         run_book("quick", out=tmp_path / "build", html=False, progress=lambda *_: None)
     manifest = json.loads((tmp_path / "build" / "manifest.json").read_text())
     assert manifest["notebooks"][0]["status"] == "failed"
+
+
+@pytest.mark.slow
+def test_cnmc_chapter_runs_on_a_small_tree(tmp_path, synthetic):
+    """The C-NMC chapter's comparison (never reached by nbval where C-NMC is absent)."""
+    import papermill as pm
+
+    from .conftest import write_rgb
+
+    top = tmp_path / "data" / "C-NMC_2019" / "training_data"
+    blasts = [i for i in range(len(synthetic)) if synthetic.labels[i] == 1]
+    normals = [i for i in range(len(synthetic)) if synthetic.labels[i] == 0]
+    for p in range(6):
+        cls, pid, pool = ("all", str(p + 1), blasts) if p < 3 else ("hem", f"H{p + 1}", normals)
+        for j in range(4):
+            write_rgb(top / f"fold_{p % 3}" / cls / f"UID_{pid}_{j}_1_{cls}.bmp", synthetic.image(pool[(p + j) % len(pool)]))
+    out = tmp_path / "out.ipynb"
+    pm.execute_notebook(str(ROOT / "notebooks" / "10_cnmc.ipynb"), str(out), cwd=str(ROOT / "notebooks"),
+                        parameters={"data_dir": str(tmp_path / "data"), "results_dir": str(tmp_path / "r"),
+                                    "n_splits": 3, "search": "none"},
+                        progress_bar=False, kernel_name="python3")
+    text = json.dumps([c.get("outputs", []) for c in nbformat.read(out, 4).cells])
+    assert "24 cells of 6 subjects" in text and "split by patient accuracy" in text
+    assert (tmp_path / "r" / "10_cnmc.csv").is_file()
