@@ -298,11 +298,6 @@ class Features:
     def description(self) -> str:
         return f"{BACKBONES[self.backbone].label} ({self.weights} weights), {self.X.shape[1]}-d"
 
-    def subset(self, indices) -> "Features":
-        idx = np.asarray(indices, dtype=int)
-        return Features(self.X[idx], self.table.iloc[idx].reset_index(drop=True), self.backbone, self.weights,
-                        self.transform, info=self.info)
-
 
 def cache_dir(path: str | os.PathLike | None = None) -> Path:
     """The feature cache: ``path``, else ``$ALLLIB_CACHE``, else ``<data folder>/cache`` where that
