@@ -12,8 +12,10 @@ the HTML book with Jupyter Book from the executed copies. ``python -m alllib boo
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import pickle
 import platform
 import shutil
 import subprocess
@@ -175,17 +177,55 @@ class Chapter:
             self._featurizers[key] = Featurizer(bb, segmentation=segmentation, seed=self.seed, **settings)
         return self._featurizers[key]
 
+    def compare(self, segmentation: dict | None, target_per_class: int | None, *, search: str = "small",
+                n_splits: int = 5, n_repeats: int = 1, backbone: str | None = None) -> tuple[dict, dict]:
+        """The paper protocol and the honest protocol on this chapter's dataset and features.
+
+        ``target_per_class`` is the paper protocol's per-class size after augmentation (``None``:
+        no augmentation); the honest protocol augments its training side to the same training
+        size (:meth:`targets`). Results are remembered on disk beside the chapter results, keyed
+        by every argument, the dataset's images and the library's source, so chapters that need
+        the same comparison (Tables IV, VII, VIII and the leakage chapter) compute it once.
+        """
+        from .protocols import honest_protocol, paper_protocol
+
+        paper_t, honest_t = self.targets(target_per_class, n_splits) if target_per_class else (None, None)
+        featurize = self.featurizer(segmentation=segmentation, backbone=backbone)
+        key = hashlib.sha256(json.dumps({
+            "features": featurize.description, "settings": featurize.settings, "paper_t": paper_t,
+            "honest_t": honest_t, "search": search, "n_splits": n_splits, "n_repeats": n_repeats, "seed": self.seed,
+            "data": [self.ds.name, self.ds.source, list(map(str, self.ds.ids))], "code": _code_fingerprint(),
+        }, sort_keys=True, default=str).encode()).hexdigest()[:24]
+        memo = self.results / "protocol-cache" / f"{key}.pkl"
+        if memo.is_file():
+            with open(memo, "rb") as f:
+                return pickle.load(f)
+        paper = paper_protocol(self.ds, featurize, target_per_class=paper_t, search=search, seed=self.seed)
+        honest = honest_protocol(self.ds, featurize, target_per_class=honest_t, n_splits=n_splits,
+                                 n_repeats=n_repeats, search=search, seed=self.seed)
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        with open(memo, "wb") as f:
+            pickle.dump((paper, honest), f)
+        return paper, honest
+
     def save(self, frame: pd.DataFrame | None = None, **meta) -> Path:
         """Store the chapter's results (a :func:`alllib.reported.results_frame`-shaped table) and
         what produced them, for the summary chapter and the run manifest."""
         self.results.mkdir(parents=True, exist_ok=True)
         if frame is not None:
             frame.to_csv(self.results / f"{self.name}.csv", index=False)
+        weights = next((f.weights_label for f in self._featurizers.values() if f.weights_label), None)
         info = {"chapter": self.name, "dataset": self.ds.name, "dataset_source": self.ds.source,
-                "n_images": len(self.ds), "backbone": self.backbone, "params": self.params, **meta}
+                "n_images": len(self.ds), "backbone": self.backbone, "weights": weights, "params": self.params, **meta}
         path = self.results / f"{self.name}.json"
         path.write_text(json.dumps(info, indent=1, default=str))
         return path
+
+
+def _code_fingerprint() -> list:
+    """Size and modification time of every module of the package: a change invalidates memos."""
+    here = Path(__file__).parent
+    return [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(here.glob("*.py"))]
 
 
 def load_results(results_dir: str | None = None) -> tuple[pd.DataFrame, list[dict]]:

@@ -128,3 +128,31 @@ def test_cnmc_chapter_runs_on_a_small_tree(tmp_path, synthetic):
     text = json.dumps([c.get("outputs", []) for c in nbformat.read(out, 4).cells])
     assert "24 cells of 6 subjects" in text and "split by patient accuracy" in text
     assert (tmp_path / "r" / "10_cnmc.csv").is_file()
+
+
+def test_chapter_compare_is_memoised(tmp_path, monkeypatch):
+    """Chapters needing the same comparison compute it once; another argument recomputes."""
+    from alllib.book import Chapter
+
+    from .test_protocols import colour_features
+
+    calls = []
+
+    class Fake:
+        description, settings, weights_label = "colour statistics", {}, None
+
+        def __call__(self, ds):
+            calls.append(len(ds))
+            return colour_features(ds)
+
+    monkeypatch.setattr(Chapter, "featurizer", lambda self, **kw: Fake())
+    ch = Chapter("t", dataset="synthetic", n_synthetic=20, results_dir=str(tmp_path))
+    args = dict(search="none", n_splits=2, n_repeats=1)
+    paper, honest = ch.compare(None, 12, **args)
+    n = len(calls)
+    again = Chapter("t2", dataset="synthetic", n_synthetic=20, results_dir=str(tmp_path)).compare(None, 12, **args)
+    assert len(calls) == n  # read back, not recomputed
+    assert again[1]["svm"].fold_metrics().equals(honest["svm"].fold_metrics())
+    ch.compare(None, None, **args)
+    assert len(calls) > n
+    assert ch.targets(12, 2) == (12, 6) and ch.targets(3, 5) == (10, 8)
