@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
-from .data import DATASETS, DatasetError, load_dataset
-from .features import BACKBONES, Featurizer, resolve_backbone
+from .data import DATASETS, DatasetError, find_all_idb2, load_dataset
+from .features import BACKBONES, Featurizer, imagenet_weights_available, keras_weights_file, resolve_backbone
 
 __all__ = ["ParameterError", "PROFILES", "PARAMETERS", "check_parameters", "Chapter", "load_results",
            "notebooks_in_toc", "run_book", "BookError"]
@@ -118,18 +118,18 @@ class Chapter:
         self.name, self.seed, self.params = name, seed, {"dataset": dataset, "backbone": backbone, "seed": seed,
                                                           **other}
         self.results = results_folder(results_dir)
-        kwargs = {"n": n_synthetic, "seed": seed} if dataset in ("synthetic", "auto") else {}
+        if dataset == "auto":  # ALL-IDB2 where present, else the synthetic smears
+            dataset = "all_idb2" if find_all_idb2(data_dir) is not None else "synthetic"
+        kwargs = {"n": n_synthetic, "seed": seed} if dataset == "synthetic" else {}
         try:
-            self.ds = load_dataset(dataset, data_dir, verbose=False, **kwargs) if dataset != "auto" else None
+            self.ds = load_dataset(dataset, data_dir, verbose=False, **kwargs)
         except DatasetError as err:
             raise DatasetError(f"chapter {name!r}: {err}") from err
-        if self.ds is None:  # auto: ALL-IDB2 if present, else synthetic
-            from .data import find_all_idb2
-
-            real = find_all_idb2(data_dir) is not None
-            self.ds = load_dataset("all_idb2" if real else "synthetic", data_dir, verbose=False,
-                                   **({} if real else kwargs))
         self.backbone = resolve_backbone(backbone, verbose=False) if backbone else None
+        self.unavailable: str | None = None
+        if backbone not in (None, "auto") and not imagenet_weights_available(self.backbone):
+            # never fail, never fake: say so on the page and use the network that is available
+            self.unavailable, self.backbone = self.backbone, resolve_backbone("auto", verbose=False)
         self._featurizers: dict[str, Featurizer] = {}
 
     @property
@@ -148,7 +148,7 @@ class Chapter:
         label = BACKBONES[self.backbone].label
         if self.backbone != "densenet201":
             label += " (standing in for the paper's DenseNet-201, whose ImageNet weights are not available here)" \
-                if self.params.get("backbone") == "auto" else " (not the paper's DenseNet-201)"
+                if self.params.get("backbone") == "auto" or self.unavailable else " (not the paper's DenseNet-201)"
         return label
 
     def banner(self) -> _Banner:
@@ -157,9 +157,14 @@ class Chapter:
         if self.backbone:
             lines.append(f" with features from **{self.backbone_label}**")
         lines.append(f", seed {self.seed}.")
+        if self.unavailable:
+            lines.append(f"\n\n**Note:** the requested backbone {BACKBONES[self.unavailable].label} has no ImageNet "
+                         f"weights here (place `{keras_weights_file(self.unavailable).name}` in "
+                         f"`{keras_weights_file(self.unavailable).parent}`); this page uses "
+                         f"{BACKBONES[self.backbone].label} instead.")
         if not self.real:
-            lines.append("\n\n*Synthetic data*: no real dataset was found (see the data page). The numbers show the "
-                         "method at work; they are not the paper's setting.")
+            lines.append("\n\n*Synthetic data* (no real dataset was found, or synthetic data was asked for): the "
+                         "numbers show the method at work; they are not the paper's setting.")
         return _Banner("".join(lines))
 
     def targets(self, target_per_class: int, n_splits: int = 5) -> tuple[int, int]:
@@ -214,7 +219,7 @@ class Chapter:
         self.results.mkdir(parents=True, exist_ok=True)
         if frame is not None:
             frame.to_csv(self.results / f"{self.name}.csv", index=False)
-        weights = next((f.weights_label for f in self._featurizers.values() if f.weights_label), None)
+        weights = next((f.weights_description for f in self._featurizers.values()), None)
         info = {"chapter": self.name, "dataset": self.ds.name, "dataset_source": self.ds.source,
                 "n_images": len(self.ds), "backbone": self.backbone, "weights": weights, "params": self.params, **meta}
         path = self.results / f"{self.name}.json"

@@ -430,10 +430,15 @@ class Featurizer:
         self._memo: dict[str, np.ndarray] = {}
 
     @property
+    def weights_description(self) -> str:
+        """The weights' label once features were computed, else what was asked for."""
+        asked = self.settings.get("weights", "imagenet")
+        return self.weights_label or ("ImageNet" if asked == "imagenet" else str(asked))
+
+    @property
     def description(self) -> str:
         seg = self.settings.get("segmentation")
-        return (f"{BACKBONES[self.backbone].label} features ({self.weights_label or self.settings.get('weights', 'imagenet')}"
-                f" weights), segmentation: {seg or 'none'}")
+        return f"{BACKBONES[self.backbone].label} features ({self.weights_description} weights), segmentation: {seg or 'none'}"
 
     def __call__(self, ds: Dataset) -> np.ndarray:
         keys = [ds.image_key(i) for i in range(len(ds))]

@@ -156,3 +156,18 @@ def test_chapter_compare_is_memoised(tmp_path, monkeypatch):
     ch.compare(None, None, **args)
     assert len(calls) > n
     assert ch.targets(12, 2) == (12, 6) and ch.targets(3, 5) == (10, 8)
+
+
+def test_chapter_with_unavailable_backbone_says_so(tmp_path, monkeypatch):
+    """A requested backbone without weights: a visible note and the available network, no failure."""
+    import alllib.book as B
+    from alllib.book import Chapter
+
+    monkeypatch.setattr(B, "imagenet_weights_available", lambda name, download=True: name == "efficientnet_lite0")
+    monkeypatch.setattr(B, "resolve_backbone",
+                        lambda name, verbose=True: "efficientnet_lite0" if name == "auto" else name)
+    ch = Chapter("t", dataset="synthetic", n_synthetic=4, backbone="densenet201", results_dir=str(tmp_path))
+    assert ch.backbone == "efficientnet_lite0" and ch.unavailable == "densenet201"
+    text = repr(ch.banner())
+    assert "DenseNet-201 has no ImageNet weights here" in text
+    assert "densenet201_weights_tf_dim_ordering_tf_kernels_notop.h5" in text and "EfficientNet-Lite0 instead" in text
