@@ -31,7 +31,7 @@ from . import __version__
 from .data import DATASETS, DatasetError, find_all_idb2, load_dataset
 from .features import BACKBONES, Featurizer, imagenet_weights_available, keras_weights_file, resolve_backbone
 
-__all__ = ["ParameterError", "PROFILES", "PARAMETERS", "check_parameters", "Chapter", "load_results",
+__all__ = ["ParameterError", "PROFILES", "PARAMETERS", "check_parameters", "Chapter", "load_results", "summary_table",
            "notebooks_in_toc", "run_book", "BookError"]
 
 #: The parameters a chapter may declare, their types and allowed values (None: any value of the type).
@@ -225,6 +225,23 @@ class Chapter:
         path = self.results / f"{self.name}.json"
         path.write_text(json.dumps(info, indent=1, default=str))
         return path
+
+
+def summary_table(ours: pd.DataFrame, table: str, chapter: str) -> pd.DataFrame | str:
+    """What ``chapter`` computed beside the paper's Table ``table`` (rows with a value of ours);
+    where the paper has no matching row (another dataset or backbone), our numbers alone; a
+    sentence where the chapter stored nothing."""
+    from .reported import side_by_side
+
+    part = ours[ours["chapter"] == chapter] if len(ours) else ours
+    if len(part) == 0:
+        return f"chapter {chapter} has no results in this run"
+    t = side_by_side(table, part)
+    t = t[t[[c for c in ("paper protocol", "honest") if c in t]].notna().any(axis=1)]
+    if len(t):
+        return t.dropna(axis=1, how="all").round(2)
+    return part.pivot_table(index=["dataset", "backbone", "classifier", "condition", "metric"], columns="protocol",
+                            values="value").round(2)
 
 
 def _code_fingerprint() -> list:

@@ -171,3 +171,23 @@ def test_chapter_with_unavailable_backbone_says_so(tmp_path, monkeypatch):
     text = repr(ch.banner())
     assert "DenseNet-201 has no ImageNet weights here" in text
     assert "densenet201_weights_tf_dim_ordering_tf_kernels_notop.h5" in text and "EfficientNet-Lite0 instead" in text
+
+
+def test_summary_table(tmp_path):
+    import pandas as pd
+
+    from alllib.book import summary_table
+    from alllib.reported import results_frame
+
+    from .test_reported import _result
+
+    ours = pd.concat([
+        results_frame(_result("paper", [0.9]), dataset="all_idb2", backbone="x", condition="aug", compare_as="densenet201"),
+        results_frame(_result("honest", [0.8, 0.7]), dataset="all_idb2", backbone="x", condition="aug",
+                      compare_as="densenet201"),
+    ]).assign(chapter="09_leakage")
+    t = summary_table(ours, "VIII", "09_leakage")
+    assert t.loc[("all_idb2", "densenet201", "svm", "aug", "accuracy"), "paper protocol"] == 90
+    assert "no results" in summary_table(ours, "IV", "07_backbones")
+    other = ours.assign(dataset="synthetic")
+    assert list(summary_table(other, "VIII", "09_leakage").columns) == ["honest", "paper"]
