@@ -213,7 +213,7 @@ class Chapter:
             pickle.dump((paper, honest), f)
         return paper, honest
 
-    def save(self, frame: pd.DataFrame | None = None, **meta) -> Path:
+    def save(self, frame: pd.DataFrame | None = None, **meta) -> None:
         """Store the chapter's results (a :func:`alllib.reported.results_frame`-shaped table) and
         what produced them, for the summary chapter and the run manifest."""
         self.results.mkdir(parents=True, exist_ok=True)
@@ -224,7 +224,7 @@ class Chapter:
                 "n_images": len(self.ds), "backbone": self.backbone, "weights": weights, "params": self.params, **meta}
         path = self.results / f"{self.name}.json"
         path.write_text(json.dumps(info, indent=1, default=str))
-        return path
+        print(f"results of this chapter stored in {self.results}")
 
 
 def summary_table(ours: pd.DataFrame, table: str, chapter: str) -> pd.DataFrame | str:
