@@ -159,8 +159,10 @@ def _imagenet_weights(name: str, download: bool = True) -> Path:
             import keras
 
             with contextlib.redirect_stdout(io.StringIO()):  # Keras prints "Downloading data from ..."
-                return Path(keras.utils.get_file(b.weights_file, b.weights_url, cache_subdir="models",
-                                                 cache_dir=str(keras_home())))
+                got = Path(keras.utils.get_file(b.weights_file, b.weights_url, cache_subdir="models",
+                                                cache_dir=str(keras_home())))
+            print(f"alllib: downloaded the ImageNet weights of {b.label} to {got}")
+            return got
         except Exception as err:  # any network failure: name the file to place instead
             _FAILED_DOWNLOADS[b.key] = str(err).splitlines()[0][:200]
             problem = f"the download failed: {_FAILED_DOWNLOADS[b.key]}"

@@ -203,3 +203,11 @@ def test_bad_parameters():
         F.extract_features(ds, "efficientnet_lite0", batch_size=0)
     with pytest.raises(ValueError, match="normalisation"):
         F.extract_features(ds, "efficientnet_lite0", normalisation="imagenet")
+
+
+def test_local_weights_path_is_accepted():
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 64, 64, 3)).astype(np.float32)
+    by_name, label = F.load_backbone("efficientnet_lite0", weights="imagenet", input_size=64)
+    by_path, label_path = F.load_backbone("efficientnet_lite0", weights=weights_path(), input_size=64)
+    assert label == "ImageNet" and label_path == f"from {weights_path().name}"
+    assert np.allclose(by_name.predict_on_batch(x), by_path.predict_on_batch(x), atol=1e-5)
