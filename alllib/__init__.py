@@ -1,7 +1,14 @@
 """alllib: the helper package of the book on classifying acute lymphoblastic leukemia cells.
 
 One module per pipeline stage, each introduced in its own chapter:
-``data`` and ``synthetic`` (datasets), ``preprocessing``, ``segmentation``, ``augmentation``,
-``features``, ``classifiers``, ``protocols``, ``metrics``, ``reported`` and ``plots``.
+
+- ``data``, ``synthetic``: datasets (ALL-IDB2, C-NMC-2019, synthetic smears) and image reading
+- ``preprocessing``: LAB colour, resizing, normalisation
+- ``segmentation``: K-means on the A channel and an Otsu baseline
+- ``augmentation``: the paper's augmentation and class balancing, with provenance
+- ``features``, ``efficientnet_lite``: frozen ImageNet backbones, streamed and cached
+- ``classifiers``, ``protocols``, ``metrics``: SVM / RF / XGBoost, the paper's and the honest protocol
+- ``reported``, ``plots``: the paper's figures beside ours, and the book's figures
+- ``models``, ``cli``, ``book``: saved classifiers, the command line, the book runner
 """
 __version__ = "0.1.0"
