@@ -71,7 +71,11 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise ImageReadError(f"{path}: no such file")
-    raw = np.fromfile(path, dtype=np.uint8)
+    return _decode(np.fromfile(path, dtype=np.uint8), path)
+
+
+def _decode(raw: np.ndarray, path: Path) -> np.ndarray:
+    """:func:`read_image` on bytes already read from ``path``."""
     if raw.size == 0:
         raise ImageReadError(f"{path}: the file is empty")
     img = cv2.imdecode(raw, cv2.IMREAD_UNCHANGED)
@@ -235,19 +239,14 @@ def load_all_idb2(root: str | os.PathLike | None = None, *, near_duplicates: boo
         m = _IDB2_NAME.match(p.stem)
         if m is None:
             raise DatasetError(f"{p}: file name carries no label (expected ImNNN_1.tif or ImNNN_0.tif)")
-        rows.append(
-            {
-                "id": p.stem,
-                "path": str(p),
-                "label": int(m.group(2)),
-                "md5": file_md5(p),
-            }
-        )
+        rows.append({"id": p.stem, "path": str(p), "label": int(m.group(2))})
     table = pd.DataFrame(rows)
     for label, name in ((1, "ALL blast (_1)"), (0, "not a blast (_0)")):
         if not (table["label"] == label).any():
             raise DatasetError(f"{folder}: no {name} images; ALL-IDB2 needs both classes")
-    images = [read_image(p) for p in table["path"]]
+    raws = [Path(p).read_bytes() for p in table["path"]]  # each file read once: hashed, then decoded
+    table["md5"] = [hashlib.md5(raw).hexdigest() for raw in raws]
+    images = [_decode(np.frombuffer(raw, np.uint8), Path(p)) for raw, p in zip(raws, table["path"])]
     table["height"] = [im.shape[0] for im in images]
     table["width"] = [im.shape[1] for im in images]
     pairs = [(i, j) for i, j in _identical_pairs(table["md5"].tolist())]

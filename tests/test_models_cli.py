@@ -76,3 +76,21 @@ def test_cli_datasets(tmp_path, capsys):
     assert main(["datasets", "--data", str(tmp_path), "--synthetic-n", "4"]) == 0
     out = capsys.readouterr().out
     assert "all_idb2: not available" in out and "synthetic: 4 images" in out
+
+
+def test_whole_image_to_label_pipeline_fits_and_tunes():
+    """Segmenter -> FeatureExtractor -> scaler + SVM is one scikit-learn estimator."""
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import Pipeline
+
+    from alllib.classifiers import make_classifier
+    from alllib.features import FeatureExtractor
+    from alllib.segmentation import Segmenter
+    from alllib.synthetic import make_synthetic
+
+    ds = make_synthetic(12, size=80, seed=6)
+    pipe = Pipeline([("segment", Segmenter(k=3)),
+                     ("features", FeatureExtractor("efficientnet_lite0", weights="random", size=64)),
+                     ("classify", make_classifier("svm"))])
+    search = GridSearchCV(pipe, {"classify__svm__C": [1, 10]}, cv=2).fit(ds.images(), ds.labels)
+    assert search.best_estimator_.predict(ds.images()).shape == (12,)
