@@ -7,8 +7,10 @@ One module per pipeline stage, each introduced in its own chapter:
 - ``segmentation``: K-means on the A channel and an Otsu baseline
 - ``augmentation``: the paper's augmentation and class balancing, with provenance
 - ``features``, ``efficientnet_lite``: frozen ImageNet backbones, streamed and cached
-- ``classifiers``, ``protocols``, ``metrics``: SVM / RF / XGBoost, the paper's and the honest protocol
-- ``reported``, ``plots``: the paper's figures beside ours, and the book's figures
+- ``classifiers``, ``svm_search``: SVM / RF / XGBoost, and the exact precomputed-kernel SVM grid search
+- ``protocols``, ``metrics``: the paper's and the honest protocol, metrics and intervals
+- ``reported``, ``plots``, ``display``: the paper's figures beside ours, the book's figures, readable
+  tables and sentences written from a run's numbers
 - ``models``, ``cli``, ``book``: saved classifiers, the command line, the book runner
 """
 __version__ = "0.1.0"

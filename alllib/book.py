@@ -17,18 +17,20 @@ import json
 import os
 import pickle
 import platform
+import re
 import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from html import escape
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from . import __version__
-from .data import DATASETS, DatasetError, find_all_idb2, load_dataset
+from .data import DATASETS, DatasetError, find_all_idb2, load_dataset, project_root
+from .display import Box
 from .features import BACKBONES, Featurizer, imagenet_weights_available, keras_weights_file, resolve_backbone
 
 __all__ = ["ParameterError", "PROFILES", "PARAMETERS", "check_parameters", "Chapter", "load_results", "summary_table",
@@ -48,15 +50,21 @@ PARAMETERS = {
     "n_splits": (int, None),
     "kmeans_k": (int, None),
     "results_dir": ((str, type(None)), None),
+    "cells_per_subject": ((int, type(None)), None),
+    "cnmc_target_per_class": (int, None),
 }
-#: Parameter values of the two run profiles; a notebook takes those it declares.
+#: Parameter values of the two run profiles; a notebook takes those it declares, and a key
+#: ``"<notebook>.<parameter>"`` applies to that notebook alone (as ``-p CHAPTER.NAME VALUE``).
 PROFILES = {
     "quick": {"n_synthetic": 160, "target_per_class": 200, "search": "small", "n_repeats": 1, "n_splits": 5,
-              "backbones": "available"},
+              "backbones": "available", "cells_per_subject": 40, "cnmc_target_per_class": 600},
     "full": {"n_synthetic": 260, "target_per_class": 750, "search": "paper", "n_repeats": 5, "n_splits": 5,
-             "backbones": "available"},
+             "backbones": "available", "cells_per_subject": None, "cnmc_target_per_class": 8000,
+             # C-NMC at 8,000 + 8,000: one repeat of the subject folds keeps the chapter within 30 minutes
+             "10_cnmc.n_repeats": 1},
 }
-_POSITIVE = {"n_synthetic", "target_per_class", "n_repeats", "n_splits", "kmeans_k"}
+_POSITIVE = {"n_synthetic", "target_per_class", "n_repeats", "n_splits", "kmeans_k", "cells_per_subject",
+             "cnmc_target_per_class"}
 
 
 class ParameterError(ValueError):
@@ -87,25 +95,18 @@ def check_parameters(**params) -> dict:
             raise ParameterError(f"parameter {name!r} must be {want}, got {type(value).__name__} {value!r}")
         if choices is not None and value not in choices:
             raise ParameterError(f"parameter {name!r} must be one of {', '.join(map(str, choices))}, not {value!r}")
-        if name in _POSITIVE and value < 1:
+        if name in _POSITIVE and value is not None and value < 1:
             raise ParameterError(f"parameter {name!r} must be at least 1, not {value}")
     return params
 
 
 def results_folder(results_dir: str | None = None) -> Path:
-    """Where chapters store results: ``results_dir``, ``$ALLLIB_RESULTS`` or ``./results``."""
-    return Path(results_dir or os.environ.get("ALLLIB_RESULTS") or "results")
-
-
-@dataclass
-class _Banner:
-    text: str
-
-    def _repr_markdown_(self) -> str:
-        return self.text
-
-    def __repr__(self) -> str:
-        return self.text
+    """Where chapters store results: ``results_dir``, ``$ALLLIB_RESULTS``, else the project's
+    ``results/`` (whatever the current folder), else ``./results``."""
+    if results_dir or os.environ.get("ALLLIB_RESULTS"):
+        return Path(results_dir or os.environ["ALLLIB_RESULTS"])
+    root = project_root()
+    return root / "results" if root is not None else Path("results")
 
 
 class Chapter:
@@ -151,21 +152,22 @@ class Chapter:
                 if self.params.get("backbone") == "auto" or self.unavailable else " (not the paper's DenseNet-201)"
         return label
 
-    def banner(self) -> _Banner:
-        """A note saying which data and network produced the page's numbers."""
-        lines = [f"**Results on this page** were computed on **{self.dataset_label}**"]
+    def banner(self) -> Box:
+        """A box saying which data and network produced the page's numbers."""
+        parts = [f"<strong>Results on this page</strong> were computed on <strong>{escape(self.dataset_label)}</strong>"]
         if self.backbone:
-            lines.append(f" with features from **{self.backbone_label}**")
-        lines.append(f", seed {self.seed}.")
+            parts.append(f" with features from <strong>{escape(self.backbone_label)}</strong>")
+        parts.append(f", seed {self.seed}.")
         if self.unavailable:
-            lines.append(f"\n\n**Note:** the requested backbone {BACKBONES[self.unavailable].label} has no ImageNet "
-                         f"weights here (place `{keras_weights_file(self.unavailable).name}` in "
-                         f"`{keras_weights_file(self.unavailable).parent}`); this page uses "
+            missing = keras_weights_file(self.unavailable)
+            parts.append(f"<br><strong>Note:</strong> the requested backbone {BACKBONES[self.unavailable].label} has no "
+                         f"ImageNet weights here (place <code>{escape(missing.name)}</code> in "
+                         f"<code>{escape(str(missing.parent))}</code>); this page uses "
                          f"{BACKBONES[self.backbone].label} instead.")
         if not self.real:
-            lines.append("\n\n*Synthetic data* (no real dataset was found, or synthetic data was asked for): the "
-                         "numbers show the method at work; they are not the paper's setting.")
-        return _Banner("".join(lines))
+            parts.append("<br><em>Synthetic data</em> (no real dataset was found, or synthetic data was asked for): "
+                         "the numbers show the method at work; they are not the paper's setting.")
+        return Box("".join(parts), "warning" if (self.unavailable or not self.real) else "note")
 
     def targets(self, target_per_class: int, n_splits: int = 5) -> tuple[int, int]:
         """Images per class after balancing: for the paper protocol (at least the largest class),
@@ -260,11 +262,11 @@ def load_results(results_dir: str | None = None) -> tuple[pd.DataFrame, list[dic
 
 # ----------------------------------------------------------------------------- the runner
 def repo_root() -> Path:
-    """The folder holding ``_toc.yml`` (the current folder or one above it)."""
-    for p in [Path.cwd(), *Path.cwd().parents]:
-        if (p / "_toc.yml").is_file():
-            return p
-    raise BookError(f"no _toc.yml in {Path.cwd()} or above: run the book from the repository")
+    """The project folder holding ``_toc.yml`` (:func:`alllib.data.project_root`)."""
+    root = project_root()
+    if root is None:
+        raise BookError(f"no _toc.yml in {Path.cwd()} or above: run the book from the repository")
+    return root
 
 
 def notebooks_in_toc(root: Path) -> list[Path]:
@@ -305,6 +307,20 @@ def _parse_overrides(pairs: list[tuple[str, str]], names: list[str]) -> dict[str
     return out
 
 
+def profile_parameters(profile: str, notebook: str, declared) -> dict:
+    """The values ``profile`` gives ``notebook`` for the parameters it ``declared``: the
+    profile's general values, then its ``"<notebook>.<parameter>"`` ones.
+
+    >>> profile_parameters("full", "10_cnmc", ["n_repeats", "seed"]), profile_parameters("full", "09_leakage", ["n_repeats"])
+    ({'n_repeats': 1}, {'n_repeats': 5})
+    """
+    values = PROFILES[profile]
+    params = {k: v for k, v in values.items() if k in declared}
+    params.update({k.split(".", 1)[1]: v for k, v in values.items()
+                   if k.startswith(f"{notebook}.") and k.split(".", 1)[1] in declared})
+    return params
+
+
 def _declared(nb: Path) -> dict:
     import papermill as pm
 
@@ -326,15 +342,19 @@ def _versions() -> dict:
 
 def run_book(profile: str = "quick", *, data: str | None = None, overrides: list[tuple[str, str]] = (),
              out: str | os.PathLike = "_build", only: list[str] | None = None, html: bool = True,
-             progress=print) -> dict:
+             repository: str | None = None, progress=print) -> dict:
     """Execute the book's notebooks with papermill, write ``manifest.json``, build the HTML.
 
+    ``repository`` (a ``https://github.com/OWNER/NAME`` address) adds the repository, issue,
+    Binder and Colab buttons to the pages; without it there are none, never a made-up address.
     Returns the manifest. Raises :class:`BookError` naming the notebook and cell that failed.
     """
     import papermill as pm
 
     if profile not in PROFILES:
         raise ParameterError(f"profile must be one of {', '.join(PROFILES)}, not {profile!r}")
+    if repository is not None and not re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+/?", repository):
+        raise ParameterError(f"--repository must be https://github.com/OWNER/NAME, not {repository!r}")
     root = repo_root()
     notebooks = notebooks_in_toc(root)
     names = [nb.stem for nb in notebooks]
@@ -348,7 +368,9 @@ def run_book(profile: str = "quick", *, data: str | None = None, overrides: list
     results = out / "results"
     executed.mkdir(parents=True, exist_ok=True)
     results.mkdir(parents=True, exist_ok=True)
-    env_cache = os.environ.setdefault("ALLLIB_CACHE", str(root / "data" / "cache"))
+    from .features import cache_dir
+
+    env_cache = str(cache_dir())
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # the kernels inherit it
     manifest = {"profile": profile, "data": data, "versions": _versions(), "cache": env_cache, "notebooks": [],
                 "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
@@ -362,7 +384,7 @@ def run_book(profile: str = "quick", *, data: str | None = None, overrides: list
                 shutil.copy(nb, target)
             continue
         declared = _declared(nb)
-        params = {k: v for k, v in PROFILES[profile].items() if k in declared}
+        params = profile_parameters(profile, nb.stem, declared)
         params.update({k: v for k, v in per_nb.get("*", {}).items() if k in declared})
         unknown = set(per_nb.get(nb.stem, {})) - set(declared)
         if unknown:
@@ -392,7 +414,7 @@ def run_book(profile: str = "quick", *, data: str | None = None, overrides: list
         progress(f"      done in {time.time() - t:.0f} s (dataset {used.get('dataset')}, backbone {used.get('backbone')})")
     _write_manifest(out, manifest, t_all)
     if html:
-        build_html(root, executed, out, progress)
+        build_html(root, executed, out, progress, repository=repository)
         manifest["html"] = str(out / "html" / "index.html")
         _write_manifest(out, manifest, t_all)
     return manifest
@@ -403,15 +425,31 @@ def _write_manifest(out: Path, manifest: dict, t0: float) -> None:
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1, default=str))
 
 
-def build_html(root: Path, executed: Path, out: Path, progress=print) -> Path:
-    """Stage ``_config.yml``, ``_toc.yml``, ``book/`` and the executed notebooks, then run
-    ``jupyter-book build``; the HTML lands in ``<out>/html``."""
+def book_config(root: Path, repository: str | None = None) -> dict:
+    """The project's ``_config.yml``, with the repository and launch buttons of ``repository``
+    where one is given (see :func:`run_book`)."""
+    import yaml
+
+    config = yaml.safe_load((root / "_config.yml").read_text())
+    if repository:
+        config["repository"] = {"url": repository.rstrip("/"), "path_to_book": "", "branch": "main"}
+        config.setdefault("html", {}).update({"use_repository_button": True, "use_issues_button": True})
+        config["launch_buttons"] = {"notebook_interface": "jupyterlab", "binderhub_url": "https://mybinder.org",
+                                    "colab_url": "https://colab.research.google.com"}
+    return config
+
+
+def build_html(root: Path, executed: Path, out: Path, progress=print, *, repository: str | None = None) -> Path:
+    """Stage ``_config.yml`` (see :func:`book_config`), ``_toc.yml``, ``book/`` and the executed
+    notebooks, then run ``jupyter-book build``; the HTML lands in ``<out>/html``."""
+    import yaml
+
     stage = out / "stage"
     if stage.exists():
         shutil.rmtree(stage)
     stage.mkdir(parents=True)
-    for f in ("_config.yml", "_toc.yml"):
-        shutil.copy(root / f, stage / f)
+    (stage / "_config.yml").write_text(yaml.safe_dump(book_config(root, repository), sort_keys=False))
+    shutil.copy(root / "_toc.yml", stage / "_toc.yml")
     shutil.copytree(root / "book", stage / "book")
     shutil.copytree(executed / "notebooks", stage / "notebooks")
     progress("building the HTML book with jupyter-book ...")

@@ -87,7 +87,7 @@ def _cmd_book(args: argparse.Namespace) -> int:
 
     try:
         manifest = run_book(args.profile, data=args.data, overrides=args.param or [], out=args.out,
-                            only=args.only, html=not args.no_html)
+                            only=args.only, html=not args.no_html, repository=args.repository)
     except (BookError, ParameterError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -101,13 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"alllib {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("datasets", help="describe the datasets found in the data folder")
-    p.add_argument("--data", help="data folder (default: $ALLLIB_DATA, else ./data)")
+    p.add_argument("--data", help="data folder (default: $ALLLIB_DATA, else the project's data/)")
     p.add_argument("--synthetic-n", type=int, default=260, help="size of the synthetic dataset")
     p.set_defaults(func=_cmd_datasets)
 
     p = sub.add_parser("train", help="train an image classifier and save it")
     p.add_argument("--dataset", default="auto", help="all_idb2, cnmc, synthetic or auto (default)")
-    p.add_argument("--data", help="data folder (default: $ALLLIB_DATA, else ./data)")
+    p.add_argument("--data", help="data folder (default: $ALLLIB_DATA, else the project's data/)")
     p.add_argument("--backbone", default="auto", help="feature extractor (default: auto)")
     p.add_argument("--weights", default="imagenet", help="imagenet (default), random, or a weights file")
     p.add_argument("--classifier", default="svm", choices=["svm", "rf", "xgboost"])
@@ -129,13 +129,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("book", help="run every chapter with papermill and build the HTML book")
     p.add_argument("--profile", default="quick", choices=["quick", "full"],
                    help="quick (default): small counts; full: the paper's sizes")
-    p.add_argument("--data", help="data folder (default: $ALLLIB_DATA, else ./data)")
+    p.add_argument("--data", help="data folder (default: $ALLLIB_DATA, else the project's data/)")
     p.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
                    help="override a parameter in every notebook that has it, or NOTEBOOK.NAME in one "
                         "(e.g. -p seed 1 -p 09_leakage.n_repeats 5); values are read as YAML")
     p.add_argument("--only", nargs="+", metavar="NOTEBOOK", help="run only these notebooks (by file stem)")
     p.add_argument("--out", default="_build", help="build folder (default _build)")
     p.add_argument("--no-html", action="store_true", help="execute the notebooks but do not build the HTML")
+    p.add_argument("--repository", metavar="URL",
+                   help="the book's public repository (https://github.com/OWNER/NAME): adds repository, issues, "
+                        "Binder and Colab buttons; without it the book has none")
     p.set_defaults(func=_cmd_book)
     return parser
 

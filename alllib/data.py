@@ -34,9 +34,11 @@ __all__ = [
     "Dataset",
     "read_image",
     "data_dir",
+    "project_root",
     "find_all_idb2",
     "load_all_idb2",
     "load_cnmc",
+    "cnmc_contents",
     "load_dataset",
     "duplicate_groups",
     "file_md5",
@@ -159,6 +161,23 @@ class Dataset:
         table = self.table.iloc[np.asarray(indices, dtype=int)].reset_index(drop=True)
         return Dataset(self.name, table, self.reader, self.source, self.mask_reader, self.keyer)
 
+    def sample_per_group(self, n: int | None, seed: int = 0, column: str = "group") -> "Dataset":
+        """At most ``n`` images of each ``column`` value (each C-NMC subject), drawn with ``seed``;
+        ``None`` keeps everything. The rows keep their order.
+
+        >>> ds = load_dataset("synthetic", n=8, size=32, verbose=False)
+        >>> len(ds.sample_per_group(None)), len(ds.sample_per_group(2, column="label"))
+        (8, 4)
+        """
+        if n is None:
+            return self
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"n must be a positive integer or None, not {n!r}")
+        rng = np.random.default_rng(seed)
+        keep = [rng.choice(idx, min(n, len(idx)), replace=False)
+                for idx in self.table.groupby(column, sort=True).indices.values()]
+        return self.subset(np.sort(np.concatenate(keep)))
+
     def summary(self) -> pd.DataFrame:
         """Counts of images and groups per class."""
         t = self.table
@@ -167,12 +186,26 @@ class Dataset:
         return out
 
 
+def project_root() -> Path | None:
+    """The book's project folder: the nearest folder holding ``_toc.yml``, from the current
+    folder upwards, else the one above an editable install of ``alllib``; ``None`` outside one."""
+    for p in [Path.cwd(), *Path.cwd().parents]:
+        if (p / "_toc.yml").is_file():
+            return p
+    above = Path(__file__).resolve().parent.parent
+    return above if (above / "_toc.yml").is_file() else None
+
+
 def data_dir(path: str | os.PathLike | None = None) -> Path:
-    """The data folder: ``path`` if given, else ``$ALLLIB_DATA``, else ``./data``."""
+    """The data folder: ``path`` if given, else ``$ALLLIB_DATA``, else the project's ``data/``
+    (whatever the current folder: a chapter runs in ``notebooks/``), else ``./data``."""
     if path is not None:
         return Path(path)
     env = os.environ.get("ALLLIB_DATA")
-    return Path(env) if env else Path("data")
+    if env:
+        return Path(env)
+    root = project_root()
+    return root / "data" if root is not None else Path("data")
 
 
 def _read_row(row: pd.Series) -> np.ndarray:
@@ -354,10 +387,12 @@ def load_cnmc(root: str | os.PathLike | None = None, *, part: str = "train") -> 
     """Load C-NMC-2019 from ``<root>/C-NMC_2019/`` (or ``C-NMC_Leukemia/``, ``cnmc/``).
 
     ``part="train"``: ``training_data/fold_{0,1,2}/{all,hem}/UID_<patient>_<image>_<cell>_<all|hem>.bmp``
-    -> table ``id, path, label, patient, fold, group`` with label ``all`` = 1, ``hem`` = 0 and
-    ``group = patient``. Patient ids are upper-cased (the real data spells one ``h3``); a normal
-    (``hem``) subject's id starts with ``H``. A file whose name disagrees with its folder is an
-    error.
+    (or ``.png``, a lossless copy with the same name) -> table ``id, path, label, patient, fold,
+    group`` with label ``all`` = 1, ``hem`` = 0 and ``group = patient``. Any subset of the three
+    folds may be present; ``source`` says which folds and how many subjects were found. Patient
+    ids are upper-cased (the real data spells one ``h3``); a normal (``hem``) subject's id starts
+    with ``H``. A file whose name disagrees with its folder, or one cell stored twice (``.bmp``
+    beside ``.png``), is an error.
 
     ``part="prelim_test"``: the labelled preliminary test set, ``validation_data/`` with its
     labels CSV; a :class:`DatasetError` says so where it is absent.
@@ -366,7 +401,8 @@ def load_cnmc(root: str | os.PathLike | None = None, *, part: str = "train") -> 
     top = _find_cnmc(base)
     if top is None:
         raise DatasetError(
-            f"C-NMC-2019 not found under {base.resolve()} (looked for C-NMC_2019/training_data/fold_0/all/*.bmp); "
+            f"C-NMC-2019 not found under {base.resolve()} (looked for C-NMC_2019/training_data/fold_N/all/*.bmp "
+            "or *.png); "
             "see data/README.md for how to obtain it"
         )
     if part == "train":
@@ -405,11 +441,29 @@ def _load_cnmc_train(top: Path) -> Dataset:
     if not rows:
         raise DatasetError(f"{top / 'training_data'}: the fold folders hold no images")
     table = pd.DataFrame(rows)
+    twice = table[table["id"].duplicated(keep=False)].sort_values("id")
+    if len(twice):
+        a, b = twice["path"].iloc[:2]
+        raise DatasetError(f"{a} and {b}: the same cell stored twice ({len(twice)} files concern repeated cells); "
+                           "keep one copy of each")
     for label, name in ((1, "all"), (0, "hem")):
         if not (table["label"] == label).any():
             raise DatasetError(f"{top / 'training_data'}: no {name!r} images; C-NMC needs both classes")
     table["group"] = table["patient"]
-    return Dataset("cnmc", table, _read_row, source=str(top / "training_data"))
+    return Dataset("cnmc", table, _read_row, source=f"{top / 'training_data'} ({cnmc_contents(table)})")
+
+
+def cnmc_contents(table: pd.DataFrame) -> str:
+    """Which folds and how many subjects a C-NMC table holds, in words.
+
+    >>> t = pd.DataFrame({"fold": [1, 1, 1], "patient": ["3", "H1", "3"], "label": [1, 0, 1]})
+    >>> cnmc_contents(t)
+    'fold_1 of fold_0-2; 2 subjects: 1 ALL, 1 normal'
+    """
+    folds = ", ".join(f"fold_{f}" for f in sorted(table["fold"].unique()))
+    per = table.groupby("label")["patient"].nunique()
+    return (f"{folds} of fold_0-2; {table['patient'].nunique()} subjects: {per.get(1, 0)} ALL, "
+            f"{per.get(0, 0)} normal")
 
 
 def _load_cnmc_prelim(top: Path) -> Dataset:

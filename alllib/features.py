@@ -34,7 +34,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from tqdm import tqdm
 
-from .data import Dataset, data_dir
+from .data import Dataset
 from .preprocessing import BACKBONE_PREPROCESSING, check_rgb, imagenet_preprocess, resize
 from .segmentation import segment
 
@@ -302,16 +302,14 @@ class Features:
 
 
 def cache_dir(path: str | os.PathLike | None = None) -> Path:
-    """The feature cache: ``path``, else ``$ALLLIB_CACHE``, else ``<data folder>/cache`` where that
-    is writable, else ``~/.cache/alllib``."""
+    """The feature cache: ``path``, else ``$ALLLIB_CACHE``, else the user's cache folder
+    (``$XDG_CACHE_HOME/alllib``, by default ``~/.cache/alllib``), as pooch and scikit-image do.
+    Never inside a dataset folder: a lab's shared copy of the data may be read-only."""
     if path is not None:
         return Path(path)
     if os.environ.get("ALLLIB_CACHE"):
         return Path(os.environ["ALLLIB_CACHE"])
-    base = data_dir()
-    if (base.is_dir() and os.access(base, os.W_OK)) or (not base.exists() and os.access(Path.cwd(), os.W_OK)):
-        return base / "cache"
-    return Path.home() / ".cache" / "alllib"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "alllib"
 
 
 def clear_cache(path: str | os.PathLike | None = None) -> int:
@@ -404,13 +402,23 @@ def extract_features(
 
 def _run_batches(model, ds: Dataset, indices: list[int], transform: ImageTransform, backbone: str,
                  batch_size: int, progress: bool) -> np.ndarray:
+    """The network over ``indices`` in batches; the next batch is read, augmented and
+    preprocessed in a second thread while the network runs on the current one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def prepare(chunk):
+        return np.stack([transform.network_input(ds.image(i), backbone, image_id=ds.ids[i]) for i in chunk])
+
+    chunks = [indices[start:start + batch_size] for start in range(0, len(indices), batch_size)]
     out = []
     bar = tqdm(total=len(indices), desc=f"{BACKBONES[backbone].label} features", unit="img", disable=not progress)
-    for start in range(0, len(indices), batch_size):
-        chunk = indices[start:start + batch_size]
-        batch = np.stack([transform.network_input(ds.image(i), backbone, image_id=ds.ids[i]) for i in chunk])
-        out.append(np.asarray(model.predict_on_batch(batch), dtype=np.float32))
-        bar.update(len(chunk))
+    with ThreadPoolExecutor(1) as reader:
+        pending = reader.submit(prepare, chunks[0]) if chunks else None
+        for k, chunk in enumerate(chunks):
+            batch = pending.result()
+            pending = reader.submit(prepare, chunks[k + 1]) if k + 1 < len(chunks) else None
+            out.append(np.asarray(model.predict_on_batch(batch), dtype=np.float32))
+            bar.update(len(chunk))
     bar.close()
     return np.concatenate(out) if out else np.zeros((0, BACKBONES[backbone].dim), np.float32)
 

@@ -12,6 +12,9 @@ With blasts as the positive class (label 1) and the confusion counts TP, TN, FP,
    F_1 = \frac{2\,\text{precision}\cdot\text{sensitivity}}{\text{precision} + \text{sensitivity}}, \quad
    \text{balanced accuracy} = \tfrac12(\text{sensitivity} + \text{specificity}).
 
+The C-NMC-2019 challenge ranked entries by the *weighted* F1: the F1 of each class (blasts and
+normal cells in turn as the positive class) weighted by the class's share of the test set.
+
 >>> m = binary_metrics([1, 1, 0, 0], [1, 0, 0, 0])
 >>> m["accuracy"], m["sensitivity"], m["specificity"]
 (0.75, 0.5, 1.0)
@@ -32,7 +35,7 @@ __all__ = [
 ]
 
 #: The metrics reported everywhere in the book, in this order.
-METRICS = ("accuracy", "balanced_accuracy", "specificity", "sensitivity", "precision", "f1", "roc_auc")
+METRICS = ("accuracy", "balanced_accuracy", "specificity", "sensitivity", "precision", "f1", "roc_auc", "weighted_f1")
 
 
 def _ratio(a: float, b: float) -> float:
@@ -61,8 +64,17 @@ def binary_metrics(y_true, y_pred, scores=None) -> dict:
         "precision": prec,
         "f1": _ratio(2 * prec * sens, prec + sens) if not np.isnan(prec) else float("nan"),
         "roc_auc": auc,
+        "weighted_f1": _weighted_f1(tp, tn, fp, fn),
         "tp": int(tp), "tn": int(tn), "fp": int(fp), "fn": int(fn),
     }
+
+
+def _weighted_f1(tp: int, tn: int, fp: int, fn: int) -> float:
+    """Each class's F1 weighted by its support (a class absent from the truth weighs nothing)."""
+    n = tp + tn + fp + fn
+    blasts = (tp + fn) * 2 * tp / (2 * tp + fp + fn) if tp + fn else 0.0
+    normal = (tn + fp) * 2 * tn / (2 * tn + fp + fn) if tn + fp else 0.0
+    return _ratio(blasts + normal, n)
 
 
 def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:

@@ -11,7 +11,8 @@ import pandas as pd
 import seaborn as sns
 from sklearn.metrics import confusion_matrix, roc_curve
 
-__all__ = ["show_images", "roc_curves", "confusion_heatmap", "feature_map", "compare_bars", "results_bars", "LABELS"]
+__all__ = ["show_images", "roc_curves", "confusion_heatmap", "feature_map", "compare_bars", "results_bars", "group_counts",
+           "per_group_bars", "probe_bars", "LABELS"]
 
 LABELS = {0: "not a blast", 1: "ALL blast"}
 
@@ -134,3 +135,56 @@ def results_bars(frame: pd.DataFrame, index=("classifier",), reported: pd.Series
     if reported is not None:
         table["reported"] = reported.reindex(table.index)
     return compare_bars(table, ax=ax, title=title, ylabel=f"{metric.replace('_', ' ')} (%)")
+
+
+def group_counts(ds, column: str = "patient", ax=None, title: str = "Cells per subject"):
+    """Images per ``column`` value (per C-NMC subject), coloured by class, largest first."""
+    t = ds.table.groupby(column).agg(cells=("id", "size"), label=("label", "first")).sort_values(
+        ["label", "cells"], ascending=[False, False])
+    fig, ax = _axis(ax, (max(5, 0.45 * len(t) + 2), 3.5))
+    colours = {1: "tab:red", 0: "tab:blue"}
+    ax.bar(t.index.astype(str), t["cells"], color=[colours[int(v)] for v in t["label"]])
+    for label, colour in colours.items():
+        ax.bar([], [], color=colour, label=LABELS[label])
+    ax.set(xlabel=column, ylabel="cells", title=title)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def per_group_bars(tables: dict, ax=None, title: str = "Accuracy per subject", column: str = "accuracy"):
+    """Side-by-side bars of :func:`alllib.protocols.per_group_accuracy` tables (one per protocol),
+    one group of bars per subject, subjects of each class together; the class shows in the label."""
+    names = list(tables)
+    base = tables[names[0]]
+    order = base.sort_values(["label", column], ascending=[False, True]).index
+    fig, ax = _axis(ax, (max(6, 0.6 * len(order) + 2), 4))
+    x = np.arange(len(order))
+    w = 0.8 / len(names)
+    for i, name in enumerate(names):
+        vals = 100 * tables[name].reindex(order)[column].to_numpy(float)
+        ax.bar(x + (i - (len(names) - 1) / 2) * w, vals, w, label=name)
+    labels = [f"{g}\n({'ALL' if base.loc[g, 'label'] == 1 else 'normal'})" for g in order]
+    ax.set_xticks(x, labels, fontsize=8)
+    ax.axhline(50, color="grey", lw=0.8, ls=":")
+    ax.set(ylabel=f"{column.replace('_', ' ')} (%)", ylim=(0, 102), title=title)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def probe_bars(probe: pd.DataFrame, ax=None, title: str = "Which subject is this cell from?"):
+    """A :func:`alllib.protocols.subject_probe` table: accuracy of naming the subject against
+    the two chance levels, per task."""
+    cols = ["accuracy", "balanced accuracy", "chance (largest subject)", "chance (1 / subjects)"]
+    fig, ax = _axis(ax, (7, 3.5))
+    x = np.arange(len(probe))
+    w = 0.8 / len(cols)
+    for i, c in enumerate(cols):
+        ax.bar(x + (i - (len(cols) - 1) / 2) * w, 100 * probe[c].to_numpy(float), w, label=c,
+               color=None if i < 2 else ("0.6" if i == 2 else "0.8"))
+    ax.set_xticks(x, [f"{t}\n({int(n)} subjects)" for t, n in zip(probe.index, probe["subjects"])], fontsize=9)
+    ax.set(ylabel="%", ylim=(0, 102), title=title)
+    ax.legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    return fig

@@ -17,6 +17,7 @@ construction, and the tests prove it.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -26,11 +27,12 @@ from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 from tqdm import tqdm
 
 from .augmentation import Augmenter, balance
-from .classifiers import CLASSIFIERS, decision_scores, fit_classifier
+from .classifiers import CLASSIFIERS, decision_scores, fit_classifier, param_grid
 from .data import Dataset
 from .metrics import METRICS, binary_metrics, mean_interval, wilson_interval
 
-__all__ = ["Evaluation", "ProtocolResult", "leak_audit", "paper_protocol", "honest_protocol", "compare_protocols"]
+__all__ = ["Evaluation", "ProtocolResult", "leak_audit", "paper_protocol", "honest_protocol", "outer_splits",
+           "compare_protocols", "per_group_accuracy", "subject_probe", "Study", "protocol_study"]
 
 Featurize = Callable[[Dataset], np.ndarray]
 
@@ -72,6 +74,7 @@ class Evaluation:
     grid: pd.DataFrame | None = None
     fold: int | None = None
     model: object | None = field(default=None, repr=False)
+    seconds: float = 0.0  # fitting and tuning time
 
 
 @dataclass
@@ -167,17 +170,37 @@ def paper_protocol(ds: Dataset, featurize: Featurize, classifiers: Sequence[str]
                 "test_size": test_size, "search": search, "seed": seed, "split": "by image, after augmentation"}
     out = {}
     for name in classifiers:
+        t0 = time.perf_counter()
         model, grid = fit_classifier(name, X[train], y[train], search=search, seed=seed)
+        seconds = time.perf_counter() - t0
         e = _evaluate(name, model, X[test], y[test], full.ids[test], leak, grid, train=(X[train], y[train]),
                       keep_model=keep_models)
+        e.seconds = seconds
         out[name] = ProtocolResult("paper", name, [e], settings)
     return out
 
 
+def outer_splits(labels: np.ndarray, groups: np.ndarray, n_splits: int) -> int:
+    """The number of grouped outer folds the data allow: ``n_splits``, or fewer where a class has
+    fewer groups (C-NMC's fold_1 has 3 normal subjects, so at most 3 folds). A class with fewer
+    than 2 groups cannot be split by group at all: :class:`ValueError`."""
+    labels, groups = np.asarray(labels), np.asarray(groups)
+    per_class = {int(c): pd.Series(groups[labels == c]).nunique() for c in np.unique(labels)}
+    if len(per_class) < 2:
+        raise ValueError("the dataset holds a single class; a classifier needs both")
+    fewest = min(per_class.values())
+    if fewest < 2:
+        lonely = [c for c, n in per_class.items() if n < 2]
+        raise ValueError(f"class {lonely[0]} has {per_class[lonely[0]]} group (subject/cell); a split by group needs "
+                         "at least 2 per class, so one can be tested while another trains")
+    return min(n_splits, fewest)
+
+
 def honest_protocol(ds: Dataset, featurize: Featurize, classifiers: Sequence[str] = CLASSIFIERS, *,
-                    target_per_class: int | None = 600, augmenter: Augmenter | None = None,
-                    n_splits: int = 5, n_repeats: int = 5, inner_splits: int = 3, search: str = "paper",
-                    seed: int = 0, progress: bool = True) -> dict[str, ProtocolResult]:
+                    target_per_class: int | None = 600, scale_target: bool = False,
+                    augmenter: Augmenter | None = None, n_splits: int = 5, n_repeats: int = 5,
+                    inner_splits: int = 3, search: str = "paper", seed: int = 0,
+                    progress: bool = True) -> dict[str, ProtocolResult]:
     """The leak-free protocol: split originals by group, augment the training side only.
 
     Each of ``n_repeats`` x ``n_splits`` outer folds (``StratifiedGroupKFold``, reshuffled per
@@ -185,37 +208,104 @@ def honest_protocol(ds: Dataset, featurize: Featurize, classifiers: Sequence[str
     augmented copies (``None``: no augmentation), the classifier is tuned by grouped inner CV
     (``inner_splits`` folds) and scored on the fold's untouched test originals. The default
     target, 600, matches the training size of the paper's 750 + 750 after its 80/20 split.
+    With ``scale_target``, ``target_per_class`` is the size for the whole dataset and each fold
+    uses its share (training originals / all originals): the paper's augmentation ratio.
+
+    Folds never outnumber the groups of the smaller class (:func:`outer_splits`); where a
+    training side has too few groups for a grouped inner CV, the classifier keeps its default
+    parameters (the paper's best) and ``Evaluation.best_params`` says ``{"tuned": False}``.
+    ``settings["n_splits"]`` is the number of folds really used.
     """
     classifiers = _check(classifiers)
     augmenter = augmenter or Augmenter(seed=seed)
     y_all, groups = ds.labels, ds.groups
-    n_groups = min(pd.Series(groups[y_all == c]).nunique() for c in (0, 1))
-    if n_groups < n_splits:
-        raise ValueError(f"{ds.name}: a class has only {n_groups} groups, fewer than n_splits={n_splits}")
+    used = outer_splits(y_all, groups, n_splits)
     settings = {"dataset": ds.name, "n_originals": len(ds), "target_per_class": target_per_class,
-                "n_splits": n_splits, "n_repeats": n_repeats, "inner_splits": inner_splits, "search": search,
-                "seed": seed, "split": "by group, before augmentation"}
+                "scale_target": scale_target, "n_splits": used, "n_splits_asked": n_splits, "n_repeats": n_repeats,
+                "inner_splits": inner_splits, "search": search, "seed": seed, "split": "by group, before augmentation"}
     evals: dict[str, list[Evaluation]] = {c: [] for c in classifiers}
-    bar = tqdm(total=n_splits * n_repeats, desc="honest protocol folds", disable=not progress)
+    bar = tqdm(total=used * n_repeats, desc="honest protocol folds", disable=not progress)
     fold = 0
     for r in range(n_repeats):
-        outer = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed + r)
+        outer = StratifiedGroupKFold(n_splits=used, shuffle=True, random_state=seed + r)
         for train, test in outer.split(np.zeros(len(ds)), y_all, groups):
             train_ds, test_ds = ds.subset(train), ds.subset(test)
             if target_per_class:
+                target = round(target_per_class * len(train) / len(ds)) if scale_target else target_per_class
                 biggest = int(np.bincount(train_ds.labels).max())
-                train_ds = balance(train_ds, max(target_per_class, biggest), augmenter)
+                train_ds = balance(train_ds, max(target, biggest), augmenter)
             X_tr, y_tr = featurize(train_ds), train_ds.labels
             X_te, y_te = featurize(test_ds), test_ds.labels
             leak = leak_audit(train_ds.table, test_ds.table)
+            inner = min(inner_splits, min(pd.Series(train_ds.groups[y_tr == c]).nunique() for c in (0, 1)))
             for name in classifiers:
-                model, grid = fit_classifier(name, X_tr, y_tr, groups=train_ds.groups, search=search,
-                                             cv_splits=inner_splits, seed=seed + fold)
-                evals[name].append(_evaluate(name, model, X_te, y_te, test_ds.ids, leak, grid, fold=fold))
+                t0 = time.perf_counter()
+                model, grid = fit_classifier(name, X_tr, y_tr, groups=train_ds.groups,
+                                             search=search if inner >= 2 else "none", cv_splits=max(inner, 2),
+                                             seed=seed + fold)
+                e = _evaluate(name, model, X_te, y_te, test_ds.ids, leak, grid, fold=fold)
+                e.seconds = time.perf_counter() - t0
+                if inner < 2 and param_grid(name, search):
+                    e.best_params["tuned"] = False
+                evals[name].append(e)
             fold += 1
             bar.update(1)
     bar.close()
     return {name: ProtocolResult("honest", name, evals[name], settings) for name in classifiers}
+
+
+def per_group_accuracy(result: ProtocolResult, ds: Dataset, column: str = "group") -> pd.DataFrame:
+    """Accuracy on each group's (for C-NMC: each subject's) test cells, pooled over folds and
+    repeats: columns ``label, n_test, correct, accuracy``. For the paper protocol's test
+    originals and copies alike, a test id's group is that of its source image."""
+    lookup = ds.table.set_index("id")[[column, "label"]]
+    rows = []
+    for e in result.evaluations:
+        src = pd.Series(e.test_ids).str.split("~aug").str[0]
+        rows.append(pd.DataFrame({column: lookup.loc[src, column].to_numpy(), "label": e.y_true,
+                                  "correct": e.y_true == e.y_pred}))
+    t = pd.concat(rows, ignore_index=True)
+    out = t.groupby(column).agg(label=("label", "first"), n_test=("correct", "size"), correct=("correct", "sum"))
+    out["accuracy"] = out["correct"] / out["n_test"]
+    return out.sort_values(["label", "accuracy"])
+
+
+def subject_probe(X: np.ndarray, ds: Dataset, *, column: str = "patient", n_splits: int = 5, seed: int = 0,
+                  within_class: bool = True) -> pd.DataFrame:
+    """How well the features tell *which subject* a cell comes from (why splitting by image
+    inflates: a test cell's subject is also in training).
+
+    A standardised multinomial logistic regression predicts ``column`` from ``X`` with
+    stratified ``n_splits``-fold CV by image (every subject on both sides, as in the paper's
+    split). One row per task (all subjects; with ``within_class`` the ALL patients among
+    themselves, and the normal subjects among themselves): accuracy, balanced accuracy, the
+    chance levels (the largest subject's share; 1 / subjects) and the number of subjects.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import balanced_accuracy_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    subjects, labels = ds.table[column].to_numpy(), ds.labels
+    tasks = [("all subjects", np.ones(len(ds), bool))]
+    if within_class:
+        tasks += [("ALL patients only", labels == 1), ("normal subjects only", labels == 0)]
+    rows = []
+    for task, keep in tasks:
+        s = subjects[keep]
+        counts = pd.Series(s).value_counts()
+        if len(counts) < 2:
+            continue
+        folds = min(n_splits, int(counts.min()))
+        if folds < 2:
+            raise ValueError(f"subject probe ({task}): a subject has a single cell; it cannot be both trained on and tested")
+        model = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=300))
+        pred = cross_val_predict(model, X[keep], s, cv=StratifiedKFold(folds, shuffle=True, random_state=seed))
+        rows.append({"task": task, "subjects": len(counts), "cells": int(keep.sum()), "accuracy": float(np.mean(pred == s)),
+                     "chance (largest subject)": float(counts.max() / keep.sum()),
+                     "balanced accuracy": float(balanced_accuracy_score(s, pred)), "chance (1 / subjects)": 1 / len(counts)})
+    return pd.DataFrame(rows).set_index("task")
 
 
 def compare_protocols(paper: dict[str, ProtocolResult], honest: dict[str, ProtocolResult],
@@ -239,3 +329,77 @@ def compare_protocols(paper: dict[str, ProtocolResult], honest: dict[str, Protoc
             "honest leaks": np.nan if h is None else honest[name].leaks + honest[name].group_leaks,
         })
     return pd.DataFrame(rows).set_index("classifier")
+
+
+class _TimedFeaturize:
+    """A featurize callable that adds up the seconds spent in it."""
+
+    def __init__(self, featurize: Featurize):
+        self.featurize, self.seconds = featurize, 0.0
+
+    def __call__(self, ds: Dataset) -> np.ndarray:
+        t0 = time.perf_counter()
+        try:
+            return self.featurize(ds)
+        finally:
+            self.seconds += time.perf_counter() - t0
+
+
+@dataclass
+class Study:
+    """The paper's protocol and the honest one on one dataset, each with and without the
+    paper's augmentation, plus the subject probe: everything the C-NMC chapter shows."""
+
+    ds: Dataset
+    paper: dict[str, ProtocolResult]
+    paper_noaug: dict[str, ProtocolResult]
+    honest: dict[str, ProtocolResult]
+    honest_noaug: dict[str, ProtocolResult]
+    probe: pd.DataFrame | None
+    timings: pd.DataFrame
+
+    def comparison(self, metric: str = "accuracy") -> pd.DataFrame:
+        """:func:`compare_protocols` of the augmented runs (the paper's headline setting)."""
+        return compare_protocols(self.paper, self.honest, metric)
+
+
+def protocol_study(ds: Dataset, featurize: Featurize, classifiers: Sequence[str] = CLASSIFIERS, *,
+                   target_per_class: int, augmenter: Augmenter | None = None, search: str = "paper",
+                   n_splits: int = 5, n_repeats: int = 1, inner_splits: int = 3, probe_column: str | None = "patient",
+                   seed: int = 0, progress: bool = True) -> Study:
+    """Run the four protocol settings and the subject probe, timing each stage.
+
+    The paper protocol balances the whole ``ds`` to ``target_per_class`` per class (at least the
+    larger class) and splits by image; the honest one splits by group first and grows each
+    training side by the same ratio (``scale_target``). ``timings`` has one row per stage:
+    feature extraction (reading, augmenting and running the network, cached features read back)
+    and each classifier's fitting and tuning, in seconds.
+    """
+    timed = _TimedFeaturize(featurize)
+    target = max(int(target_per_class), int(np.bincount(ds.labels).max()))
+    rows, runs = [], {}
+    for key, label, run in (
+        ("paper", "paper protocol, augmented", lambda: paper_protocol(
+            ds, timed, classifiers, target_per_class=target, augmenter=augmenter, search=search, seed=seed)),
+        ("paper_noaug", "paper protocol, no augmentation", lambda: paper_protocol(
+            ds, timed, classifiers, target_per_class=None, search=search, seed=seed)),
+        ("honest", "honest protocol, augmented", lambda: honest_protocol(
+            ds, timed, classifiers, target_per_class=target, scale_target=True, augmenter=augmenter,
+            n_splits=n_splits, n_repeats=n_repeats, inner_splits=inner_splits, search=search, seed=seed,
+            progress=progress)),
+        ("honest_noaug", "honest protocol, no augmentation", lambda: honest_protocol(
+            ds, timed, classifiers, target_per_class=None, n_splits=n_splits, n_repeats=n_repeats,
+            inner_splits=inner_splits, search=search, seed=seed, progress=progress)),
+    ):
+        before = timed.seconds
+        runs[key] = run()
+        rows.append({"stage": f"{label}: features", "seconds": timed.seconds - before})
+        for name, res in runs[key].items():
+            rows.append({"stage": f"{label}: {name}", "seconds": sum(e.seconds for e in res.evaluations)})
+    probe = None
+    if probe_column is not None:
+        t0 = time.perf_counter()
+        probe = subject_probe(timed(ds), ds, column=probe_column, seed=seed)
+        rows.append({"stage": "subject probe", "seconds": time.perf_counter() - t0})
+    return Study(ds, runs["paper"], runs["paper_noaug"], runs["honest"], runs["honest_noaug"], probe,
+                 pd.DataFrame(rows).set_index("stage"))

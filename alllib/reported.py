@@ -17,7 +17,7 @@ import pandas as pd
 
 from .metrics import METRICS
 
-__all__ = ["reported", "PAPER_SVM_BEST", "results_frame", "side_by_side", "CITATION"]
+__all__ = ["reported", "PAPER_SVM_BEST", "results_frame", "side_by_side", "paper_shape", "CITATION"]
 
 CITATION = ("H. Farag, N. A. Semary, K. M. Amin, S. Fadl, \"An Efficient Classification Technique of Acute "
             "Lymphoblastic Leukemia Cells\", Engineering Letters, 2025")
@@ -94,3 +94,19 @@ def side_by_side(table: str, ours: pd.DataFrame, *, metrics=None) -> pd.DataFram
         used = ours[_KEYS + ["computed_with"]].drop_duplicates(_KEYS)
         out = out.merge(used, on=_KEYS, how="left")
     return out.set_index(_KEYS)
+
+
+def paper_shape(table: str, ours: pd.DataFrame, dataset: str, *, columns: str = "metric") -> pd.DataFrame:
+    """Table ``table`` for ``dataset`` laid out as the paper prints it: one row per classifier and
+    figure (``reported``, our ``paper protocol``, our ``honest`` mean), one column per metric
+    (``columns="metric"``, Tables V and VI) or per condition (``columns="condition"``: train /
+    test in Table III, aug / noaug in Table VIII). Values in percent; figures this run did not
+    compute are missing, never filled in."""
+    t = side_by_side(table, ours).reset_index()
+    t = t[t["dataset"] == dataset]
+    figures = [c for c in ("reported", "paper protocol", "honest") if c in t.columns and t[c].notna().any()]
+    long = t.melt(id_vars=["classifier", "condition", "metric"], value_vars=figures, var_name="figure")
+    out = long.pivot_table(index=["classifier", "figure"], columns=columns, values="value", sort=False)
+    order = [m for m in METRICS if m in out.columns] if columns == "metric" else list(out.columns)
+    rows = [(c, f) for c in dict.fromkeys(t["classifier"]) for f in figures if (c, f) in out.index]
+    return out.loc[rows, order].rename_axis(columns=None)

@@ -44,3 +44,17 @@ def real_idb2():
     if find_all_idb2(root) is None:
         pytest.skip(f"real ALL-IDB2 not available: no ALL_IDB2/img/ImNNN_L.tif under ALLLIB_DATA={root}")
     return load_all_idb2(root)
+
+
+@pytest.fixture(scope="session")
+def real_cnmc():
+    """The real C-NMC-2019 from $ALLLIB_DATA; the test is skipped with a reason where it is absent."""
+    from alllib.data import DatasetError, load_cnmc
+
+    root = os.environ.get("ALLLIB_DATA")
+    if not root:
+        pytest.skip("real C-NMC-2019 not available: set ALLLIB_DATA to the folder holding C-NMC_2019/training_data")
+    try:
+        return load_cnmc(root)
+    except DatasetError as err:
+        pytest.skip(f"real C-NMC-2019 not available under ALLLIB_DATA={root}: {err}")

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 
 from alllib.book import BookError, ParameterError, _parse_overrides, check_parameters, notebooks_in_toc, run_book
@@ -123,11 +124,39 @@ def test_cnmc_chapter_runs_on_a_small_tree(tmp_path, synthetic):
     out = tmp_path / "out.ipynb"
     pm.execute_notebook(str(ROOT / "notebooks" / "10_cnmc.ipynb"), str(out), cwd=str(ROOT / "notebooks"),
                         parameters={"data_dir": str(tmp_path / "data"), "results_dir": str(tmp_path / "r"),
-                                    "n_splits": 3, "search": "none"},
+                                    "n_splits": 5, "search": "small", "cells_per_subject": None,
+                                    "cnmc_target_per_class": 16},
                         progress_bar=False, kernel_name="python3")
     text = json.dumps([c.get("outputs", []) for c in nbformat.read(out, 4).cells])
-    assert "24 cells of 6 subjects" in text and "split by patient accuracy" in text
-    assert (tmp_path / "r" / "10_cnmc.csv").is_file()
+    assert "24 cells of 6 subjects" in text and "grew 24 cells to 32 (16 per class)" in text
+    # three subjects per class: three folds, and the page says why
+    assert "The smaller class has only 3 subjects, so the honest protocol uses 3 folds (not the 5 asked for)" in text
+    assert "splitting by image scores" in text and "Among all subjects (6 subjects, 24 cells)" in text
+    saved = pd.read_csv(tmp_path / "r" / "10_cnmc.csv")
+    assert set(saved["protocol"]) == {"paper", "honest"} and {"train", "test", "aug", "noaug"} <= set(saved["condition"])
+    assert "weighted_f1" in set(saved["metric"])
+    meta = json.loads((tmp_path / "r" / "10_cnmc.json").read_text())
+    assert meta["n_splits_used"] == 3 and meta["n_subjects"] == 6
+
+
+@pytest.mark.slow
+def test_a_chapter_finds_data_in_the_projects_data_folder(tmp_path, monkeypatch, synthetic):
+    """Data placed in <project>/data/ as the README says is what a chapter run in notebooks/ uses."""
+    import papermill as pm
+
+    from .conftest import write_rgb
+
+    monkeypatch.delenv("ALLLIB_DATA", raising=False)
+    monkeypatch.setenv("ALLLIB_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: notebooks/02_preprocessing\n")
+    (tmp_path / "notebooks").mkdir()
+    for i in range(6):
+        write_rgb(tmp_path / "data" / "ALL_IDB2" / "img" / f"Im{i + 1:03d}_{i % 2}.tif", synthetic.image(i))
+    out = tmp_path / "notebooks" / "out.ipynb"
+    pm.execute_notebook(str(ROOT / "notebooks" / "02_preprocessing.ipynb"), str(out), cwd=str(tmp_path / "notebooks"),
+                        parameters={"results_dir": str(tmp_path / "r")}, progress_bar=False, kernel_name="python3")
+    assert json.loads((tmp_path / "r" / "02_preprocessing.json").read_text())["dataset"] == "all_idb2"
+    assert not (tmp_path / "data" / "cache").exists()
 
 
 def test_chapter_compare_is_memoised(tmp_path, monkeypatch):
@@ -191,3 +220,18 @@ def test_summary_table(tmp_path):
     assert "no results" in summary_table(ours, "IV", "07_backbones")
     other = ours.assign(dataset="synthetic")
     assert list(summary_table(other, "VIII", "09_leakage").columns) == ["honest", "paper"]
+
+
+def test_no_made_up_repository_buttons(tmp_path, monkeypatch):
+    """Launch and repository buttons only for a repository given at build time."""
+    from alllib.book import book_config
+
+    plain = book_config(ROOT)
+    assert "repository" not in plain and "launch_buttons" not in plain
+    assert plain["html"]["use_repository_button"] is False and plain["html"]["use_issues_button"] is False
+    real = book_config(ROOT, "https://github.com/someone/alllib-book/")
+    assert real["repository"]["url"] == "https://github.com/someone/alllib-book"
+    assert real["html"]["use_repository_button"] and real["launch_buttons"]["binderhub_url"]
+    monkeypatch.chdir(ROOT)
+    with pytest.raises(ParameterError, match="--repository must be https://github.com/OWNER/NAME"):
+        run_book("quick", out=tmp_path, html=False, repository="github.com/x", progress=lambda *_: None)

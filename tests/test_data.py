@@ -1,6 +1,8 @@
 """The data layer: image reading, the three loaders, duplicate groups and the entry point."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -161,6 +163,19 @@ def test_cnmc_loader(tmp_path, synthetic):
     assert ds.table["group"].nunique() == 4
 
 
+def test_cnmc_png_and_any_folds(tmp_path, synthetic):
+    """Lossless PNG copies load like BMPs; one fold alone is enough and the source says which."""
+    _cnmc_tree(tmp_path, synthetic)
+    for p in (tmp_path / "C-NMC_2019" / "training_data" / "fold_0").rglob("*.bmp"):
+        p.rename(p.with_suffix(".png"))
+    ds = load_cnmc(tmp_path)
+    assert len(ds) == 5 and sorted(ds.table["fold"].unique()) == [0, 1]
+    assert "fold_0, fold_1 of fold_0-2; 4 subjects: 2 ALL, 2 normal" in ds.source
+    write_rgb(tmp_path / "C-NMC_2019" / "training_data" / "fold_0" / "all" / "UID_11_1_1_all.bmp", synthetic.image(0))
+    with pytest.raises(DatasetError, match="UID_11_1_1_all.bmp .*UID_11_1_1_all.png: the same cell stored twice"):
+        load_cnmc(tmp_path)
+
+
 def test_cnmc_name_disagrees_with_folder(tmp_path, synthetic):
     _cnmc_tree(tmp_path, synthetic, extra=[("fold_2", "all", "UID_H7_1_1_hem.bmp")])
     with pytest.raises(DatasetError, match="UID_H7_1_1_hem.bmp: the name says 'hem'"):
@@ -202,11 +217,29 @@ def test_cnmc_prelim_test_set(tmp_path, synthetic):
 
 # ------------------------------------------------------------------ entry point
 def test_data_dir_precedence(monkeypatch, tmp_path):
+    """Argument, then $ALLLIB_DATA, then the project's data/ whatever the working folder."""
     monkeypatch.delenv("ALLLIB_DATA", raising=False)
-    assert str(data_dir()) == "data"
-    monkeypatch.setenv("ALLLIB_DATA", str(tmp_path))
-    assert data_dir() == tmp_path
+    project = tmp_path / "book"
+    (project / "notebooks").mkdir(parents=True)
+    (project / "_toc.yml").write_text("format: jb-book\nroot: intro\n")
+    monkeypatch.chdir(project / "notebooks")  # where the runner executes a chapter
+    assert data_dir() == project / "data"
+    monkeypatch.setenv("ALLLIB_DATA", str(tmp_path / "shared"))
+    assert data_dir() == tmp_path / "shared"
     assert str(data_dir("elsewhere")) == "elsewhere"
+
+
+def test_the_cache_never_lands_in_a_data_folder(monkeypatch, tmp_path):
+    from alllib.features import cache_dir
+
+    monkeypatch.delenv("ALLLIB_CACHE", raising=False)
+    monkeypatch.setenv("ALLLIB_DATA", str(tmp_path / "shared"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_dir() == tmp_path / "xdg" / "alllib"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert cache_dir() == Path.home() / ".cache" / "alllib"
+    monkeypatch.setenv("ALLLIB_CACHE", str(tmp_path / "c"))
+    assert cache_dir() == tmp_path / "c"
 
 
 def test_load_dataset_auto(tmp_path, idb2_tree, capsys):

@@ -80,3 +80,17 @@ def test_mcnemar():
     b[:35] = 1
     big = mcnemar(y, a, b)
     assert big["method"].startswith("chi-squared") and big["statistic"] == pytest.approx((35 - 1) ** 2 / 35)
+
+
+def test_weighted_f1_is_the_challenge_metric():
+    """The C-NMC challenge's weighted F1 equals scikit-learn's f1_score(average="weighted")."""
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        n = int(rng.integers(1, 40))
+        y, p = rng.integers(0, 2, n), rng.integers(0, 2, n)
+        assert binary_metrics(y, p)["weighted_f1"] == pytest.approx(f1_score(y, p, average="weighted", zero_division=0))
+    # unlike the blast-class F1, it counts the normal class too
+    m = binary_metrics([1, 1, 1, 0], [1, 1, 1, 1])
+    assert m["f1"] == pytest.approx(6 / 7) and m["weighted_f1"] == pytest.approx(0.75 * 6 / 7)

@@ -131,3 +131,96 @@ def test_augmenter_seed_follows_protocol_seed(small):
     b = paper_protocol(small, colour_features, ["rf"], target_per_class=50, seed=1,
                        augmenter=Augmenter(seed=1))
     assert a["rf"].evaluations[0].metrics == b["rf"].evaluations[0].metrics
+
+
+# ------------------------------------------------------------------ few subjects (C-NMC)
+def _subjects(n_all: int, n_hem: int, cells: int = 6):
+    """A synthetic C-NMC: ``n_all`` ALL patients and ``n_hem`` normal subjects, ``cells`` each."""
+    ds = make_synthetic(2 * cells * max(n_all, n_hem), size=48, seed=5)
+    t = ds.table
+    rows = []
+    for label, n, prefix in ((1, n_all, ""), (0, n_hem, "H")):
+        pool = t.index[t["label"] == label][: n * cells]
+        rows += list(pool)
+        t.loc[pool, "patient"] = [f"{prefix}{1 + k // cells}" for k in range(len(pool))]
+    sub = ds.subset(sorted(rows))
+    sub.table["group"] = sub.table["patient"]
+    return sub
+
+
+def test_honest_protocol_takes_its_folds_from_the_subjects():
+    """Three normal subjects allow three folds, whatever was asked; the page can say so."""
+    ds = _subjects(5, 3)
+    res = honest_protocol(ds, colour_features, ["svm"], target_per_class=None, n_splits=5, n_repeats=1,
+                          inner_splits=3, search="small", progress=False)
+    assert res["svm"].settings["n_splits"] == 3 and res["svm"].settings["n_splits_asked"] == 5
+    assert len(res["svm"].evaluations) == 3 and res["svm"].group_leaks == 0
+    # two normal subjects left on each training side: the inner CV has two grouped folds
+    assert all(len(e.grid) == 4 and "tuned" not in e.best_params for e in res["svm"].evaluations)
+
+
+def test_honest_protocol_with_two_subjects_per_class_does_not_tune_and_does_not_crash():
+    ds = _subjects(2, 2)
+    res = honest_protocol(ds, colour_features, ["svm", "rf"], target_per_class=None, n_splits=5, n_repeats=1,
+                          search="small", progress=False)
+    assert res["svm"].settings["n_splits"] == 2
+    assert all(e.best_params.get("tuned") is False and e.grid is None for e in res["svm"].evaluations)
+    assert all("tuned" not in e.best_params for e in res["rf"].evaluations)  # nothing to tune
+
+
+def test_a_class_with_one_subject_is_a_clear_error():
+    with pytest.raises(ValueError, match="class 0 has 1 group .* at least 2 per class"):
+        honest_protocol(_subjects(4, 1), colour_features, ["rf"], target_per_class=None, progress=False)
+
+
+def test_scaled_target_keeps_the_paper_ratio():
+    """With scale_target, each training side grows by the whole set's factor."""
+    ds = _subjects(4, 3)
+    seen = []
+
+    def spy(d):
+        seen.append(d.table.copy())
+        return colour_features(d)
+
+    honest_protocol(ds, spy, ["rf"], target_per_class=60, scale_target=True, n_splits=3, n_repeats=1,
+                    progress=False)
+    for train in seen[0::2]:
+        originals = int((~train["augmented"]).sum())
+        assert train.groupby("label").size().tolist() == [round(60 * originals / len(ds))] * 2
+
+
+def test_per_subject_accuracy_and_subject_probe():
+    from alllib.protocols import per_group_accuracy, subject_probe
+
+    ds = _subjects(4, 3)
+    res = honest_protocol(ds, colour_features, ["rf"], target_per_class=None, n_splits=3, n_repeats=2,
+                          progress=False)
+    acc = per_group_accuracy(res["rf"], ds, "patient")
+    assert sorted(acc.index) == sorted(ds.table["patient"].unique())
+    assert (acc["n_test"] == 12).all()  # six cells per subject, tested once per repeat
+    e = res["rf"].evaluations
+    assert acc["correct"].sum() == sum(int((x.y_true == x.y_pred).sum()) for x in e)
+    # subject identity planted in the features is found; pure noise is at chance
+    rng = np.random.default_rng(0)
+    code = pd.factorize(ds.table["patient"])[0]
+    X = rng.normal(size=(len(ds), 8)) + 6 * np.eye(8)[code]
+    probe = subject_probe(X, ds, n_splits=3)
+    assert probe.loc["all subjects", "accuracy"] > 0.9 and probe.loc["all subjects", "subjects"] == 7
+    noise = subject_probe(rng.normal(size=(len(ds), 8)), ds, n_splits=3)
+    assert noise.loc["all subjects", "accuracy"] < 0.45
+    assert list(noise.index) == ["all subjects", "ALL patients only", "normal subjects only"]
+
+
+def test_protocol_study_runs_all_four_settings_and_times_them():
+    from alllib.protocols import protocol_study
+
+    ds = _subjects(4, 3)
+    st = protocol_study(ds, colour_features, ["svm", "rf"], target_per_class=30, search="small", n_splits=5,
+                        progress=False)
+    assert st.honest["svm"].settings["n_splits"] == 3 and st.honest["svm"].settings["scale_target"]
+    assert st.paper["svm"].settings["n_total"] == 60 and st.paper_noaug["svm"].settings["n_total"] == len(ds)
+    assert st.paper["svm"].leaks > 0 and st.honest["rf"].leaks + st.honest["rf"].group_leaks == 0
+    assert st.honest_noaug["rf"].settings["target_per_class"] is None
+    assert list(st.probe.index)[0] == "all subjects"
+    assert len(st.timings) == 4 * 3 + 1 and (st.timings["seconds"] >= 0).all()
+    assert list(st.comparison("weighted_f1").columns)[0] == "paper protocol weighted_f1"

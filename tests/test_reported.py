@@ -57,3 +57,18 @@ def test_train_condition_uses_training_metrics():
         res = _result("honest", [0.8])
         res["svm"].evaluations[0].train_metrics = None
         results_frame(res, dataset="cnmc", backbone="densenet201", condition="train")
+
+
+def test_paper_shape():
+    from alllib.reported import paper_shape
+
+    ours = pd.concat([results_frame(_result("paper", [0.9]), dataset="cnmc", backbone="densenet201", condition="aug"),
+                      results_frame(_result("honest", [0.8, 0.7]), dataset="cnmc", backbone="densenet201",
+                                    condition="aug")])
+    t = paper_shape("VIII", ours, "cnmc", columns="condition")
+    assert list(t.columns) == ["aug", "noaug"]
+    assert t.loc[("svm", "reported"), "aug"] == 99.13 and t.loc[("svm", "paper protocol"), "aug"] == 90
+    assert t.loc[("svm", "honest"), "aug"] == pytest.approx(75) and np.isnan(t.loc[("svm", "honest"), "noaug"])
+    assert ("rf", "reported") in t.index and ("rf", "honest") not in t.index  # no made-up rows
+    six = paper_shape("VI", ours.assign(condition="test"), "cnmc")
+    assert list(six.columns)[:2] == ["accuracy", "specificity"] and six.loc[("svm", "reported"), "f1"] == 99.1

@@ -1,0 +1,142 @@
+"""How the book shows a run's results: readable tables, and sentences written from the numbers.
+
+Every sentence about this project's own results is produced here, from the run's tables, so
+that the prose follows the numbers: it branches on the sign of a difference and on whether a
+value lies inside an interval, and never states a figure the run did not compute.
+
+>>> import pandas as pd
+>>> t = pd.DataFrame({"paper protocol accuracy": [0.95], "honest accuracy": [0.80], "honest 95% low": [0.7],
+...                   "honest 95% high": [0.9], "inflation (points)": [15.0]}, index=pd.Index(["svm"], name="classifier"))
+>>> print(inflation_sentences(t, "accuracy"))  # doctest: +NORMALIZE_WHITESPACE
+For the SVM, splitting by image scores 95.0 % against 80.0 % when whole subjects are held out (+15.0 points,
+above the honest 95 % interval 70.0-90.0 %).
+"""
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+
+import pandas as pd
+
+__all__ = ["Box", "percent_table", "inflation_sentences", "probe_sentences", "folds_sentence", "CLASSIFIER_NAMES"]
+
+_BOX_COLOURS = {"note": ("#e7f2fa", "#6ab0de"), "warning": ("#fff4e5", "#f0b37e"), "important": ("#e8f5e9", "#5cb85c")}
+
+
+@dataclass
+class Box:
+    """A note, warning or banner that renders as a box both in JupyterLab and in the book.
+
+    ``body`` is HTML (use :func:`html.escape` for text from elsewhere). The box is an HTML
+    ``div`` with the ``admonition`` classes that the book's theme styles, and inline styles for
+    JupyterLab, which does not parse the book's MyST directives in outputs.
+
+    >>> "admonition note" in Box("C-NMC is <b>absent</b>.", title="Note")._repr_html_()
+    True
+    >>> print(repr(Box("C-NMC is <b>absent</b>.", title="Note")))
+    Note: C-NMC is absent.
+    """
+
+    body: str
+    kind: str = "note"
+    title: str | None = None
+
+    def __post_init__(self):
+        if self.kind not in _BOX_COLOURS:
+            raise ValueError(f"kind must be one of {', '.join(_BOX_COLOURS)}, not {self.kind!r}")
+
+    def _repr_html_(self) -> str:
+        bg, edge = _BOX_COLOURS[self.kind]
+        title = (f'<p class="admonition-title" style="font-weight:bold;margin:0 0 0.3em 0">{html.escape(self.title)}</p>'
+                 if self.title else "")
+        return (f'<div class="admonition {self.kind}" style="background:{bg};border-left:4px solid {edge};'
+                f'padding:0.5em 0.9em;margin:0.6em 0;white-space:normal">{title}{self.body}</div>')
+
+    def __repr__(self) -> str:
+        text = html.unescape(re.sub(r"<[^>]+>", "", self.body))
+        return f"{self.title}: {text}" if self.title else text
+
+
+#: How the book names each classifier in prose.
+CLASSIFIER_NAMES = {"svm": "SVM", "rf": "random forest", "xgboost": "XGBoost"}
+
+
+def percent_table(frame: pd.DataFrame, *, fractions: bool = True, decimals: int = 1, exclude=()):
+    """A table for reading: fractions shown as percentages with ``decimals`` decimals, counts as
+    integers, empty cells for missing values (never ``NaN``), column names wrapped so the table
+    fits the page. Returns a pandas ``Styler`` (rendered as HTML in JupyterLab and the book).
+
+    ``fractions=False`` for tables already in percent. Columns named in ``exclude``, and any
+    column whose name mentions points, leaks, counts or ``n_`` are shown as they are.
+    """
+    t = frame.copy()
+    fmt = {}
+    for col in t.columns:
+        s = t[col]
+        name = str(col).lower()
+        if not pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s) or col in exclude:
+            continue
+        if pd.api.types.is_integer_dtype(s) or any(w in name for w in ("leak", "n_", "count", "cells", "subjects")):
+            fmt[col] = lambda v: "" if pd.isna(v) else f"{int(round(v)):,}"
+        elif "points" in name:
+            fmt[col] = lambda v, d=decimals: "" if pd.isna(v) else f"{v:+.{d}f}"
+        else:
+            scale = 100 if fractions else 1
+            fmt[col] = lambda v, d=decimals, k=scale: "" if pd.isna(v) else f"{k * v:.{d}f} %"
+    styler = t.style.format(fmt, na_rep="")
+    return styler.set_table_styles([{"selector": "th", "props": [("white-space", "normal"), ("max-width", "9em")]}])
+
+
+def _pct(v: float) -> str:
+    return f"{100 * v:.1f} %"
+
+
+def inflation_sentences(table: pd.DataFrame, metric: str = "accuracy", *, held_out: str = "whole subjects are held out",
+                        paper_split: str = "splitting by image") -> str:
+    """One sentence per classifier of a :func:`alllib.protocols.compare_protocols` table: the
+    paper-protocol value against the honest one, the difference, and where the paper-protocol
+    value lies relative to the honest interval."""
+    out = []
+    for name, r in table.iterrows():
+        p, h = r[f"paper protocol {metric}"], r[f"honest {metric}"]
+        lo, hi = r["honest 95% low"], r["honest 95% high"]
+        who = CLASSIFIER_NAMES.get(name, name)
+        if pd.isna(h):
+            out.append(f"For the {who}, only the paper protocol ran ({_pct(p)}).")
+            continue
+        gap = 100 * (p - h)
+        if lo <= p <= hi:
+            where = f"inside the honest 95 % interval {100 * lo:.1f}-{100 * hi:.1f} %: no measurable inflation"
+        elif p > hi:
+            where = f"above the honest 95 % interval {100 * lo:.1f}-{100 * hi:.1f} %"
+        else:
+            where = f"below the honest 95 % interval {100 * lo:.1f}-{100 * hi:.1f} %: the leak did not help here"
+        out.append(f"For the {who}, {paper_split} scores {_pct(p)} against {_pct(h)} when {held_out} "
+                   f"({gap:+.1f} points, {where}).")
+    return " ".join(out)
+
+
+def probe_sentences(probe: pd.DataFrame) -> str:
+    """What a :func:`alllib.protocols.subject_probe` table says, task by task."""
+    out = []
+    for task, r in probe.iterrows():
+        ratio = r["accuracy"] / r["chance (largest subject)"]
+        verdict = ("far above" if ratio >= 2 else "above" if r["accuracy"] > r["chance (largest subject)"] + 0.05
+                   else "close to")
+        out.append(f"Among {task} ({int(r['subjects'])} subjects, {int(r['cells']):,} cells), the features name a "
+                   f"cell's subject correctly {_pct(r['accuracy'])} of the time (balanced accuracy "
+                   f"{_pct(r['balanced accuracy'])}), {verdict} chance ({_pct(r['chance (largest subject)'])} by always "
+                   f"guessing the largest subject, {_pct(r['chance (1 / subjects)'])} by guessing uniformly).")
+    return " ".join(out)
+
+
+def folds_sentence(settings: dict, unit: str = "subjects") -> str:
+    """Why the honest protocol used the number of folds it used."""
+    used, asked = settings["n_splits"], settings.get("n_splits_asked", settings["n_splits"])
+    reps = settings.get("n_repeats", 1)
+    rep = f", repeated {reps} times with other shuffles" if reps > 1 else ""
+    if used < asked:
+        return (f"The smaller class has only {used} {unit}, so the honest protocol uses {used} folds (not the "
+                f"{asked} asked for): each fold holds out whole {unit} of both classes{rep}.")
+    return f"The honest protocol uses {used} folds, each holding out whole {unit} of both classes{rep}."

@@ -1,0 +1,56 @@
+"""Sentences written from a run's numbers follow the numbers; tables are readable."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from alllib.display import Box, folds_sentence, inflation_sentences, percent_table, probe_sentences
+
+
+def _table(paper, honest, low, high):
+    return pd.DataFrame({"paper protocol accuracy": [paper], "honest accuracy": [honest], "honest 95% low": [low],
+                         "honest 95% high": [high], "inflation (points)": [100 * (paper - honest)]},
+                        index=pd.Index(["xgboost"], name="classifier"))
+
+
+@pytest.mark.parametrize("paper,honest,low,high,expected", [
+    (0.95, 0.80, 0.70, 0.90, "(+15.0 points, above the honest 95 % interval 70.0-90.0 %)"),
+    (0.84, 0.86, 0.72, 0.98, "(-2.0 points, inside the honest 95 % interval 72.0-98.0 %: no measurable inflation)"),
+    (0.60, 0.80, 0.75, 0.85, "(-20.0 points, below the honest 95 % interval 75.0-85.0 %: the leak did not help here)"),
+])
+def test_inflation_sentence_follows_the_numbers(paper, honest, low, high, expected):
+    text = inflation_sentences(_table(paper, honest, low, high))
+    assert text.startswith(f"For the XGBoost, splitting by image scores {100 * paper:.1f} % against {100 * honest:.1f} %")
+    assert text.endswith(expected + ".")
+
+
+def test_probe_sentence_compares_with_chance():
+    probe = pd.DataFrame({"subjects": [14, 3], "cells": [3554, 1157], "accuracy": [0.64, 0.36],
+                          "chance (largest subject)": [0.21, 0.34], "balanced accuracy": [0.59, 0.35],
+                          "chance (1 / subjects)": [1 / 14, 1 / 3]}, index=["all subjects", "normal subjects only"])
+    text = probe_sentences(probe)
+    assert "Among all subjects (14 subjects, 3,554 cells), the features name a cell's subject correctly 64.0 %" in text
+    assert "far above chance (21.0 %" in text and "close to chance (34.0 %" in text
+
+
+def test_folds_sentence():
+    assert "only 3 subjects, so the honest protocol uses 3 folds (not the 5 asked for)" in folds_sentence(
+        {"n_splits": 3, "n_splits_asked": 5, "n_repeats": 1})
+    assert folds_sentence({"n_splits": 5, "n_splits_asked": 5, "n_repeats": 2}).endswith(
+        "repeated 2 times with other shuffles.")
+
+
+def test_percent_table_is_readable():
+    t = pd.DataFrame({"honest accuracy": [0.891304, np.nan], "inflation (points)": [3.456, -1.0],
+                      "paper leaks (test sharing a source)": [3160.0, 0.0]}, index=["svm", "rf"])
+    html = percent_table(t).to_html()
+    assert "89.1 %" in html and "+3.5" in html and "-1.0" in html and "3,160" in html
+    assert "nan" not in html.lower() and "0.891304" not in html
+
+
+def test_box_renders_as_a_box_everywhere():
+    box = Box("a <code>file</code> is missing", "warning", title="Note")
+    html = box._repr_html_()
+    assert 'class="admonition warning"' in html and "border-left" in html and '<p class="admonition-title"' in html
+    assert repr(box) == "Note: a file is missing"
+    with pytest.raises(ValueError, match="kind must be one of"):
+        Box("x", "tip")

@@ -1,0 +1,63 @@
+"""The real C-NMC-2019 cells in ALLLIB_DATA (skipped with a reason where absent).
+
+``../shared`` holds training fold_1 as lossless PNG; the originals are 450x450 24-bit BMPs whose
+SHA-256 is listed in ``MANIFEST.csv``. Writing a PNG back as a BMP with the header described in
+``SOURCES.md`` must give those exact bytes, so the PNGs are the original pixels.
+"""
+import hashlib
+import struct
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from alllib.data import load_cnmc, read_image
+
+pytestmark = pytest.mark.real_data
+
+
+def bmp_bytes(rgb: np.ndarray) -> bytes:
+    """A 24-bit bottom-up BMP with a 54-byte header (BITMAPINFOHEADER, 3,779 pixels per metre)."""
+    h, w, _ = rgb.shape
+    row = w * 3
+    pad = (-row) % 4
+    body = b"".join(rgb[y, :, ::-1].tobytes() + b"\0" * pad for y in range(h - 1, -1, -1))
+    info = struct.pack("<IiiHHIIiiII", 40, w, h, 1, 24, 0, len(body), 3779, 3779, 0, 0)
+    return struct.pack("<2sIHHI", b"BM", 54 + len(body), 0, 0, 54) + info + body
+
+
+def test_counts_classes_subjects(real_cnmc):
+    t = real_cnmc.table
+    if len(t) != 3554:
+        pytest.skip(f"these checks describe fold_1 as shipped in ../shared (3,554 cells); found {len(t)}")
+    assert (t["label"] == 1).sum() == 2397 and (t["label"] == 0).sum() == 1157
+    assert t["patient"].nunique() == 14 and set(t["fold"]) == {1}
+    normal = t.loc[t["label"] == 0, "patient"].unique()
+    assert sorted(normal) == ["H10", "H14", "H22"]
+    # every H subject is normal and every normal subject is an H subject
+    assert (t["patient"].str.startswith("H") == (t["label"] == 0)).all()
+    assert (t.groupby("patient")["label"].nunique() == 1).all()
+    assert "fold_1 of fold_0-2; 14 subjects: 11 ALL, 3 normal" in real_cnmc.source
+
+
+def test_png_is_the_original_bmp(real_cnmc, tmp_path):
+    top = Path(real_cnmc.source.split(" (")[0]).parent
+    manifest = pd.read_csv(top / "MANIFEST.csv").set_index("path")
+    t = real_cnmc.table
+    sample = t.groupby("patient", group_keys=False).apply(lambda g: g.iloc[:: max(1, len(g) // 3)])
+    for _, row in sample.iterrows():
+        rel = str(Path(row["path"]).relative_to(top))
+        rgb = read_image(row["path"])
+        assert rgb.shape == (450, 450, 3)
+        raw = bmp_bytes(rgb)
+        assert len(raw) == 608_454
+        assert hashlib.sha256(raw).hexdigest() == manifest.loc[rel, "original_sha256"], rel
+        # the reader decodes the BMP to the same pixels as the PNG
+        bmp = tmp_path / "C-NMC_2019" / "training_data" / "fold_1" / Path(rel).parent.name / (Path(rel).stem + ".bmp")
+        bmp.parent.mkdir(parents=True, exist_ok=True)
+        bmp.write_bytes(raw)
+        np.testing.assert_array_equal(read_image(bmp), rgb)
+    # and a tree of BMPs loads like the PNG tree
+    back = load_cnmc(tmp_path)
+    assert sorted(back.ids) == sorted(sample["id"]) and back.labels.sum() == sample["label"].sum()

@@ -1,0 +1,109 @@
+"""The precomputed-kernel SVM grid search scores exactly the models that GridSearchCV scores."""
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
+
+from alllib.classifiers import SVM_GRID, fit_classifier, make_classifier
+from alllib.svm_search import fold_kernels, kernel_from_gram, svm_grid_search
+
+
+@pytest.fixture(scope="module")
+def data():
+    """Two overlapping classes whose features differ in scale and offset (so scaling matters)."""
+    rng = np.random.default_rng(7)
+    y = np.repeat([0, 1], 45)
+    X = rng.normal(size=(90, 12)) * rng.uniform(0.2, 5, 12) + rng.uniform(-3, 3, 12)
+    X[y == 1, :4] += 0.8
+    return X.astype(np.float32), y
+
+
+def _plain(X, y, splits, grid):
+    pipe = Pipeline([("scale", StandardScaler()), ("svm", SVC(random_state=0))])
+    gs = GridSearchCV(pipe, {f"svm__{k}": v for k, v in grid.items()}, cv=splits, scoring="accuracy", refit=False)
+    return gs.fit(X, y)
+
+
+def test_same_scores_ranks_and_best_as_gridsearchcv(data):
+    X, y = data
+    splits = list(StratifiedKFold(5, shuffle=True, random_state=1).split(X, y))
+    grid = {"C": [0.1, 1, 10, 100], "gamma": [0.3, 0.03, 0.003], "kernel": ["rbf", "poly"]}
+    gs = _plain(X, y, splits, grid)
+    best, table = svm_grid_search(X, y, splits, grid, svc_params={"random_state": 0}, n_jobs=2)
+    assert best == {k.split("__")[1]: v for k, v in gs.best_params_.items()}
+    plain = pd.DataFrame({"C": gs.cv_results_["param_svm__C"], "gamma": gs.cv_results_["param_svm__gamma"],
+                          "kernel": gs.cv_results_["param_svm__kernel"],
+                          "mean": gs.cv_results_["mean_test_score"], "rank": gs.cv_results_["rank_test_score"]})
+    merged = plain.merge(table, on=["C", "gamma", "kernel"])
+    assert len(merged) == 24
+    np.testing.assert_array_equal(merged["mean"], merged["mean_test_score"])
+    np.testing.assert_array_equal(merged["rank"], merged["rank_test_score"])
+    assert merged["mean"].nunique() > 3  # the grid really discriminates
+
+
+@pytest.mark.parametrize("kernel,gamma", [("rbf", 0.05), ("poly", 0.02)])
+def test_each_fold_model_is_the_plain_model(data, kernel, gamma):
+    """Same support vectors and decision values within 1e-6 as Pipeline(StandardScaler, SVC)."""
+    X, y = data
+    train, test = next(StratifiedKFold(4, shuffle=True, random_state=3).split(X, y))
+    plain = Pipeline([("scale", StandardScaler()), ("svm", SVC(C=3.0, kernel=kernel, gamma=gamma))]).fit(X[train], y[train])
+    g_tr, g_te, n_tr, n_te = fold_kernels(X, train, test)
+    pre = SVC(C=3.0, kernel="precomputed").fit(kernel_from_gram(g_tr, n_tr, n_tr, kernel, gamma), y[train])
+    np.testing.assert_array_equal(pre.support_, plain[-1].support_)
+    np.testing.assert_allclose(pre.decision_function(kernel_from_gram(g_te, n_te, n_tr, kernel, gamma)),
+                               plain.decision_function(X[test]), atol=1e-6)
+
+
+def test_fit_classifier_uses_it_with_grouped_folds(data):
+    """fit_classifier's SVM grid equals GridSearchCV on the same (grouped) folds."""
+    X, y = data
+    groups = np.arange(len(y)) // 3
+    model, table = fit_classifier("svm", X, y, groups=groups, search="paper", cv_splits=3, seed=4)
+    assert len(table) == 50 and table["rank_test_score"].is_monotonic_increasing
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    splits = list(StratifiedGroupKFold(3, shuffle=True, random_state=4).split(X, y, groups))
+    gs = GridSearchCV(make_classifier("svm", 4), {f"svm__{k}": v for k, v in SVM_GRID.items()}, cv=splits,
+                      refit=False).fit(X, y)
+    assert model.get_params()["svm__C"] == gs.best_params_["svm__C"]
+    assert model.get_params()["svm__gamma"] == gs.best_params_["svm__gamma"]
+    assert model.get_params()["svm__kernel"] == gs.best_params_["svm__kernel"]
+
+
+def test_bad_grid():
+    X, y = np.zeros((4, 2)), np.array([0, 1, 0, 1])
+    with pytest.raises(ValueError, match="exactly the keys C, gamma and kernel"):
+        svm_grid_search(X, y, [(np.arange(2), np.arange(2, 4))], {"C": [1], "kernel": ["rbf"]})
+    with pytest.raises(ValueError, match="gamma must be a number"):
+        svm_grid_search(X, y, [(np.arange(2), np.arange(2, 4))], {"C": [1], "gamma": ["scale"], "kernel": ["rbf"]})
+
+
+@pytest.mark.parametrize("kernel,gamma,C", [("rbf", 0.05, 3.0), ("poly", 0.02, 10.0), ("rbf", 1.0, 0.1)])
+def test_fit_svc_is_the_plain_fit(data, kernel, gamma, C):
+    """A plain fitted SVC: same support vectors, decision values and predictions, and it pickles."""
+    import pickle
+
+    from alllib.svm_search import fit_svc
+
+    X, y = data
+    Z = StandardScaler().fit_transform(X)
+    plain = SVC(C=C, kernel=kernel, gamma=gamma, random_state=0).fit(Z[:70], y[:70])
+    fast = fit_svc(Z[:70], y[:70], C=C, kernel=kernel, gamma=gamma, random_state=0)
+    assert type(fast) is SVC and fast.get_params() == plain.get_params()
+    np.testing.assert_array_equal(fast.support_, plain.support_)
+    np.testing.assert_array_equal(fast.support_vectors_, plain.support_vectors_)
+    np.testing.assert_allclose(fast.decision_function(Z[70:]), plain.decision_function(Z[70:]), atol=1e-6)
+    np.testing.assert_array_equal(fast.predict(Z[70:]), plain.predict(Z[70:]))
+    again = pickle.loads(pickle.dumps(fast))
+    np.testing.assert_array_equal(again.decision_function(Z[70:]), fast.decision_function(Z[70:]))
+
+
+def test_fit_classifier_svm_equals_the_plain_pipeline(data):
+    X, y = data
+    model, _ = fit_classifier("svm", X[:70], y[:70], search="none", seed=2)
+    plain = make_classifier("svm", 2).fit(X[:70], y[:70])
+    assert isinstance(model[-1], SVC) and model[-1].get_params() == plain[-1].get_params()
+    np.testing.assert_allclose(model.decision_function(X[70:]), plain.decision_function(X[70:]), atol=1e-6)
