@@ -11,6 +11,8 @@ One module per pipeline stage, each introduced in its own chapter:
 - ``protocols``, ``metrics``: the paper's and the honest protocol, metrics and intervals
 - ``reported``, ``plots``, ``display``: the paper's figures beside ours, the book's figures, readable
   tables and sentences written from a run's numbers
-- ``models``, ``cli``, ``book``: saved classifiers, the command line, the book runner
+- ``chapter``, ``runner``: what a chapter needs (parameters, data, banner, results), and the runner
+  that executes the chapters and builds the book
+- ``models``, ``cli``: saved classifiers, the command line
 """
 __version__ = "0.1.0"

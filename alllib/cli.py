@@ -83,7 +83,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_book(args: argparse.Namespace) -> int:
-    from .book import BookError, ParameterError, run_book
+    from .chapter import ParameterError
+    from .runner import BookError, run_book
 
     try:
         manifest = run_book(args.profile, data=args.data, overrides=args.param or [], out=args.out,

@@ -35,6 +35,7 @@ __all__ = [
     "read_image",
     "data_dir",
     "project_root",
+    "shown_path",
     "find_all_idb2",
     "load_all_idb2",
     "load_cnmc",
@@ -194,6 +195,22 @@ def project_root() -> Path | None:
             return p
     above = Path(__file__).resolve().parent.parent
     return above if (above / "_toc.yml").is_file() else None
+
+
+def shown_path(path: str | os.PathLike) -> str:
+    """A path as a page shows it: relative to the project where it lies inside it (``_build/results``),
+    with ``~`` for the home folder otherwise; never a build machine's absolute prefix.
+
+    >>> shown_path(Path.home() / "lab" / "data") == str(Path("~") / "lab" / "data")
+    True
+    """
+    p = Path(path).resolve()
+    root = project_root()
+    if root is not None and p.is_relative_to(root.resolve()):
+        return str(p.relative_to(root.resolve())) or "."
+    if p.is_relative_to(Path.home()):
+        return str(Path("~") / p.relative_to(Path.home()))
+    return str(p)
 
 
 def data_dir(path: str | os.PathLike | None = None) -> Path:

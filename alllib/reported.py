@@ -98,13 +98,26 @@ def side_by_side(table: str, ours: pd.DataFrame, *, metrics=None) -> pd.DataFram
 
 def paper_shape(table: str, ours: pd.DataFrame, dataset: str, *, columns: str = "metric") -> pd.DataFrame:
     """Table ``table`` for ``dataset`` laid out as the paper prints it: one row per classifier and
-    figure (``reported``, our ``paper protocol``, our ``honest`` mean), one column per metric
+    figure (``reported``, our ``paper protocol``, our ``honest`` mean, each with the network that
+    produced it, e.g. ``paper protocol (EfficientNet-Lite0)``), one column per metric
     (``columns="metric"``, Tables V and VI) or per condition (``columns="condition"``: train /
     test in Table III, aug / noaug in Table VIII). Values in percent; figures this run did not
     compute are missing, never filled in."""
+    from .features import BACKBONES
+
+    def label(key) -> str:
+        return BACKBONES[key].label if key in BACKBONES else str(key)
+
     t = side_by_side(table, ours).reset_index()
     t = t[t["dataset"] == dataset]
     figures = [c for c in ("reported", "paper protocol", "honest") if c in t.columns and t[c].notna().any()]
+    # every row names the network that produced it: ours stand beside the paper's, not in its name
+    paper_net = ", ".join(sorted({label(b) for b in t["backbone"]}))
+    ours_net = ", ".join(sorted({label(b) for b in t.get("computed_with", t["backbone"]).dropna()})) or paper_net
+    names = {"reported": f"reported ({paper_net})", "paper protocol": f"paper protocol ({ours_net})",
+             "honest": f"honest ({ours_net})"}
+    t = t.rename(columns=names)
+    figures = [names[f] for f in figures]
     long = t.melt(id_vars=["classifier", "condition", "metric"], value_vars=figures, var_name="figure")
     out = long.pivot_table(index=["classifier", "figure"], columns=columns, values="value", sort=False)
     order = [m for m in METRICS if m in out.columns] if columns == "metric" else list(out.columns)

@@ -8,7 +8,8 @@ import nbformat
 import pandas as pd
 import pytest
 
-from alllib.book import BookError, ParameterError, _parse_overrides, check_parameters, notebooks_in_toc, run_book
+from alllib.chapter import ParameterError, check_parameters
+from alllib.runner import BookError, _parse_overrides, notebooks_in_toc, run_book
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -101,10 +102,44 @@ def test_failure_names_notebook_and_cell(tmp_path, monkeypatch):
     nbformat.write(nb, tmp_path / "notebooks" / "broken.ipynb")
     (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: notebooks/broken\n")
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(BookError, match=r"notebooks/broken.ipynb failed in cell 1 .*ZeroDivisionError"):
+    stale = tmp_path / "build" / "html"
+    stale.mkdir(parents=True)
+    (stale / "index.html").write_text("an earlier book")
+    with pytest.raises(BookError, match=r"notebooks/broken.ipynb failed in cell 1 .*ZeroDivisionError.*"
+                                        r"The previous book in .*html was removed"):
         run_book("quick", out=tmp_path / "build", html=False, progress=lambda *_: None)
     manifest = json.loads((tmp_path / "build" / "manifest.json").read_text())
     assert manifest["notebooks"][0]["status"] == "failed"
+    assert not stale.exists()  # a failed run never leaves an earlier book looking current
+
+
+def _tiny_book(root, names):
+    (root / "notebooks").mkdir()
+    for name in names:
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [nbformat.v4.new_code_cell("seed = 0\nresults_dir = None"), nbformat.v4.new_code_cell("print(seed)")]
+        nb.cells[0].metadata["tags"] = ["parameters"]
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nbformat.write(nb, root / "notebooks" / f"{name}.ipynb")
+    chapters = "\n".join(f"  - file: notebooks/{n}" for n in names[1:])
+    (root / "_toc.yml").write_text(f"format: jb-book\nroot: notebooks/{names[0]}\nchapters:\n{chapters}\n")
+
+
+@pytest.mark.slow
+def test_only_updates_its_entry_in_the_manifest(tmp_path, monkeypatch):
+    _tiny_book(tmp_path, ["a", "b"])
+    monkeypatch.chdir(tmp_path)
+    run_book("quick", out=tmp_path / "_build", html=False, progress=lambda *_: None)
+    run_book("quick", overrides=[("b.seed", "7")], out=tmp_path / "_build", only=["b"], html=False,
+             progress=lambda *_: None)
+    manifest = json.loads((tmp_path / "_build" / "manifest.json").read_text())
+    entries = {e["notebook"]: e for e in manifest["notebooks"]}
+    assert list(entries) == ["notebooks/a.ipynb", "notebooks/b.ipynb"] and manifest["only"] == ["b"]
+    assert entries["notebooks/b.ipynb"]["parameters"]["seed"] == 7 and entries["notebooks/a.ipynb"]["status"] == "ok"
+    # the page shows the results folder relative to the project, not the build machine's path
+    injected = [c for c in nbformat.read(tmp_path / "_build" / "executed" / "notebooks" / "b.ipynb", 4).cells
+                if "injected-parameters" in c.metadata.get("tags", [])][0]
+    assert 'results_dir = "_build/results"' in injected.source and str(tmp_path) not in injected.source
 
 
 @pytest.mark.slow
@@ -161,7 +196,7 @@ def test_a_chapter_finds_data_in_the_projects_data_folder(tmp_path, monkeypatch,
 
 def test_chapter_compare_is_memoised(tmp_path, monkeypatch):
     """Chapters needing the same comparison compute it once; another argument recomputes."""
-    from alllib.book import Chapter
+    from alllib.chapter import Chapter
 
     from .test_protocols import colour_features
 
@@ -189,8 +224,8 @@ def test_chapter_compare_is_memoised(tmp_path, monkeypatch):
 
 def test_chapter_with_unavailable_backbone_says_so(tmp_path, monkeypatch):
     """A requested backbone without weights: a visible note and the available network, no failure."""
-    import alllib.book as B
-    from alllib.book import Chapter
+    import alllib.chapter as B
+    from alllib.chapter import Chapter
 
     monkeypatch.setattr(B, "imagenet_weights_available", lambda name, download=True: name == "efficientnet_lite0")
     monkeypatch.setattr(B, "resolve_backbone",
@@ -205,7 +240,7 @@ def test_chapter_with_unavailable_backbone_says_so(tmp_path, monkeypatch):
 def test_summary_table(tmp_path):
     import pandas as pd
 
-    from alllib.book import summary_table
+    from alllib.chapter import summary_table
     from alllib.reported import results_frame
 
     from .test_reported import _result
@@ -224,7 +259,7 @@ def test_summary_table(tmp_path):
 
 def test_no_made_up_repository_buttons(tmp_path, monkeypatch):
     """Launch and repository buttons only for a repository given at build time."""
-    from alllib.book import book_config
+    from alllib.runner import book_config
 
     plain = book_config(ROOT)
     assert "repository" not in plain and "launch_buttons" not in plain
@@ -235,3 +270,18 @@ def test_no_made_up_repository_buttons(tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     with pytest.raises(ParameterError, match="--repository must be https://github.com/OWNER/NAME"):
         run_book("quick", out=tmp_path, html=False, repository="github.com/x", progress=lambda *_: None)
+
+
+@pytest.mark.slow
+def test_runner_output_is_progress_and_chatter_goes_to_a_log(tmp_path, monkeypatch, capfd):
+    _tiny_book(tmp_path, ["a"])
+    nb = nbformat.read(tmp_path / "notebooks" / "a.ipynb", 4)
+    nb.cells.append(nbformat.v4.new_code_cell("import os\nos.write(2, b'kernel chatter on stderr\\n')"))
+    nbformat.write(nb, tmp_path / "notebooks" / "a.ipynb")
+    monkeypatch.chdir(tmp_path)
+    lines = []
+    run_book("quick", out=tmp_path / "_build", html=False, progress=lines.append)
+    captured = capfd.readouterr()
+    assert "kernel chatter" not in captured.err and "kernel chatter" not in captured.out
+    assert "kernel chatter on stderr" in (tmp_path / "_build" / "run.log").read_text()
+    assert any("run.log" in line for line in lines)

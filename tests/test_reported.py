@@ -67,8 +67,15 @@ def test_paper_shape():
                                     condition="aug")])
     t = paper_shape("VIII", ours, "cnmc", columns="condition")
     assert list(t.columns) == ["aug", "noaug"]
-    assert t.loc[("svm", "reported"), "aug"] == 99.13 and t.loc[("svm", "paper protocol"), "aug"] == 90
-    assert t.loc[("svm", "honest"), "aug"] == pytest.approx(75) and np.isnan(t.loc[("svm", "honest"), "noaug"])
-    assert ("rf", "reported") in t.index and ("rf", "honest") not in t.index  # no made-up rows
+    assert t.loc[("svm", "reported (DenseNet-201)"), "aug"] == 99.13
+    assert t.loc[("svm", "paper protocol (DenseNet-201)"), "aug"] == 90
+    assert t.loc[("svm", "honest (DenseNet-201)"), "aug"] == pytest.approx(75)
+    assert np.isnan(t.loc[("svm", "honest (DenseNet-201)"), "noaug"])
+    assert ("rf", "reported (DenseNet-201)") in t.index and len(t) == 5  # reported rows for all three, ours for svm only
     six = paper_shape("VI", ours.assign(condition="test"), "cnmc")
-    assert list(six.columns)[:2] == ["accuracy", "specificity"] and six.loc[("svm", "reported"), "f1"] == 99.1
+    assert list(six.columns)[:2] == ["accuracy", "specificity"] and six.loc[("svm", "reported (DenseNet-201)"), "f1"] == 99.1
+    # a stand-in network is named on its own rows, never under the paper's network
+    lite = pd.concat([results_frame(_result("paper", [0.9]), dataset="cnmc", backbone="efficientnet_lite0",
+                                    condition="test", compare_as="densenet201")])
+    rows = paper_shape("VI", lite, "cnmc").index.get_level_values("figure").unique().tolist()
+    assert rows == ["reported (DenseNet-201)", "paper protocol (EfficientNet-Lite0)"]

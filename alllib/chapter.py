@@ -1,14 +1,11 @@
-"""The book: what each chapter needs (checked parameters, its data, a banner), and the runner.
+"""What a chapter needs: checked parameters, its data, its network, a banner, its results.
 
-A chapter starts with ``ch = Chapter("leakage", dataset=dataset, backbone=backbone, ...)``: the
-parameters are checked (a wrong type or an unknown backbone stops the page with a clear
+A chapter starts with ``ch = Chapter("09_leakage", dataset=dataset, backbone=backbone, ...)``:
+the parameters are checked (a wrong type or an unknown backbone stops the page with a clear
 message), the dataset is loaded, the backbone resolved, and a banner says which dataset and
 network produced the page's numbers. ``ch.save(frame)`` stores the chapter's results for the
-summary chapter.
-
-:func:`run_book` executes every notebook of ``_toc.yml`` in order with papermill, under a
-profile (``quick`` or ``full``) and per-notebook overrides, writes a run manifest, then builds
-the HTML book with Jupyter Book from the executed copies. ``python -m alllib book`` calls it.
+summary chapter, which reads them back with :func:`load_results`. The runner that executes the
+chapters and builds the book is :mod:`alllib.runner`.
 """
 from __future__ import annotations
 
@@ -16,25 +13,18 @@ import hashlib
 import json
 import os
 import pickle
-import platform
-import re
-import shutil
-import subprocess
-import sys
-import time
 from html import escape
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from . import __version__
-from .data import DATASETS, DatasetError, find_all_idb2, load_dataset, project_root
+from .data import DATASETS, DatasetError, find_all_idb2, load_dataset, project_root, shown_path
 from .display import Box
 from .features import BACKBONES, Featurizer, imagenet_weights_available, keras_weights_file, resolve_backbone
 
-__all__ = ["ParameterError", "PROFILES", "PARAMETERS", "check_parameters", "Chapter", "load_results", "summary_table",
-           "notebooks_in_toc", "run_book", "BookError"]
+__all__ = ["ParameterError", "PARAMETERS", "check_parameters", "results_folder", "Chapter", "load_results",
+           "summary_table"]
 
 #: The parameters a chapter may declare, their types and allowed values (None: any value of the type).
 PARAMETERS = {
@@ -53,26 +43,12 @@ PARAMETERS = {
     "cells_per_subject": ((int, type(None)), None),
     "cnmc_target_per_class": (int, None),
 }
-#: Parameter values of the two run profiles; a notebook takes those it declares, and a key
-#: ``"<notebook>.<parameter>"`` applies to that notebook alone (as ``-p CHAPTER.NAME VALUE``).
-PROFILES = {
-    "quick": {"n_synthetic": 160, "target_per_class": 200, "search": "small", "n_repeats": 1, "n_splits": 5,
-              "backbones": "available", "cells_per_subject": 40, "cnmc_target_per_class": 600},
-    "full": {"n_synthetic": 260, "target_per_class": 750, "search": "paper", "n_repeats": 5, "n_splits": 5,
-             "backbones": "available", "cells_per_subject": None, "cnmc_target_per_class": 8000,
-             # C-NMC at 8,000 + 8,000: one repeat of the subject folds keeps the chapter within 30 minutes
-             "10_cnmc.n_repeats": 1},
-}
 _POSITIVE = {"n_synthetic", "target_per_class", "n_repeats", "n_splits", "kmeans_k", "cells_per_subject",
              "cnmc_target_per_class"}
 
 
 class ParameterError(ValueError):
     """A chapter or runner parameter of the wrong type or value."""
-
-
-class BookError(RuntimeError):
-    """A notebook that failed while the book was being run or built."""
 
 
 def check_parameters(**params) -> dict:
@@ -83,7 +59,7 @@ def check_parameters(**params) -> dict:
     >>> check_parameters(seed="0")
     Traceback (most recent call last):
     ...
-    alllib.book.ParameterError: parameter 'seed' must be int, got str '0'
+    alllib.chapter.ParameterError: parameter 'seed' must be int, got str '0'
     """
     for name, value in params.items():
         if name not in PARAMETERS:
@@ -162,7 +138,7 @@ class Chapter:
             missing = keras_weights_file(self.unavailable)
             parts.append(f"<br><strong>Note:</strong> the requested backbone {BACKBONES[self.unavailable].label} has no "
                          f"ImageNet weights here (place <code>{escape(missing.name)}</code> in "
-                         f"<code>{escape(str(missing.parent))}</code>); this page uses "
+                         f"<code>{escape(shown_path(missing.parent))}</code>); this page uses "
                          f"{BACKBONES[self.backbone].label} instead.")
         if not self.real:
             parts.append("<br><em>Synthetic data</em> (no real dataset was found, or synthetic data was asked for): "
@@ -226,7 +202,7 @@ class Chapter:
                 "n_images": len(self.ds), "backbone": self.backbone, "weights": weights, "params": self.params, **meta}
         path = self.results / f"{self.name}.json"
         path.write_text(json.dumps(info, indent=1, default=str))
-        print(f"results of this chapter stored in {self.results}")
+        print(f"results of this chapter stored in {shown_path(self.results)}")
 
 
 def summary_table(ours: pd.DataFrame, table: str, chapter: str) -> pd.DataFrame | str:
@@ -258,212 +234,3 @@ def load_results(results_dir: str | None = None) -> tuple[pd.DataFrame, list[dic
     frames = [pd.read_csv(p).assign(chapter=p.stem) for p in sorted(folder.glob("*.csv"))]
     metas = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
     return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), metas
-
-
-# ----------------------------------------------------------------------------- the runner
-def repo_root() -> Path:
-    """The project folder holding ``_toc.yml`` (:func:`alllib.data.project_root`)."""
-    root = project_root()
-    if root is None:
-        raise BookError(f"no _toc.yml in {Path.cwd()} or above: run the book from the repository")
-    return root
-
-
-def notebooks_in_toc(root: Path) -> list[Path]:
-    """The notebooks of ``_toc.yml``, in order."""
-    import yaml
-
-    toc = yaml.safe_load((root / "_toc.yml").read_text())
-    files: list[str] = [toc["root"]] if isinstance(toc, dict) and "root" in toc else []
-
-    def walk(node):
-        if isinstance(node, dict):
-            if "file" in node:
-                files.append(node["file"])
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(toc)
-    return [root / f"{f}.ipynb" for f in files if (root / f"{f}.ipynb").is_file()]
-
-
-def _parse_overrides(pairs: list[tuple[str, str]], names: list[str]) -> dict[str, dict]:
-    """``[("seed", "3"), ("05_features.backbone", "vgg19")]`` -> per-notebook typed values."""
-    import yaml
-
-    out: dict[str, dict] = {"*": {}}
-    for key, raw in pairs:
-        value = yaml.safe_load(raw) if isinstance(raw, str) else raw
-        nb, _, param = key.rpartition(".")
-        if nb and nb not in names:
-            raise ParameterError(f"-p {key}: no notebook {nb!r} in _toc.yml (notebooks: {', '.join(names)})")
-        if param not in PARAMETERS:
-            raise ParameterError(f"-p {key}: unknown parameter {param!r}; known: {', '.join(PARAMETERS)}")
-        check_parameters(**{param: value})
-        out.setdefault(nb or "*", {})[param] = value
-    return out
-
-
-def profile_parameters(profile: str, notebook: str, declared) -> dict:
-    """The values ``profile`` gives ``notebook`` for the parameters it ``declared``: the
-    profile's general values, then its ``"<notebook>.<parameter>"`` ones.
-
-    >>> profile_parameters("full", "10_cnmc", ["n_repeats", "seed"]), profile_parameters("full", "09_leakage", ["n_repeats"])
-    ({'n_repeats': 1}, {'n_repeats': 5})
-    """
-    values = PROFILES[profile]
-    params = {k: v for k, v in values.items() if k in declared}
-    params.update({k.split(".", 1)[1]: v for k, v in values.items()
-                   if k.startswith(f"{notebook}.") and k.split(".", 1)[1] in declared})
-    return params
-
-
-def _declared(nb: Path) -> dict:
-    import papermill as pm
-
-    return pm.inspect_notebook(str(nb))
-
-
-def _versions() -> dict:
-    import importlib.metadata as md
-
-    out = {"python": platform.python_version(), "alllib": __version__, "platform": platform.platform()}
-    for pkg in ("tensorflow", "keras", "scikit-learn", "xgboost", "opencv-python", "numpy", "pandas", "papermill",
-                "jupyter-book"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            out[pkg] = None
-    return out
-
-
-def run_book(profile: str = "quick", *, data: str | None = None, overrides: list[tuple[str, str]] = (),
-             out: str | os.PathLike = "_build", only: list[str] | None = None, html: bool = True,
-             repository: str | None = None, progress=print) -> dict:
-    """Execute the book's notebooks with papermill, write ``manifest.json``, build the HTML.
-
-    ``repository`` (a ``https://github.com/OWNER/NAME`` address) adds the repository, issue,
-    Binder and Colab buttons to the pages; without it there are none, never a made-up address.
-    Returns the manifest. Raises :class:`BookError` naming the notebook and cell that failed.
-    """
-    import papermill as pm
-
-    if profile not in PROFILES:
-        raise ParameterError(f"profile must be one of {', '.join(PROFILES)}, not {profile!r}")
-    if repository is not None and not re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+/?", repository):
-        raise ParameterError(f"--repository must be https://github.com/OWNER/NAME, not {repository!r}")
-    root = repo_root()
-    notebooks = notebooks_in_toc(root)
-    names = [nb.stem for nb in notebooks]
-    per_nb = _parse_overrides(list(overrides), names)
-    if only:
-        missing = [o for o in only if o not in names]
-        if missing:
-            raise ParameterError(f"--only: no notebook {', '.join(missing)} in _toc.yml")
-    out = Path(out).resolve()
-    executed = out / "executed"
-    results = out / "results"
-    executed.mkdir(parents=True, exist_ok=True)
-    results.mkdir(parents=True, exist_ok=True)
-    from .features import cache_dir
-
-    env_cache = str(cache_dir())
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # the kernels inherit it
-    manifest = {"profile": profile, "data": data, "versions": _versions(), "cache": env_cache, "notebooks": [],
-                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    t_all = time.time()
-    for i, nb in enumerate(notebooks, 1):
-        rel = nb.relative_to(root)
-        target = executed / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if only and nb.stem not in only:
-            if not target.exists():
-                shutil.copy(nb, target)
-            continue
-        declared = _declared(nb)
-        params = profile_parameters(profile, nb.stem, declared)
-        params.update({k: v for k, v in per_nb.get("*", {}).items() if k in declared})
-        unknown = set(per_nb.get(nb.stem, {})) - set(declared)
-        if unknown:
-            raise ParameterError(f"{rel}: has no parameter {', '.join(sorted(unknown))} "
-                                 f"(its parameters: {', '.join(declared)})")
-        params.update(per_nb.get(nb.stem, {}))
-        if "data_dir" in declared and data is not None:
-            params["data_dir"] = str(Path(data).resolve())
-        if "results_dir" in declared:
-            params["results_dir"] = str(results)
-        progress(f"[{i}/{len(notebooks)}] {rel} {params}")
-        t = time.time()
-        try:
-            pm.execute_notebook(str(nb), str(target), parameters=params, cwd=str(nb.parent), progress_bar=False,
-                                kernel_name="python3")
-        except pm.PapermillExecutionError as err:
-            manifest["notebooks"].append({"notebook": str(rel), "parameters": params, "status": "failed",
-                                          "seconds": round(time.time() - t, 1)})
-            _write_manifest(out, manifest, t_all)
-            raise BookError(f"{rel} failed in cell {err.cell_index} (execution count {err.exec_count}): "
-                            f"{err.ename}: {err.evalue}. The executed copy with the traceback is {target}") from None
-        meta_file = results / f"{nb.stem}.json"
-        used = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
-        manifest["notebooks"].append({"notebook": str(rel), "parameters": params, "status": "ok",
-                                      "seconds": round(time.time() - t, 1), "dataset": used.get("dataset"),
-                                      "backbone": used.get("backbone")})
-        progress(f"      done in {time.time() - t:.0f} s (dataset {used.get('dataset')}, backbone {used.get('backbone')})")
-    _write_manifest(out, manifest, t_all)
-    if html:
-        build_html(root, executed, out, progress, repository=repository)
-        manifest["html"] = str(out / "html" / "index.html")
-        _write_manifest(out, manifest, t_all)
-    return manifest
-
-
-def _write_manifest(out: Path, manifest: dict, t0: float) -> None:
-    manifest["total_seconds"] = round(time.time() - t0, 1)
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1, default=str))
-
-
-def book_config(root: Path, repository: str | None = None) -> dict:
-    """The project's ``_config.yml``, with the repository and launch buttons of ``repository``
-    where one is given (see :func:`run_book`)."""
-    import yaml
-
-    config = yaml.safe_load((root / "_config.yml").read_text())
-    if repository:
-        config["repository"] = {"url": repository.rstrip("/"), "path_to_book": "", "branch": "main"}
-        config.setdefault("html", {}).update({"use_repository_button": True, "use_issues_button": True})
-        config["launch_buttons"] = {"notebook_interface": "jupyterlab", "binderhub_url": "https://mybinder.org",
-                                    "colab_url": "https://colab.research.google.com"}
-    return config
-
-
-def build_html(root: Path, executed: Path, out: Path, progress=print, *, repository: str | None = None) -> Path:
-    """Stage ``_config.yml`` (see :func:`book_config`), ``_toc.yml``, ``book/`` and the executed
-    notebooks, then run ``jupyter-book build``; the HTML lands in ``<out>/html``."""
-    import yaml
-
-    stage = out / "stage"
-    if stage.exists():
-        shutil.rmtree(stage)
-    stage.mkdir(parents=True)
-    (stage / "_config.yml").write_text(yaml.safe_dump(book_config(root, repository), sort_keys=False))
-    shutil.copy(root / "_toc.yml", stage / "_toc.yml")
-    shutil.copytree(root / "book", stage / "book")
-    shutil.copytree(executed / "notebooks", stage / "notebooks")
-    progress("building the HTML book with jupyter-book ...")
-    exe = Path(sys.executable).with_name("jupyter-book")
-    cmd = [str(exe) if exe.is_file() else "jupyter-book", "build", str(stage), "--path-output", str(stage),
-           "--keep-going"]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise BookError(f"jupyter-book build failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    html = out / "html"
-    if html.exists():
-        shutil.rmtree(html)
-    shutil.copytree(stage / "_build" / "html", html)
-    if not (html / "index.html").is_file():
-        raise BookError(f"jupyter-book ran but {html / 'index.html'} is missing")
-    progress(f"book built: {html / 'index.html'}")
-    return html

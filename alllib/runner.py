@@ -1,0 +1,310 @@
+"""The book's runner: every chapter executed with papermill, then the HTML built with Jupyter Book.
+
+:func:`run_book` executes the notebooks of ``_toc.yml`` in order, under a profile (``quick`` or
+``full``) and per-notebook overrides, writes a run manifest, then builds the HTML book from the
+executed copies. ``python -m alllib book`` calls it. What each chapter needs once it runs is in
+:mod:`alllib.chapter`.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from . import __version__
+from .chapter import PARAMETERS, ParameterError, check_parameters
+from .data import project_root
+
+__all__ = ["PROFILES", "BookError", "profile_parameters", "notebooks_in_toc", "run_book", "book_config", "build_html"]
+
+#: Parameter values of the two run profiles; a notebook takes those it declares, and a key
+#: ``"<notebook>.<parameter>"`` applies to that notebook alone (as ``-p CHAPTER.NAME VALUE``).
+PROFILES = {
+    "quick": {"n_synthetic": 160, "target_per_class": 200, "search": "small", "n_repeats": 1, "n_splits": 5,
+              "backbones": "available", "cells_per_subject": 40, "cnmc_target_per_class": 600},
+    "full": {"n_synthetic": 260, "target_per_class": 750, "search": "paper", "n_repeats": 5, "n_splits": 5,
+             "backbones": "available", "cells_per_subject": None, "cnmc_target_per_class": 8000,
+             # C-NMC at 8,000 + 8,000: one repeat of the subject folds keeps the chapter within 30 minutes
+             "10_cnmc.n_repeats": 1},
+}
+class BookError(RuntimeError):
+    """A notebook that failed while the book was being run or built."""
+
+
+def repo_root() -> Path:
+    """The project folder holding ``_toc.yml`` (:func:`alllib.data.project_root`)."""
+    root = project_root()
+    if root is None:
+        raise BookError(f"no _toc.yml in {Path.cwd()} or above: run the book from the repository")
+    return root
+
+
+def notebooks_in_toc(root: Path) -> list[Path]:
+    """The notebooks of ``_toc.yml``, in order."""
+    import yaml
+
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    files: list[str] = [toc["root"]] if isinstance(toc, dict) and "root" in toc else []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "file" in node:
+                files.append(node["file"])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(toc)
+    return [root / f"{f}.ipynb" for f in files if (root / f"{f}.ipynb").is_file()]
+
+
+def _parse_overrides(pairs: list[tuple[str, str]], names: list[str]) -> dict[str, dict]:
+    """``[("seed", "3"), ("05_features.backbone", "vgg19")]`` -> per-notebook typed values."""
+    import yaml
+
+    out: dict[str, dict] = {"*": {}}
+    for key, raw in pairs:
+        value = yaml.safe_load(raw) if isinstance(raw, str) else raw
+        nb, _, param = key.rpartition(".")
+        if nb and nb not in names:
+            raise ParameterError(f"-p {key}: no notebook {nb!r} in _toc.yml (notebooks: {', '.join(names)})")
+        if param not in PARAMETERS:
+            raise ParameterError(f"-p {key}: unknown parameter {param!r}; known: {', '.join(PARAMETERS)}")
+        check_parameters(**{param: value})
+        out.setdefault(nb or "*", {})[param] = value
+    return out
+
+
+def profile_parameters(profile: str, notebook: str, declared) -> dict:
+    """The values ``profile`` gives ``notebook`` for the parameters it ``declared``: the
+    profile's general values, then its ``"<notebook>.<parameter>"`` ones.
+
+    >>> profile_parameters("full", "10_cnmc", ["n_repeats", "seed"]), profile_parameters("full", "09_leakage", ["n_repeats"])
+    ({'n_repeats': 1}, {'n_repeats': 5})
+    """
+    values = PROFILES[profile]
+    params = {k: v for k, v in values.items() if k in declared}
+    params.update({k.split(".", 1)[1]: v for k, v in values.items()
+                   if k.startswith(f"{notebook}.") and k.split(".", 1)[1] in declared})
+    return params
+
+
+def _declared(nb: Path) -> dict:
+    import papermill as pm
+
+    return pm.inspect_notebook(str(nb))
+
+
+def _versions() -> dict:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version(), "alllib": __version__, "platform": platform.platform()}
+    for pkg in ("tensorflow", "keras", "scikit-learn", "xgboost", "opencv-python", "numpy", "pandas", "papermill",
+                "jupyter-book"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def run_book(profile: str = "quick", *, data: str | None = None, overrides: list[tuple[str, str]] = (),
+             out: str | os.PathLike = "_build", only: list[str] | None = None, html: bool = True,
+             repository: str | None = None, progress=print) -> dict:
+    """Execute the book's notebooks with papermill, write ``manifest.json``, build the HTML.
+
+    ``repository`` (a ``https://github.com/OWNER/NAME`` address) adds the repository, issue,
+    Binder and Colab buttons to the pages; without it there are none, never a made-up address.
+    Returns the manifest. Raises :class:`BookError` naming the notebook and cell that failed.
+    Kernel and library messages on standard error go to ``<out>/run.log``; the runner prints
+    its progress only.
+    """
+    if profile not in PROFILES:
+        raise ParameterError(f"profile must be one of {', '.join(PROFILES)}, not {profile!r}")
+    if repository is not None and not re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+/?", repository):
+        raise ParameterError(f"--repository must be https://github.com/OWNER/NAME, not {repository!r}")
+    root = repo_root()
+    notebooks = notebooks_in_toc(root)
+    names = [nb.stem for nb in notebooks]
+    per_nb = _parse_overrides(list(overrides), names)
+    if only:
+        missing = [o for o in only if o not in names]
+        if missing:
+            raise ParameterError(f"--only: no notebook {', '.join(missing)} in _toc.yml")
+    out = Path(out).resolve()
+    executed = out / "executed"
+    results = out / "results"
+    executed.mkdir(parents=True, exist_ok=True)
+    results.mkdir(parents=True, exist_ok=True)
+    from .features import cache_dir
+
+    env_cache = str(cache_dir())
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # the kernels inherit it
+    manifest = {"profile": profile, "data": data, "versions": _versions(), "cache": env_cache, "notebooks": [],
+                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    previous = {}
+    if only and (out / "manifest.json").is_file():  # --only updates its chapters' entries, keeps the others
+        previous = {e["notebook"]: e for e in json.loads((out / "manifest.json").read_text()).get("notebooks", [])}
+        manifest["only"] = list(only)
+    t_all = time.time()
+    log = out / "run.log"
+    progress(f"kernel and library messages (TensorFlow start-up, Jupyter) go to {log}")
+    with _stderr_to(log):
+        _execute_all(notebooks, root, executed, results, out, manifest, previous, profile, per_nb, only, data,
+                     progress, t_all)
+    _write_manifest(out, manifest, t_all)
+    if html:
+        try:
+            build_html(root, executed, out, progress, repository=repository)
+        except BookError as err:
+            raise BookError(f"{err}{_discard_stale_html(out)}") from None
+        manifest["html"] = str(out / "html" / "index.html")
+        _write_manifest(out, manifest, t_all)
+    return manifest
+
+
+@contextlib.contextmanager
+def _stderr_to(path: Path):
+    """Send this process's standard error, and that of the kernels it starts, to ``path``."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(path, "a") as f:
+        os.dup2(f.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _execute_all(notebooks, root, executed, results, out, manifest, previous, profile, per_nb, only, data, progress,
+                 t_all) -> None:
+    """Execute the chapters in order (see :func:`run_book`), filling ``manifest``."""
+    import papermill as pm
+
+    for i, nb in enumerate(notebooks, 1):
+        rel = nb.relative_to(root)
+        target = executed / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if only and nb.stem not in only:
+            if not target.exists():
+                shutil.copy(nb, target)
+            if str(rel) in previous:
+                manifest["notebooks"].append(previous[str(rel)])
+            continue
+        declared = _declared(nb)
+        params = profile_parameters(profile, nb.stem, declared)
+        params.update({k: v for k, v in per_nb.get("*", {}).items() if k in declared})
+        unknown = set(per_nb.get(nb.stem, {})) - set(declared)
+        if unknown:
+            raise ParameterError(f"{rel}: has no parameter {', '.join(sorted(unknown))} "
+                                 f"(its parameters: {', '.join(declared)})")
+        params.update(per_nb.get(nb.stem, {}))
+        if "data_dir" in declared and data is not None:
+            params["data_dir"] = str(Path(data).resolve())
+        if "results_dir" in declared:
+            params["results_dir"] = str(results)
+        progress(f"[{i}/{len(notebooks)}] {rel} {params}")
+        t = time.time()
+        try:
+            pm.execute_notebook(str(nb), str(target), parameters=params, cwd=str(nb.parent), progress_bar=False,
+                                kernel_name="python3")
+        except pm.PapermillExecutionError as err:
+            manifest["notebooks"].append({"notebook": str(rel), "parameters": params, "status": "failed",
+                                          "seconds": round(time.time() - t, 1)})
+            _write_manifest(out, manifest, t_all)
+            raise BookError(f"{rel} failed in cell {err.cell_index} (execution count {err.exec_count}): "
+                            f"{err.ename}: {err.evalue}. The executed copy with the traceback is {target}."
+                            f"{_discard_stale_html(out)}") from None
+        _show_relative_paths(target, root)
+        meta_file = results / f"{nb.stem}.json"
+        used = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
+        manifest["notebooks"].append({"notebook": str(rel), "parameters": params, "status": "ok",
+                                      "seconds": round(time.time() - t, 1), "dataset": used.get("dataset"),
+                                      "backbone": used.get("backbone")})
+        progress(f"      done in {time.time() - t:.0f} s (dataset {used.get('dataset')}, backbone {used.get('backbone')})")
+
+
+def _show_relative_paths(executed: Path, root: Path) -> None:
+    """In an executed copy's injected-parameters cell, show paths inside the project relative to
+    it (``results_dir = "_build/results"``), not with the build machine's absolute prefix."""
+    import nbformat
+
+    nb = nbformat.read(executed, 4)
+    prefix = str(root.resolve()) + os.sep
+    changed = False
+    for cell in nb.cells:
+        if "injected-parameters" in cell.metadata.get("tags", []) and prefix in cell.source:
+            cell.source = cell.source.replace(prefix, "")
+            changed = True
+    if changed:
+        nbformat.write(nb, executed)
+
+
+def _discard_stale_html(out: Path) -> str:
+    """Remove the HTML of an earlier build after a failed one (it no longer matches the
+    notebooks); returns the sentence that says so, or nothing where there was none."""
+    html = out / "html"
+    if not html.exists():
+        return ""
+    shutil.rmtree(html)
+    return f" The previous book in {html} was removed: it no longer matched the notebooks."
+
+
+def _write_manifest(out: Path, manifest: dict, t0: float) -> None:
+    manifest["total_seconds"] = round(time.time() - t0, 1)
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1, default=str))
+
+
+def book_config(root: Path, repository: str | None = None) -> dict:
+    """The project's ``_config.yml``, with the repository and launch buttons of ``repository``
+    where one is given (see :func:`run_book`)."""
+    import yaml
+
+    config = yaml.safe_load((root / "_config.yml").read_text())
+    if repository:
+        config["repository"] = {"url": repository.rstrip("/"), "path_to_book": "", "branch": "main"}
+        config.setdefault("html", {}).update({"use_repository_button": True, "use_issues_button": True})
+        config["launch_buttons"] = {"notebook_interface": "jupyterlab", "binderhub_url": "https://mybinder.org",
+                                    "colab_url": "https://colab.research.google.com"}
+    return config
+
+
+def build_html(root: Path, executed: Path, out: Path, progress=print, *, repository: str | None = None) -> Path:
+    """Stage ``_config.yml`` (see :func:`book_config`), ``_toc.yml``, ``book/`` and the executed
+    notebooks, then run ``jupyter-book build``; the HTML lands in ``<out>/html``."""
+    import yaml
+
+    stage = out / "stage"
+    if stage.exists():
+        shutil.rmtree(stage)
+    stage.mkdir(parents=True)
+    (stage / "_config.yml").write_text(yaml.safe_dump(book_config(root, repository), sort_keys=False))
+    shutil.copy(root / "_toc.yml", stage / "_toc.yml")
+    shutil.copytree(root / "book", stage / "book")
+    shutil.copytree(executed / "notebooks", stage / "notebooks")
+    progress("building the HTML book with jupyter-book ...")
+    exe = Path(sys.executable).with_name("jupyter-book")
+    cmd = [str(exe) if exe.is_file() else "jupyter-book", "build", str(stage), "--path-output", str(stage),
+           "--keep-going"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise BookError(f"jupyter-book build failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    html = out / "html"
+    if html.exists():
+        shutil.rmtree(html)
+    shutil.copytree(stage / "_build" / "html", html)
+    if not (html / "index.html").is_file():
+        raise BookError(f"jupyter-book ran but {html / 'index.html'} is missing")
+    progress(f"book built: {html / 'index.html'}")
+    return html
