@@ -74,7 +74,7 @@ class Evaluation:
     grid: pd.DataFrame | None = None
     fold: int | None = None
     model: object | None = field(default=None, repr=False)
-    seconds: float = 0.0  # fitting and tuning time
+    seconds: float = 0.0  # fitting, tuning and scoring time
 
 
 @dataclass
@@ -172,20 +172,24 @@ def paper_protocol(ds: Dataset, featurize: Featurize, classifiers: Sequence[str]
     for name in classifiers:
         t0 = time.perf_counter()
         model, grid = fit_classifier(name, X[train], y[train], search=search, seed=seed)
-        seconds = time.perf_counter() - t0
         e = _evaluate(name, model, X[test], y[test], full.ids[test], leak, grid, train=(X[train], y[train]),
                       keep_model=keep_models)
-        e.seconds = seconds
+        e.seconds = time.perf_counter() - t0
         out[name] = ProtocolResult("paper", name, [e], settings)
     return out
+
+
+def _groups_per_class(labels, groups) -> dict[int, int]:
+    """How many distinct groups each class has."""
+    labels, groups = np.asarray(labels), np.asarray(groups)
+    return {int(c): pd.Series(groups[labels == c]).nunique() for c in np.unique(labels)}
 
 
 def outer_splits(labels: np.ndarray, groups: np.ndarray, n_splits: int) -> int:
     """The number of grouped outer folds the data allow: ``n_splits``, or fewer where a class has
     fewer groups (C-NMC's fold_1 has 3 normal subjects, so at most 3 folds). A class with fewer
     than 2 groups cannot be split by group at all: :class:`ValueError`."""
-    labels, groups = np.asarray(labels), np.asarray(groups)
-    per_class = {int(c): pd.Series(groups[labels == c]).nunique() for c in np.unique(labels)}
+    per_class = _groups_per_class(labels, groups)
     if len(per_class) < 2:
         raise ValueError("the dataset holds a single class; a classifier needs both")
     fewest = min(per_class.values())
@@ -237,7 +241,7 @@ def honest_protocol(ds: Dataset, featurize: Featurize, classifiers: Sequence[str
             X_tr, y_tr = featurize(train_ds), train_ds.labels
             X_te, y_te = featurize(test_ds), test_ds.labels
             leak = leak_audit(train_ds.table, test_ds.table)
-            inner = min(inner_splits, min(pd.Series(train_ds.groups[y_tr == c]).nunique() for c in (0, 1)))
+            inner = min(inner_splits, *_groups_per_class(y_tr, train_ds.groups).values())
             for name in classifiers:
                 t0 = time.perf_counter()
                 model, grid = fit_classifier(name, X_tr, y_tr, groups=train_ds.groups,
