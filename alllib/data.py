@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -31,6 +32,7 @@ import pandas as pd
 __all__ = [
     "DatasetError",
     "ImageReadError",
+    "UnreadableImageWarning",
     "Dataset",
     "read_image",
     "data_dir",
@@ -48,6 +50,10 @@ __all__ = [
 
 IMAGE_SUFFIXES = {".tif", ".tiff", ".bmp", ".png", ".jpg", ".jpeg"}
 DATASETS = ("all_idb2", "cnmc", "synthetic")
+
+
+class UnreadableImageWarning(UserWarning):
+    """An image file left out of a dataset because it cannot be decoded."""
 
 
 class ImageReadError(ValueError):
@@ -72,6 +78,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     (4, 5, 3)
     """
     path = Path(path)
+    if path.is_dir():
+        raise ImageReadError(f"{path}: a directory, not an image file")
     if not path.is_file():
         raise ImageReadError(f"{path}: no such file")
     return _decode(np.fromfile(path, dtype=np.uint8), path)
@@ -161,6 +169,15 @@ class Dataset:
         """The rows at ``indices`` (positions), as a new dataset sharing the same reader."""
         table = self.table.iloc[np.asarray(indices, dtype=int)].reset_index(drop=True)
         return Dataset(self.name, table, self.reader, self.source, self.mask_reader, self.keyer)
+
+    def regroup(self, column: str) -> "Dataset":
+        """The same images with ``group`` taken from ``column`` (e.g. ALL-IDB2's ``dup_group``:
+        duplicate crops only, without joining the crops of one slide)."""
+        if column not in self.table.columns:
+            raise ValueError(f"{self.name} has no column {column!r}; its columns are {list(self.table.columns)}")
+        table = self.table.assign(group=self.table[column].astype(str))
+        return Dataset(self.name, table, self.reader, f"{self.source}, regrouped by {column}", self.mask_reader,
+                       self.keyer)
 
     def sample_per_group(self, n: int | None, seed: int = 0, column: str = "group") -> "Dataset":
         """At most ``n`` images of each ``column`` value (each C-NMC subject), drawn with ``seed``;
@@ -266,13 +283,21 @@ def find_all_idb2(root: str | os.PathLike | None = None) -> Path | None:
     return None
 
 
-def load_all_idb2(root: str | os.PathLike | None = None, *, near_duplicates: bool = True) -> Dataset:
+def load_all_idb2(root: str | os.PathLike | None = None, *, near_duplicates: bool = True,
+                  grouping: str = "slide", skip_unreadable: bool = False) -> Dataset:
     """Load ALL-IDB2: a folder of ``ImNNN_L.tif`` crops, ``L`` = 1 blast, 0 not a blast.
 
     The table has ``id, path, label, group, height, width, md5``. Byte-identical files share a
     ``group``; with ``near_duplicates`` (default) so do crops of the same cell found by
-    :func:`duplicate_groups`. Raises :class:`DatasetError` for a missing or empty folder, an
-    image whose name carries no label, or a class with no images.
+    :func:`duplicate_groups`; that grouping is kept in ``dup_group``. Each crop's ALL-IDB1
+    ``slide``, position (``x``, ``y``) and ``acquisition`` (the slide's size) come from
+    :func:`alllib.slides.slide_map`; with ``grouping="slide"`` (default) a ``group`` also joins
+    the crops of one slide (and of byte-identical slides), so that no slide crosses a split;
+    ``grouping="duplicates"`` keeps the duplicate groups alone, for comparison. Raises
+    :class:`DatasetError` for a missing or empty folder, an
+    image whose name carries no label, or a class with no images; an unreadable image raises
+    :class:`ImageReadError`, or with ``skip_unreadable`` is left out with an
+    :class:`UnreadableImageWarning` naming it.
     """
     folder = find_all_idb2(root)
     if folder is None:
@@ -291,19 +316,42 @@ def load_all_idb2(root: str | os.PathLike | None = None, *, near_duplicates: boo
             raise DatasetError(f"{p}: file name carries no label (expected ImNNN_1.tif or ImNNN_0.tif)")
         rows.append({"id": p.stem, "path": str(p), "label": int(m.group(2))})
     table = pd.DataFrame(rows)
+    raws = [Path(p).read_bytes() for p in table["path"]]  # each file read once: hashed, then decoded
+    images = []
+    for raw, p in zip(raws, table["path"]):
+        try:
+            images.append(_decode(np.frombuffer(raw, np.uint8), Path(p)))
+        except ImageReadError as err:
+            if not skip_unreadable:
+                raise
+            warnings.warn(f"left out: {err}", UnreadableImageWarning, stacklevel=2)
+            images.append(None)
+    keep = [im is not None for im in images]
+    table, raws = table[keep].reset_index(drop=True), [r for r, k in zip(raws, keep) if k]
+    images = [im for im in images if im is not None]
     for label, name in ((1, "ALL blast (_1)"), (0, "not a blast (_0)")):
         if not (table["label"] == label).any():
             raise DatasetError(f"{folder}: no {name} images; ALL-IDB2 needs both classes")
-    raws = [Path(p).read_bytes() for p in table["path"]]  # each file read once: hashed, then decoded
     table["md5"] = [hashlib.md5(raw).hexdigest() for raw in raws]
-    images = [_decode(np.frombuffer(raw, np.uint8), Path(p)) for raw, p in zip(raws, table["path"])]
     table["height"] = [im.shape[0] for im in images]
     table["width"] = [im.shape[1] for im in images]
+    if grouping not in ("slide", "duplicates"):
+        raise ValueError(f"grouping must be 'slide' or 'duplicates', not {grouping!r}")
     pairs = [(i, j) for i, j in _identical_pairs(table["md5"].tolist())]
     if near_duplicates:
         pairs += duplicate_groups(images, return_pairs=True)
+    table["dup_group"] = _groups_from_pairs(table["id"].tolist(), pairs)
+    from .slides import canonical_slide, slide_map
+
+    where, how = slide_map(table, images, folder.parent.parent / "ALL_IDB1" / "im")
+    table = pd.concat([table, where], axis=1)
+    if grouping == "slide":
+        first: dict[str, int] = {}
+        for i, slide in enumerate(table["slide"]):
+            if slide is not None:
+                pairs.append((first.setdefault(canonical_slide(slide), i), i))
     table["group"] = _groups_from_pairs(table["id"].tolist(), pairs)
-    return Dataset("all_idb2", table, _read_row, source=str(folder))
+    return Dataset("all_idb2", table, _read_row, source=f"{folder} ({how}; grouped by {grouping})")
 
 
 def _identical_pairs(keys: list[str]) -> list[tuple[int, int]]:
@@ -514,13 +562,16 @@ def load_dataset(
     data: str | os.PathLike | None = None,
     *,
     verbose: bool = True,
+    n_synthetic: int | None = None,
     **kwargs,
 ) -> Dataset:
     """Load a dataset by name: ``"all_idb2"``, ``"cnmc"``, ``"synthetic"`` or ``"auto"``.
 
     ``data`` is the data folder (else ``$ALLLIB_DATA``, else ``./data``). ``"auto"`` takes
     ALL-IDB2 where it is found and the synthetic smears otherwise, and says which. Extra keyword
-    arguments go to the loader (e.g. ``n``, ``seed``, ``size`` for the synthetic data).
+    arguments go to the loader (e.g. ``n``, ``seed``, ``size`` for the synthetic data);
+    ``n_synthetic`` is the synthetic dataset's size whenever the synthetic data is used, asked
+    for or fallen back to.
     """
     if not isinstance(name, str):
         raise TypeError(f"dataset name must be a string, not {type(name).__name__}")
@@ -539,7 +590,7 @@ def load_dataset(
     elif key == "synthetic":
         from .synthetic import make_synthetic
 
-        ds = make_synthetic(**kwargs)
+        ds = make_synthetic(**({"n": n_synthetic} if n_synthetic is not None else {}), **kwargs)
     else:
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)} or 'auto'")
     if verbose:

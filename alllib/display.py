@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-__all__ = ["Box", "percent_table", "inflation_sentences", "probe_sentences", "folds_sentence", "CLASSIFIER_NAMES"]
+__all__ = ["Box", "percent_table", "inflation_sentences", "probe_sentences", "folds_sentence", "takeaway_sentences",
+           "layers_sentences", "CLASSIFIER_NAMES"]
 
 _BOX_COLOURS = {"note": ("#e7f2fa", "#6ab0de"), "warning": ("#fff4e5", "#f0b37e"), "important": ("#e8f5e9", "#5cb85c")}
 
@@ -140,3 +141,55 @@ def folds_sentence(settings: dict, unit: str = "subjects") -> str:
         return (f"The smaller class has only {used} {unit}, so the honest protocol uses {used} folds (not the "
                 f"{asked} asked for): each fold holds out whole {unit} of both classes{rep}.")
     return f"The honest protocol uses {used} folds, each holding out whole {unit} of both classes{rep}."
+
+
+def takeaway_sentences(results: pd.DataFrame, metric: str = "accuracy") -> str:
+    """One sentence per dataset of a :func:`alllib.reported.results_frame` table holding a paper
+    and an honest row per classifier (values in percent): the mean difference, and for how many
+    classifiers the paper-protocol value lies above, inside or below the honest interval."""
+    out = []
+    part = results[results["metric"] == metric]
+    for dataset, d in part.groupby("dataset", sort=False):
+        paper = d[d["protocol"] == "paper"].set_index("classifier")["value"]
+        honest = d[d["protocol"] == "honest"].set_index("classifier")
+        both = paper.index.intersection(honest.index)
+        if len(both) == 0:
+            continue
+        gap = (paper[both] - honest.loc[both, "value"]).mean()
+        above = int((paper[both] > honest.loc[both, "high"]).sum())
+        below = int((paper[both] < honest.loc[both, "low"]).sum())
+        inside = len(both) - above - below
+        parts = [f"{n} {where}" for n, where in ((above, "above"), (inside, "inside"), (below, "below")) if n]
+        verdict = ("the leak inflated every score beyond what the honest protocol can explain" if above == len(both)
+                   else "the leak measurably inflated some scores" if above
+                   else "this run cannot tell the two protocols apart" if inside == len(both)
+                   else "the paper protocol scored lower, so this run shows no inflation")
+        out.append(f"On {dataset}, the paper protocol scores {gap:+.1f} points against the honest one on average "
+                   f"({metric.replace('_', ' ')}), with the paper-protocol value {', '.join(parts)} the honest 95 % "
+                   f"interval over {len(both)} classifiers: {verdict}.")
+    return " ".join(out)
+
+
+def layers_sentences(table: pd.DataFrame, probe: dict | None = None) -> str:
+    """What a :func:`alllib.protocols.layers_table` says, row after row (each against the one
+    before it), and what the acquisition probe (:func:`alllib.protocols.confound_probe`) found."""
+    out = []
+    rows = list(table.iterrows())
+    for (prev, p), (name, r) in zip(rows, rows[1:]):
+        gap = 100 * (r["balanced accuracy"] - p["balanced accuracy"])
+        lo, hi = r["balanced 95% low"], r["balanced 95% high"]
+        inside = not pd.isna(lo) and lo <= p["balanced accuracy"] <= hi
+        where = ("inside this row's interval: no measurable difference" if inside
+                 else "outside this row's interval" if not pd.isna(lo) else "")
+        out.append(f"{name[0].upper()}{name[1:]}: balanced accuracy {_pct(r['balanced accuracy'])} against "
+                   f"{_pct(p['balanced accuracy'])} for {prev} ({gap:+.1f} points{', ' + where if where else ''}).")
+    if probe is not None:
+        b = probe["balanced accuracy"]
+        verdict = ("the features carry the acquisition almost perfectly" if b >= 0.9
+                   else "the features carry much of the acquisition" if b >= 0.7
+                   else "the features carry some of the acquisition" if b >= probe["chance"] + 0.1
+                   else "the features barely tell the acquisitions apart")
+        out.append(f"Among {probe['images']} images of {probe['among']} ({probe['values']}), a linear probe tells the "
+                   f"{probe['target']} apart with balanced accuracy {_pct(b)} (chance {_pct(probe['chance'])}, "
+                   f"{probe['folds']} folds grouped by slide): {verdict}.")
+    return " ".join(out)

@@ -151,8 +151,10 @@ def build_efficientnet_lite0(weights: str | Path | None = "imagenet", include_to
     it, the 1280 globally average-pooled features. Inputs are RGB already scaled as
     ``(x - 127) / 128`` (see :func:`alllib.preprocessing.imagenet_preprocess` mode ``"lite"``).
     """
-    import keras
-    from keras import layers
+    from .features import import_keras
+
+    keras = import_keras()
+    layers = keras.layers
 
     def bn(name):
         return layers.BatchNormalization(epsilon=BN_EPSILON, name=name)

@@ -24,6 +24,9 @@ import hashlib
 import json
 import os
 import shutil
+import sys
+import tempfile
+import warnings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter hides the book's output
 from dataclasses import dataclass, field
@@ -43,6 +46,7 @@ __all__ = [
     "BACKBONES",
     "PAPER_BACKBONES",
     "FEATURE_FORMAT_VERSION",
+    "FeatureCacheWarning",
     "WeightsUnavailableError",
     "ImageTransform",
     "Features",
@@ -54,11 +58,12 @@ __all__ = [
     "FeatureExtractor",
     "Featurizer",
     "cache_dir",
+    "import_keras",
     "clear_cache",
 ]
 
 #: Part of every cache key: bump it when the stored features' meaning changes.
-FEATURE_FORMAT_VERSION = 1
+FEATURE_FORMAT_VERSION = 2  # 2: every shard carries the SHA-256 of its content
 _KERAS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
 
 
@@ -113,6 +118,32 @@ def _backbone(name: str) -> Backbone:
     return BACKBONES[name]
 
 
+def import_keras():
+    """``keras``, imported once with TensorFlow's native start-up lines (CUDA probes, absl's
+    "All log messages before absl::InitializeLog()") kept off the terminal; they are shown
+    if the import fails."""
+    if "keras" in sys.modules and "tensorflow" in sys.modules:
+        return sys.modules["keras"]
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            import keras
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()  # the second round of CUDA probes
+        except BaseException:
+            os.dup2(saved, 2)
+            log.seek(0)
+            sys.stderr.write(log.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+    return keras
+
+
 def keras_home() -> Path:
     """Keras' cache folder: ``$KERAS_HOME`` or ``~/.keras``."""
     return Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras")
@@ -156,7 +187,7 @@ def _imagenet_weights(name: str, download: bool = True) -> Path:
             import contextlib
             import io
 
-            import keras
+            keras = import_keras()
 
             with contextlib.redirect_stdout(io.StringIO()):  # Keras prints "Downloading data from ..."
                 got = Path(keras.utils.get_file(b.weights_file, b.weights_url, cache_subdir="models",
@@ -191,9 +222,21 @@ def resolve_backbone(name: str = "auto", *, verbose: bool = True) -> str:
     return choice
 
 
+_WEIGHTS_HASHES: dict[tuple, str] = {}
+
+
 def _weights_identity(path: Path) -> str:
+    """The SHA-256 of a weights file's content (hashed once per file and process, again if the
+    file changes): two different files with the same name and size never share features."""
     st = path.stat()
-    return f"{path.name}:{st.st_size}"
+    memo = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if memo not in _WEIGHTS_HASHES:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        _WEIGHTS_HASHES[memo] = h.hexdigest()
+    return f"sha256:{_WEIGHTS_HASHES[memo]}"
 
 
 def _weights_info(b: Backbone, weights, seed: int) -> tuple[Path | None, str, str]:
@@ -220,7 +263,7 @@ def load_backbone(name: str, weights: str | os.PathLike | None = "imagenet", *, 
     """
     b = _backbone(resolve_backbone(name, verbose=False))
     path, label, _ = _weights_info(b, weights, seed)
-    import keras
+    keras = import_keras()
 
     if path is None:
         keras.utils.set_random_seed(seed)
@@ -322,28 +365,81 @@ def clear_cache(path: str | os.PathLike | None = None) -> int:
     return n
 
 
-class _FeatureStore:
-    """Features of one (backbone, weights, transform) setting, one shard file per run."""
+class FeatureCacheWarning(UserWarning):
+    """A feature-cache file that was discarded, or a cache folder that cannot be written."""
 
-    def __init__(self, root: Path, setting: dict):
+
+def _shard_digest(keys: np.ndarray, X: np.ndarray) -> str:
+    return hashlib.sha256("\n".join(keys.tolist()).encode() + b"\0" + np.ascontiguousarray(X).tobytes()).hexdigest()
+
+
+class _FeatureStore:
+    """Features of one (backbone, weights, transform) setting, one shard file per run.
+
+    A shard that cannot be read or fails its checks (shape, dtype, finite values, its SHA-256)
+    is reported by path, deleted and its images recomputed; shards are written to a temporary
+    file and renamed, so an interrupted run never leaves half a shard; a folder that cannot be
+    written is reported once and the run goes on without storing."""
+
+    def __init__(self, root: Path, setting: dict, dim: int):
         digest = hashlib.sha256(json.dumps(setting, sort_keys=True).encode()).hexdigest()[:20]
         self.folder = root / f"features-v{FEATURE_FORMAT_VERSION}" / digest
-        self.setting = setting
+        self.setting, self.dim = setting, dim
         self.rows: dict[str, np.ndarray] = {}
         if self.folder.is_dir():
             for shard in sorted(self.folder.glob("shard-*.npz")):
-                with np.load(shard, allow_pickle=False) as z:
-                    self.rows.update(zip(z["keys"].tolist(), z["X"]))
+                self._load(shard)
+
+    def _load(self, shard: Path) -> None:
+        try:
+            with np.load(shard, allow_pickle=False) as z:
+                keys, X, digest = z["keys"], z["X"], str(z["sha256"])
+            problem = (f"features of shape {X.shape}, expected (n, {self.dim})" if X.ndim != 2 or X.shape[1] != self.dim
+                       else f"{len(keys)} keys for {len(X)} rows" if keys.ndim != 1 or len(keys) != len(X)
+                       else f"dtype {X.dtype}, expected float32" if X.dtype != np.float32
+                       else "values that are not finite" if not np.isfinite(X).all()
+                       else "a checksum that does not match its content" if _shard_digest(keys, X) != digest
+                       else None)
+        except Exception as err:  # a damaged zip or array raises many types
+            problem = f"unreadable ({type(err).__name__}: {err})"
+        if problem:
+            warnings.warn(f"feature cache: discarding {shard}: {problem}; its images will be recomputed",
+                          FeatureCacheWarning, stacklevel=3)
+            shard.unlink(missing_ok=True)
+            return
+        self.rows.update(zip(keys.tolist(), X))
+
+    def writable(self) -> bool:
+        """Whether shards can be stored here (checked before the work, reported once)."""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=self.folder, prefix=".probe-"):
+                pass
+            return True
+        except OSError as err:
+            warnings.warn(f"feature cache: cannot write to {self.folder} ({err.strerror or err}); features are "
+                          "computed but not stored (set ALLLIB_CACHE to a writable folder)", FeatureCacheWarning,
+                          stacklevel=3)
+            return False
 
     def save(self, keys: list[str], X: np.ndarray) -> None:
         if not keys:
             return
-        self.folder.mkdir(parents=True, exist_ok=True)
-        (self.folder / "setting.json").write_text(json.dumps(self.setting, indent=1, sort_keys=True))
-        n = len(list(self.folder.glob("shard-*.npz")))
-        tmp = self.folder / f".tmp-{os.getpid()}.npz"
-        np.savez(tmp, keys=np.array(keys), X=X.astype(np.float32))
-        tmp.replace(self.folder / f"shard-{n:05d}-{os.getpid()}.npz")
+        keys_arr, X = np.array(keys), np.ascontiguousarray(X, dtype=np.float32)
+        tmp = None
+        try:
+            (self.folder / "setting.json").write_text(json.dumps(self.setting, indent=1, sort_keys=True))
+            with tempfile.NamedTemporaryFile(dir=self.folder, prefix=".tmp-", suffix=".npz", delete=False) as f:
+                tmp = Path(f.name)
+                np.savez(f, keys=keys_arr, X=X, sha256=np.array(_shard_digest(keys_arr, X)))
+            n = len(list(self.folder.glob("shard-*.npz")))
+            tmp.replace(self.folder / f"shard-{n:05d}-{os.getpid()}-{tmp.stem[5:]}.npz")
+        except OSError as err:
+            warnings.warn(f"feature cache: could not store {len(keys)} features in {self.folder} "
+                          f"({err.strerror or err}); the run goes on without them", FeatureCacheWarning, stacklevel=3)
+        finally:
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
 
 
 _MODELS: dict[tuple, object] = {}
@@ -379,7 +475,7 @@ def extract_features(
     _, label, wid = _weights_info(b, weights, seed)
     setting = {"backbone": name, "weights": wid, "transform": transform.describe(),
                "format": FEATURE_FORMAT_VERSION}
-    store = _FeatureStore(cache_dir(cache_path), setting) if cache else None
+    store = _FeatureStore(cache_dir(cache_path), setting, b.dim) if cache else None
     keys = [ds.image_key(i) for i in range(len(ds))] if cache else []
     missing = [i for i in range(len(ds)) if not cache or keys[i] not in store.rows]
     X = np.zeros((len(ds), b.dim), np.float32)
@@ -392,9 +488,10 @@ def extract_features(
             _MODELS.clear()  # keep one network in memory at a time
             _MODELS[memo] = load_backbone(name, weights, seed=seed, input_size=size)[0]
         model = _MODELS[memo]
+        storing = cache and store.writable()  # checked before the work, not after it
         new = _run_batches(model, ds, missing, transform, name, batch_size, progress)
         X[missing] = new
-        if cache:
+        if storing:
             store.save([keys[i] for i in missing], new)
     return Features(X, ds.table.copy(), name, label, transform, cached=len(ds) - len(missing),
                     computed=len(missing), info={"dataset": ds.name, "source": ds.source, "setting": setting})
@@ -492,15 +589,27 @@ class FeatureExtractor(BaseEstimator, TransformerMixin):
                                                                 input_size=self.size)
         return self._model
 
-    def transform(self, X):
+    def network_input(self, img: np.ndarray, image_id=None) -> np.ndarray:
+        """One image segmented, resized and normalised for the network (``image_id`` names it in
+        warnings and errors)."""
         if not hasattr(self, "backbone_"):
-            self.fit(X)
+            self.fit()
+        return self.transform_.network_input(img, self.backbone_, image_id=image_id)
+
+    def embed(self, inputs: list[np.ndarray]) -> np.ndarray:
+        """Features of images already prepared by :meth:`network_input`, in batches."""
+        if not hasattr(self, "backbone_"):
+            self.fit()
         model = self._network()
-        out = []
-        for start in range(0, len(X), self.batch_size):
-            batch = np.stack([self.transform_.network_input(img, self.backbone_) for img in X[start:start + self.batch_size]])
-            out.append(np.asarray(model.predict_on_batch(batch), dtype=np.float32))
+        out = [np.asarray(model.predict_on_batch(np.stack(inputs[start:start + self.batch_size])), dtype=np.float32)
+               for start in range(0, len(inputs), self.batch_size)]
         return np.concatenate(out) if out else np.zeros((0, BACKBONES[self.backbone_].dim), np.float32)
+
+    def transform(self, X):
+        """Features of a list of RGB images (one batch of network inputs in memory at a time)."""
+        out = [self.embed([self.network_input(X[i], image_id=f"#{i}") for i in range(s, min(s + self.batch_size, len(X)))])
+               for s in range(0, len(X), self.batch_size)]
+        return np.concatenate(out) if out else self.embed([])
 
     def __getstate__(self):
         state = self.__dict__.copy()

@@ -23,16 +23,16 @@ from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedGroupKFold, train_test_split
+from sklearn.model_selection import StratifiedGroupKFold, cross_val_score, train_test_split
 from tqdm import tqdm
 
 from .augmentation import Augmenter, balance
-from .classifiers import CLASSIFIERS, decision_scores, fit_classifier, param_grid
+from .classifiers import CLASSIFIERS, decision_scores, fit_classifier, n_jobs, param_grid
 from .data import Dataset
 from .metrics import METRICS, binary_metrics, mean_interval, wilson_interval
 
 __all__ = ["Evaluation", "ProtocolResult", "leak_audit", "paper_protocol", "honest_protocol", "outer_splits",
-           "compare_protocols", "per_group_accuracy", "subject_probe", "Study", "protocol_study"]
+           "compare_protocols", "per_group_accuracy", "confound_probe", "layers_table", "subject_probe", "Study", "protocol_study"]
 
 Featurize = Callable[[Dataset], np.ndarray]
 
@@ -305,7 +305,8 @@ def subject_probe(X: np.ndarray, ds: Dataset, *, column: str = "patient", n_spli
         if folds < 2:
             raise ValueError(f"subject probe ({task}): a subject has a single cell; it cannot be both trained on and tested")
         model = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=300))
-        pred = cross_val_predict(model, X[keep], s, cv=StratifiedKFold(folds, shuffle=True, random_state=seed))
+        pred = cross_val_predict(model, X[keep], s, cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
+                                 n_jobs=n_jobs())  # the folds' fits are independent: the same result, sooner
         rows.append({"task": task, "subjects": len(counts), "cells": int(keep.sum()), "accuracy": float(np.mean(pred == s)),
                      "chance (largest subject)": float(counts.max() / keep.sum()),
                      "balanced accuracy": float(balanced_accuracy_score(s, pred)), "chance (1 / subjects)": 1 / len(counts)})
@@ -407,3 +408,45 @@ def protocol_study(ds: Dataset, featurize: Featurize, classifiers: Sequence[str]
         rows.append({"stage": "subject probe", "seconds": time.perf_counter() - t0})
     return Study(ds, runs["paper"], runs["paper_noaug"], runs["honest"], runs["honest_noaug"], probe,
                  pd.DataFrame(rows).set_index("stage"))
+
+
+def confound_probe(X: np.ndarray, ds: Dataset, target: str = "acquisition", *, among_label: int | None = 1,
+                   groups: str = "slide", seed: int = 0) -> dict:
+    """How well the features tell ``target`` (ALL-IDB2's acquisition set-up) apart among the
+    images of one class (``among_label``; ``None``: all), with a logistic-regression probe
+    scored by balanced accuracy in cross-validation grouped by ``groups`` (no slide on both
+    sides). Far above one half means that the features carry the acquisition, so a classifier
+    can learn it instead of the cell when the label is confounded with it."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    keep = np.ones(len(ds), bool) if among_label is None else ds.labels == among_label
+    t = ds.table[keep]
+    values = t[target].astype(str).to_numpy()
+    kinds, y = np.unique(values, return_inverse=True)
+    g = t[groups].astype(str).to_numpy()
+    folds = min(5, *(len(np.unique(g[y == k])) for k in range(len(kinds))))
+    if len(kinds) < 2 or folds < 2:
+        raise ValueError(f"{target}: needs two values with at least 2 {groups}s each among the chosen images")
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000, C=0.1))
+    scores = cross_val_score(probe, X[keep], y, groups=g, scoring="balanced_accuracy",
+                             cv=StratifiedGroupKFold(folds, shuffle=True, random_state=seed))
+    return {"target": target, "among": "all images" if among_label is None else f"label {among_label}",
+            "images": int(keep.sum()), "values": ", ".join(f"{k} ({(values == k).sum()})" for k in kinds),
+            "folds": folds, "balanced accuracy": float(scores.mean()), "chance": 0.5 if len(kinds) == 2 else 1 / len(kinds)}
+
+
+def layers_table(evaluations: dict[str, tuple[ProtocolResult, Dataset]]) -> pd.DataFrame:
+    """One row per evaluation (name -> its result and the dataset it ran on): images, groups,
+    accuracy, balanced accuracy and the balanced accuracy's interval, as fractions. For setting
+    the paper protocol, the duplicate-grouped, the slide-grouped and the same-acquisition
+    honest estimates side by side."""
+    rows = []
+    for name, (result, ds) in evaluations.items():
+        s = result.summary()
+        rows.append({"evaluation": name, "images": len(ds), "groups": int(ds.table["group"].nunique()),
+                     "accuracy": s.loc["accuracy", "value"], "balanced accuracy": s.loc["balanced_accuracy", "value"],
+                     "balanced 95% low": s.loc["balanced_accuracy", "low"],
+                     "balanced 95% high": s.loc["balanced_accuracy", "high"]})
+    return pd.DataFrame(rows).set_index("evaluation")

@@ -17,13 +17,13 @@ import pandas as pd
 
 from .metrics import METRICS
 
-__all__ = ["reported", "PAPER_SVM_BEST", "results_frame", "side_by_side", "paper_shape", "CITATION"]
+__all__ = ["reported", "PAPER_SVM_BEST", "results_frame", "paper_shape", "network_label",
+           "backbone_table", "TABLE_CONDITIONS", "CITATION"]
 
 CITATION = ("H. Farag, N. A. Semary, K. M. Amin, S. Fadl, \"An Efficient Classification Technique of Acute "
             "Lymphoblastic Leukemia Cells\", Engineering Letters, 2025")
 #: The SVM hyper-parameters the paper's grid search chose (Table II).
 PAPER_SVM_BEST = {"C": 10, "gamma": 0.01, "kernel": "rbf"}
-_KEYS = ["dataset", "backbone", "classifier", "condition", "metric"]
 
 
 @lru_cache(maxsize=1)
@@ -45,16 +45,13 @@ def reported(table: str | None = None, dataset: str | None = None, **filters) ->
     return t.reset_index(drop=True).copy()
 
 
-def results_frame(results: dict, *, dataset: str, backbone: str, condition: str = "test",
-                  compare_as: str | None = None) -> pd.DataFrame:
+def results_frame(results: dict, *, dataset: str, backbone: str, condition: str = "test") -> pd.DataFrame:
     """Long table of our results (percent) in the shape of :func:`reported`.
 
-    ``results`` maps classifier -> :class:`alllib.protocols.ProtocolResult`. Adds ``protocol``,
-    ``low`` and ``high`` (the interval) and ``computed_with`` (the backbone really used)
-    columns. ``compare_as`` files the results under another backbone's row of the paper (e.g.
-    EfficientNet-Lite0 standing in for DenseNet-201 where DenseNet's weights are missing); the
-    ``computed_with`` column keeps that visible. With ``condition="train"`` the paper protocol's
-    training metrics are used (Table III).
+    ``results`` maps classifier -> :class:`alllib.protocols.ProtocolResult`; ``backbone`` is the
+    network that really produced the features (the tables name it on every row of ours). Adds
+    ``protocol``, ``low`` and ``high`` (the interval) columns. With ``condition="train"`` the
+    paper protocol's training metrics are used (Table III).
     """
     rows = []
     for name, res in results.items():
@@ -67,59 +64,76 @@ def results_frame(results: dict, *, dataset: str, backbone: str, condition: str 
             s = res.summary()
             values = {m: (s.loc[m, "value"], s.loc[m, "low"], s.loc[m, "high"]) for m in METRICS}
         for metric, (v, lo, hi) in values.items():
-            rows.append({"dataset": dataset, "backbone": compare_as or backbone, "classifier": name,
-                         "condition": condition, "metric": metric, "protocol": res.protocol, "value": 100 * v,
-                         "low": 100 * lo, "high": 100 * hi, "computed_with": backbone})
+            rows.append({"dataset": dataset, "backbone": backbone, "classifier": name, "condition": condition,
+                         "metric": metric, "protocol": res.protocol, "value": 100 * v, "low": 100 * lo,
+                         "high": 100 * hi})
     return pd.DataFrame(rows)
 
 
-def side_by_side(table: str, ours: pd.DataFrame, *, metrics=None) -> pd.DataFrame:
-    """Our results beside the paper's Table ``table``: one row per reported figure, columns
-    ``reported``, ``paper protocol`` and ``honest`` (with the honest interval), in percent.
-
-    ``ours`` is a concatenation of :func:`results_frame` outputs. Figures we did not reproduce
-    stay NaN (a missing backbone's weights, a missing dataset): nothing is filled in.
-    """
-    rep = reported(table)
-    if metrics is not None:
-        rep = rep[rep["metric"].isin(metrics)]
-    out = rep.rename(columns={"value": "reported"}).drop(columns="table")
-    names = {"value": None, "low": "honest 95% low", "high": "honest 95% high"}
-    for protocol, label in (("paper", "paper protocol"), ("honest", "honest")):
-        cols = _KEYS + ["value"] + (["low", "high"] if protocol == "honest" else [])
-        part = ours.loc[ours["protocol"] == protocol, cols] if len(ours) else pd.DataFrame(columns=cols)
-        part = part.rename(columns={**names, "value": label})
-        out = out.merge(part, on=_KEYS, how="left")
-    if len(ours) and "computed_with" in ours.columns:
-        used = ours[_KEYS + ["computed_with"]].drop_duplicates(_KEYS)
-        out = out.merge(used, on=_KEYS, how="left")
-    return out.set_index(_KEYS)
+#: The conditions of each table, where the paper reports none for a dataset (a synthetic run).
+TABLE_CONDITIONS = {"III": ("train", "test"), "IV": ("test",), "V": ("test",), "VI": ("test",), "VII": ("seg", "noseg"),
+                    "VIII": ("aug", "noaug")}
+_FIGURES = {"paper": "paper protocol", "honest": "honest"}
 
 
-def paper_shape(table: str, ours: pd.DataFrame, dataset: str, *, columns: str = "metric") -> pd.DataFrame:
-    """Table ``table`` for ``dataset`` laid out as the paper prints it: one row per classifier and
-    figure (``reported``, our ``paper protocol``, our ``honest`` mean, each with the network that
-    produced it, e.g. ``paper protocol (EfficientNet-Lite0)``), one column per metric
-    (``columns="metric"``, Tables V and VI) or per condition (``columns="condition"``: train /
-    test in Table III, aug / noaug in Table VIII). Values in percent; figures this run did not
-    compute are missing, never filled in."""
+def network_label(key) -> str:
+    """A backbone's name as the paper prints it (``densenet201`` -> ``DenseNet-201``)."""
     from .features import BACKBONES
 
-    def label(key) -> str:
-        return BACKBONES[key].label if key in BACKBONES else str(key)
+    return BACKBONES[key].label if key in BACKBONES else str(key)
 
-    t = side_by_side(table, ours).reset_index()
-    t = t[t["dataset"] == dataset]
-    figures = [c for c in ("reported", "paper protocol", "honest") if c in t.columns and t[c].notna().any()]
-    # every row names the network that produced it: ours stand beside the paper's, not in its name
-    paper_net = ", ".join(sorted({label(b) for b in t["backbone"]}))
-    ours_net = ", ".join(sorted({label(b) for b in t.get("computed_with", t["backbone"]).dropna()})) or paper_net
-    names = {"reported": f"reported ({paper_net})", "paper protocol": f"paper protocol ({ours_net})",
-             "honest": f"honest ({ours_net})"}
-    t = t.rename(columns=names)
-    figures = [names[f] for f in figures]
-    long = t.melt(id_vars=["classifier", "condition", "metric"], value_vars=figures, var_name="figure")
+
+def paper_shape(table: str, ours: pd.DataFrame, dataset: str, *, columns: str = "metric",
+                paper_backbone: str = "densenet201") -> pd.DataFrame:
+    """Table ``table`` for ``dataset`` laid out as the paper prints it: one row per classifier and
+    figure (``reported``, our ``paper protocol``, our ``honest`` mean), each naming the network
+    that produced it (``reported (DenseNet-201)``, ``paper protocol (EfficientNet-Lite0)``), one
+    column per metric (``columns="metric"``, Tables V and VI) or per condition
+    (``columns="condition"``: train / test in Table III, seg / noseg in VII, aug / noaug in VIII).
+
+    Where the paper reports several networks (Table VII), its ``paper_backbone`` rows stand
+    beside ours. Values in percent; figures this run did not compute are missing, never filled
+    in; where the paper reports nothing for ``dataset`` (synthetic data), our rows alone."""
+    rep = reported(table, dataset)
+    if rep["backbone"].nunique() > 1:
+        rep = rep[rep["backbone"] == paper_backbone]
+    conditions = set(rep["condition"]) or set(TABLE_CONDITIONS[table])
+    metrics = set(rep["metric"]) or ({"accuracy"} if columns == "condition" else set(METRICS))
+    rep = rep.assign(figure=[f"reported ({network_label(b)})" for b in rep["backbone"]])
+    mine = ours[(ours["dataset"] == dataset) & ours["condition"].isin(conditions) & ours["metric"].isin(metrics)] \
+        if len(ours) else pd.DataFrame(columns=["classifier", "condition", "metric", "value", "protocol", "backbone"])
+    mine = mine.assign(figure=[f"{_FIGURES[p]} ({network_label(b)})" for p, b in zip(mine["protocol"], mine["backbone"])])
+    long = pd.concat([rep, mine], ignore_index=True)[["classifier", "figure", "condition", "metric", "value"]]
+    if long.empty:
+        return pd.DataFrame()
     out = long.pivot_table(index=["classifier", "figure"], columns=columns, values="value", sort=False)
-    order = [m for m in METRICS if m in out.columns] if columns == "metric" else list(out.columns)
-    rows = [(c, f) for c in dict.fromkeys(t["classifier"]) for f in figures if (c, f) in out.index]
+    figure_order = {name: i for i, name in enumerate(["reported", *_FIGURES.values()])}
+    rows = sorted(out.index, key=lambda cf: (list(dict.fromkeys(long["classifier"])).index(cf[0]),
+                                             figure_order[cf[1].split(" (")[0]], cf[1]))
+    if columns == "metric":
+        order = [m for m in METRICS if m in out.columns]
+    else:
+        order = [c for c in TABLE_CONDITIONS[table] if c in out.columns]
     return out.loc[rows, order].rename_axis(columns=None)
+
+
+def backbone_table(ours: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """Table IV for ``dataset``: one row per network and classifier that this run computed, with
+    the paper's reported accuracy where the paper has that network (empty where it has not, or
+    for synthetic data), our ``paper protocol`` accuracy, and our ``honest`` mean with its
+    interval. In percent."""
+    acc = ours[(ours["dataset"] == dataset) & (ours["metric"] == "accuracy")] if len(ours) else ours
+    if acc.empty:
+        return pd.DataFrame()
+    rep = reported("IV", dataset).set_index(["backbone", "classifier"])["value"]
+    rows = []
+    for (backbone, classifier), g in acc.groupby(["backbone", "classifier"], sort=False):
+        row = {"network": network_label(backbone), "classifier": classifier,
+               "reported": rep.get((backbone, classifier), float("nan"))}
+        for protocol, name in _FIGURES.items():
+            r = g[g["protocol"] == protocol]
+            row[name] = r["value"].mean() if len(r) else float("nan")
+            if protocol == "honest" and len(r):
+                row["honest 95% low"], row["honest 95% high"] = r["low"].mean(), r["high"].mean()
+        rows.append(row)
+    return pd.DataFrame(rows).set_index(["network", "classifier"]).dropna(axis=1, how="all")

@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import re
+import secrets
 import shutil
 import subprocess
 import sys
@@ -28,12 +29,16 @@ __all__ = ["PROFILES", "BookError", "profile_parameters", "notebooks_in_toc", "r
 #: ``"<notebook>.<parameter>"`` applies to that notebook alone (as ``-p CHAPTER.NAME VALUE``).
 PROFILES = {
     "quick": {"n_synthetic": 160, "target_per_class": 200, "search": "small", "n_repeats": 1, "n_splits": 5,
-              "backbones": "available", "cells_per_subject": 40, "cnmc_target_per_class": 600},
+              "backbones": "available", "cells_per_subject": 40, "cnmc_target_per_class": 600,
+              # the trap shows at the paper's augmentation size, and cached features make it cheap
+              "09_leakage.target_per_class": 750},
     "full": {"n_synthetic": 260, "target_per_class": 750, "search": "paper", "n_repeats": 5, "n_splits": 5,
              "backbones": "available", "cells_per_subject": None, "cnmc_target_per_class": 8000,
              # C-NMC at 8,000 + 8,000: one repeat of the subject folds keeps the chapter within 30 minutes
              "10_cnmc.n_repeats": 1},
 }
+
+
 class BookError(RuntimeError):
     """A notebook that failed while the book was being run or built."""
 
@@ -149,11 +154,22 @@ def run_book(profile: str = "quick", *, data: str | None = None, overrides: list
 
     env_cache = str(cache_dir())
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # the kernels inherit it
-    manifest = {"profile": profile, "data": data, "versions": _versions(), "cache": env_cache, "notebooks": [],
-                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    previous = {}
+    # figures go into the pages: a non-interactive backend set for this shell (MPLBACKEND=Agg, as
+    # CI does) would leave every chapter without its plots
+    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    previous, run = {}, None
     if only and (out / "manifest.json").is_file():  # --only updates its chapters' entries, keeps the others
-        previous = {e["notebook"]: e for e in json.loads((out / "manifest.json").read_text()).get("notebooks", [])}
+        before = json.loads((out / "manifest.json").read_text())
+        previous = {e["notebook"]: e for e in before.get("notebooks", [])}
+        run = before.get("run_id")
+    if run is None:  # a new run: no result of an earlier one can reach its summary
+        run = time.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
+        for old in [*results.glob("*.csv"), *results.glob("*.json")]:
+            old.unlink()
+    os.environ["ALLLIB_RUN_ID"] = run  # every chapter's results carry it (alllib.chapter.run_id)
+    manifest = {"profile": profile, "data": data, "run_id": run, "versions": _versions(), "cache": env_cache,
+                "notebooks": [], "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    if only:
         manifest["only"] = list(only)
     t_all = time.time()
     log = out / "run.log"
@@ -251,6 +267,17 @@ def _show_relative_paths(executed: Path, root: Path) -> None:
         nbformat.write(nb, executed)
 
 
+def _fold_solutions(folder: Path) -> None:
+    """The book's view of the exercises (:func:`alllib.lab.book_edition`): solutions folded,
+    the lab's check cells removed."""
+    import nbformat
+
+    from .lab import book_edition
+
+    for path in folder.glob("*.ipynb"):
+        nbformat.write(book_edition(nbformat.read(path, 4)), path)
+
+
 def _discard_stale_html(out: Path) -> str:
     """Remove the HTML of an earlier build after a failed one (it no longer matches the
     notebooks); returns the sentence that says so, or nothing where there was none."""
@@ -293,6 +320,7 @@ def build_html(root: Path, executed: Path, out: Path, progress=print, *, reposit
     shutil.copy(root / "_toc.yml", stage / "_toc.yml")
     shutil.copytree(root / "book", stage / "book")
     shutil.copytree(executed / "notebooks", stage / "notebooks")
+    _fold_solutions(stage / "notebooks")
     progress("building the HTML book with jupyter-book ...")
     exe = Path(sys.executable).with_name("jupyter-book")
     cmd = [str(exe) if exe.is_file() else "jupyter-book", "build", str(stage), "--path-output", str(stage),

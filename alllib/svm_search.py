@@ -108,6 +108,18 @@ def fit_svc(X: np.ndarray, y: np.ndarray, *, C: float, gamma: float, kernel: str
     return svc
 
 
+def _predict_from_columns(svc: SVC, k_columns: np.ndarray, columns: np.ndarray, n_train: int) -> np.ndarray:
+    """``svc.predict(K)`` for a precomputed-kernel ``svc``, given only the columns ``columns``
+    of the test kernel ``K`` (they hold at least its support vectors). Two classes: libsvm's
+    rule on the public attributes, ``classes_[1]`` where the decision value is ``>= 0``."""
+    if len(svc.classes_) != 2:
+        full = np.zeros((len(k_columns), n_train))
+        full[:, columns] = k_columns
+        return svc.predict(full)
+    decision = k_columns[:, np.searchsorted(columns, svc.support_)] @ svc.dual_coef_[0] + svc.intercept_[0]
+    return svc.classes_[(decision >= 0).astype(int)]
+
+
 def svm_grid_search(X: np.ndarray, y: np.ndarray, splits: Sequence[tuple[np.ndarray, np.ndarray]], grid: dict, *,
                     svc_params: dict | None = None, scale: bool = True, n_jobs: int = 1,
                     progress: bool = False) -> tuple[dict, pd.DataFrame]:
@@ -142,9 +154,10 @@ def svm_grid_search(X: np.ndarray, y: np.ndarray, splits: Sequence[tuple[np.ndar
     # and does not change the solution
     fit_params = {**svc_params, "cache_size": min(float(svc_params.get("cache_size", 200)), 50.0)}
 
-    def one_kernel(f, kernel, gamma, g_tr, Z_tr, Z_te, n_tr, n_te, y_tr, y_te):
+    def one_kernel(f, kernel, gamma, g_tr, g_te, n_tr, n_te, y_tr, y_te):
         """Every C of one (kernel, gamma) on fold f. A thread holds one kernel matrix at a time:
-        the training one while fitting, then the test one while scoring."""
+        the training one while fitting, then the test one, on the support vectors' columns only
+        (the only ones a decision function reads), while scoring."""
         todo = [i for i, p in enumerate(points) if p["kernel"] == kernel and float(p["gamma"]) == gamma]
         k_tr = kernel_from_gram(g_tr, n_tr, n_tr, kernel, gamma, degree, coef0)
         models = {}
@@ -153,20 +166,23 @@ def svm_grid_search(X: np.ndarray, y: np.ndarray, splits: Sequence[tuple[np.ndar
             models[i] = SVC(kernel="precomputed", C=points[i]["C"], **fit_params).fit(k_tr, y_tr)
             fit_seconds[i, f] = time.perf_counter() - t0
         del k_tr
-        k_te = kernel_from_gram(Z_te @ Z_tr.T, n_te, n_tr, kernel, gamma, degree, coef0, inplace=True)
+        columns = np.unique(np.concatenate([m.support_ for m in models.values()]))
+        k_te = kernel_from_gram(g_te[:, columns], n_te, n_tr[columns], kernel, gamma, degree, coef0, inplace=True)
         for i in todo:
-            scores[i, f] = float(np.mean(models[i].predict(k_te) == y_te))
+            scores[i, f] = float(np.mean(_predict_from_columns(models[i], k_te, columns, len(n_tr)) == y_te))
             bar.update(1)
 
     with ThreadPoolExecutor(max(1, n_jobs)) as pool:
         for f, (train, test) in enumerate(splits):
             Z_tr, Z_te = _scaled(X, train, test, scale)
-            g_tr, n_tr, n_te = Z_tr @ Z_tr.T, np.einsum("ij,ij->i", Z_tr, Z_tr), np.einsum("ij,ij->i", Z_te, Z_te)
-            jobs = [pool.submit(one_kernel, f, kernel, gamma, g_tr, Z_tr, Z_te, n_tr, n_te, y[train], y[test])
+            g_tr, g_te = Z_tr @ Z_tr.T, Z_te @ Z_tr.T
+            n_tr, n_te = np.einsum("ij,ij->i", Z_tr, Z_tr), np.einsum("ij,ij->i", Z_te, Z_te)
+            del Z_tr, Z_te
+            jobs = [pool.submit(one_kernel, f, kernel, gamma, g_tr, g_te, n_tr, n_te, y[train], y[test])
                     for kernel, gamma in kernels]
             for job in jobs:
                 job.result()
-            del g_tr, jobs
+            del g_tr, g_te, jobs
     bar.close()
     means, stds = np.average(scores, axis=1), np.std(scores, axis=1)
     ranks = rankdata(-means, method="min").astype(np.int32)

@@ -97,3 +97,38 @@ def test_balance_errors(synthetic):
 def test_bad_image(synthetic):
     with pytest.raises(ValueError, match="image to augment must be RGB"):
         Augmenter().apply(np.zeros((10, 10), np.uint8), IDENTITY)
+
+
+def test_samples_fill_their_ranges_and_change_pixels(synthetic):
+    """Not only inside the ranges: spread over them, and each one visible in the pixels."""
+    aug = Augmenter(rotation=(0, 45), zoom=0.2, brightness=(0.2, 1.0))
+    rng = np.random.default_rng(1)
+    ps = [aug.sample(rng) for _ in range(400)]
+    angles, zooms, lights = (np.array([getattr(p, k) for p in ps]) for k in ("angle", "zoom", "brightness"))
+    for values, low, high in ((angles, 0, 45), (zooms, 0.8, 1.2), (lights, 0.2, 1.0)):
+        width = high - low
+        assert values.std() > 0.25 * width  # a uniform draw has std width / sqrt(12) = 0.29 width
+        assert values.min() < low + 0.1 * width and values.max() > high - 0.1 * width
+    assert 100 < sum(p.vflip for p in ps) < 300
+    img = synthetic.image(0)
+    copies = [aug.apply(img, p) for p in ps[:40]]
+    brightness_ratio = np.array([c.mean() for c in copies]) / img.mean()
+    assert brightness_ratio.min() < 0.5 and brightness_ratio.max() > 0.8  # darkened, by varying amounts
+    # geometry: with brightness fixed, copies differ from the original beyond a uniform scaling
+    moved = [aug.apply(img, AugmentParams(p.angle, p.hflip, p.vflip, p.zoom, 1.0)) for p in ps[:40]]
+    assert np.mean([np.abs(m.astype(int) - img).mean() > 5 for m in moved]) > 0.9
+
+
+def test_the_cache_key_of_a_copy_follows_the_augmenter(synthetic):
+    """Another seed or other augmentation settings give other copies: other feature-cache keys."""
+    base = synthetic.subset([0, 1])
+    keys = {}
+    for name, aug in {"a": Augmenter(seed=1), "same": Augmenter(seed=1), "seed": Augmenter(seed=2),
+                      "rotation": Augmenter(rotation=(0, 10), seed=1), "zoom": Augmenter(zoom=0.1, seed=1),
+                      "brightness": Augmenter(brightness=(0.5, 1.0), seed=1), "border": Augmenter(border="constant", seed=1),
+                      "flips": Augmenter(hflip=False, seed=1)}.items():
+        big = augment_dataset(base, aug, copies=2)
+        keys[name] = [big.image_key(i) for i in range(len(big)) if big.table["augmented"].iloc[i]]
+    assert keys["a"] == keys["same"]
+    for name in ("seed", "rotation", "zoom", "brightness", "border", "flips"):
+        assert not set(keys[name]) & set(keys["a"]), name

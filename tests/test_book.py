@@ -24,6 +24,10 @@ def test_check_parameters():
         check_parameters(backbone="alexnet")
     with pytest.raises(ParameterError, match="at least 1"):
         check_parameters(n_splits=0)
+    with pytest.raises(ParameterError, match="parameter 'seed' must be 0 or more"):
+        check_parameters(seed=-1)
+    with pytest.raises(ParameterError, match="parameter 'kmeans_k' must be at least 2"):
+        check_parameters(kmeans_k=1)
     with pytest.raises(ParameterError, match="unknown parameter 'colour'"):
         check_parameters(colour="red")
 
@@ -140,6 +144,32 @@ def test_only_updates_its_entry_in_the_manifest(tmp_path, monkeypatch):
     injected = [c for c in nbformat.read(tmp_path / "_build" / "executed" / "notebooks" / "b.ipynb", 4).cells
                 if "injected-parameters" in c.metadata.get("tags", [])][0]
     assert 'results_dir = "_build/results"' in injected.source and str(tmp_path) not in injected.source
+    assert manifest["run_id"]  # --only continues the run it updates
+    stale = tmp_path / "_build" / "results" / "z.json"
+    stale.write_text("{}")
+    run_book("quick", out=tmp_path / "_build", only=["a"], html=False, progress=lambda *_: None)
+    assert stale.exists() and json.loads((tmp_path / "_build" / "manifest.json").read_text())["run_id"] == manifest["run_id"]
+    run_book("quick", out=tmp_path / "_build", html=False, progress=lambda *_: None)
+    assert not stale.exists()  # a new run starts from an empty results folder
+
+
+@pytest.mark.slow
+def test_chapters_keep_their_figures_whatever_the_shells_backend(tmp_path, monkeypatch):
+    """With MPLBACKEND=Agg in the environment (as in CI), plt.show() must still put the figure
+    into the executed notebook, or the book has no plots."""
+    (tmp_path / "notebooks").mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("seed = 0"),
+                nbformat.v4.new_code_cell("import matplotlib.pyplot as plt\nplt.plot([0, 1], [1, 0])\nplt.show()")]
+    nb.cells[0].metadata["tags"] = ["parameters"]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, tmp_path / "notebooks" / "plot.ipynb")
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: notebooks/plot\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    run_book("quick", out=tmp_path / "_build", html=False, progress=lambda *_: None)
+    outputs = nbformat.read(tmp_path / "_build" / "executed" / "notebooks" / "plot.ipynb", 4).cells[-1].outputs
+    assert any("image/png" in o.get("data", {}) for o in outputs)
 
 
 @pytest.mark.slow
@@ -222,6 +252,54 @@ def test_chapter_compare_is_memoised(tmp_path, monkeypatch):
     assert ch.targets(12, 2) == (12, 6) and ch.targets(3, 5) == (10, 8)
 
 
+def test_chapter_compare_memo_follows_the_data_content(tmp_path, monkeypatch):
+    """Same ids, other pixels or other groups: the memo is not reused."""
+    from alllib.chapter import Chapter
+
+    from .test_protocols import colour_features
+
+    calls = []
+
+    class Fake:
+        description, settings, weights_label = "colour statistics", {}, None
+
+        def __call__(self, ds):
+            calls.append(len(ds))
+            return colour_features(ds)
+
+    monkeypatch.setattr(Chapter, "featurizer", lambda self, **kw: Fake())
+    args = dict(search="none", n_splits=2, n_repeats=1)
+    ch = Chapter("t", dataset="synthetic", n_synthetic=20, results_dir=str(tmp_path))
+    ch.compare(None, None, **args)
+    n = len(calls)
+    other = Chapter("t", dataset="synthetic", n_synthetic=20, results_dir=str(tmp_path))
+    other.ds.keyer = lambda row: "changed:" + str(row["id"])  # the same ids, other image content
+    other.compare(None, None, **args)
+    assert len(calls) > n
+    n = len(calls)
+    regrouped = Chapter("t", dataset="synthetic", n_synthetic=20, results_dir=str(tmp_path))
+    regrouped.ds.table["group"] = regrouped.ds.table["id"].str[:-1]
+    regrouped.compare(None, None, **args)
+    assert len(calls) > n
+
+
+def test_the_summary_never_mixes_runs(tmp_path, monkeypatch):
+    from alllib.chapter import Chapter, load_results
+    from alllib.reported import results_frame
+
+    from .test_reported import _result
+
+    frame = results_frame(_result("paper", [0.9]), dataset="synthetic", backbone="efficientnet_lite0")
+    for run, chapter in (("old", "06_classifiers"), ("old", "09_leakage"), ("new", "09_leakage")):
+        monkeypatch.setenv("ALLLIB_RUN_ID", run)
+        Chapter(chapter, dataset="synthetic", n_synthetic=4, results_dir=str(tmp_path)).save(frame)
+    ours, metas = load_results(str(tmp_path))
+    assert [m["chapter"] for m in metas] == ["09_leakage"] and set(ours["run_id"]) == {"new"}
+    monkeypatch.delenv("ALLLIB_RUN_ID")
+    assert [m["chapter"] for m in load_results(str(tmp_path), run="old")[1]] == ["06_classifiers"]
+    assert [m["run_id"] for m in load_results(str(tmp_path))[1]] == ["new"]  # by hand: the latest run
+
+
 def test_chapter_with_unavailable_backbone_says_so(tmp_path, monkeypatch):
     """A requested backbone without weights: a visible note and the available network, no failure."""
     import alllib.chapter as B
@@ -246,15 +324,37 @@ def test_summary_table(tmp_path):
     from .test_reported import _result
 
     ours = pd.concat([
-        results_frame(_result("paper", [0.9]), dataset="all_idb2", backbone="x", condition="aug", compare_as="densenet201"),
-        results_frame(_result("honest", [0.8, 0.7]), dataset="all_idb2", backbone="x", condition="aug",
-                      compare_as="densenet201"),
+        results_frame(_result("paper", [0.9]), dataset="all_idb2", backbone="x", condition="aug"),
+        results_frame(_result("honest", [0.8, 0.7]), dataset="all_idb2", backbone="x", condition="aug"),
     ]).assign(chapter="09_leakage")
-    t = summary_table(ours, "VIII", "09_leakage")
-    assert t.loc[("all_idb2", "densenet201", "svm", "aug", "accuracy"), "paper protocol"] == 90
+    t = summary_table(ours, "VIII", "09_leakage").data
+    assert t.loc[("all_idb2", "svm", "paper protocol (x)"), "aug"] == 90
+    assert t.loc[("all_idb2", "svm", "reported (DenseNet-201)"), "aug"] == 100
+    # our numbers never sit under the paper's network name
+    assert not any(f.startswith(("paper protocol (DenseNet", "honest (DenseNet")) for f in t.index.get_level_values(2))
     assert "no results" in summary_table(ours, "IV", "07_backbones")
     other = ours.assign(dataset="synthetic")
-    assert list(summary_table(other, "VIII", "09_leakage").columns) == ["honest", "paper"]
+    synthetic = summary_table(other, "VIII", "09_leakage").data
+    assert list(synthetic.columns) == ["aug"]
+    assert synthetic.index.get_level_values(2).tolist() == ["paper protocol (x)", "honest (x)"]
+    html = summary_table(other, "VIII", "09_leakage").to_html()
+    assert "nan" not in html.lower() and "75.00 %" in html
+
+
+def test_backbone_table():
+    import pandas as pd
+
+    from alllib.reported import backbone_table, results_frame
+
+    from .test_reported import _result
+
+    ours = pd.concat([results_frame(_result(p, v), dataset="all_idb2", backbone=b)
+                      for b in ("densenet201", "efficientnet_lite0") for p, v in (("paper", [0.9]), ("honest", [0.8, 0.7]))])
+    t = backbone_table(ours, "all_idb2")
+    assert t.loc[("DenseNet-201", "svm"), "reported"] == 100
+    assert t.loc[("DenseNet-201", "svm"), "paper protocol"] == 90
+    assert pd.isna(t.loc[("EfficientNet-Lite0", "svm"), "reported"])  # not in the paper: nothing filled in
+    assert t.loc[("EfficientNet-Lite0", "svm"), "honest"] == pytest.approx(75)
 
 
 def test_no_made_up_repository_buttons(tmp_path, monkeypatch):

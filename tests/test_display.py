@@ -54,3 +54,31 @@ def test_box_renders_as_a_box_everywhere():
     assert repr(box) == "Note: a file is missing"
     with pytest.raises(ValueError, match="kind must be one of"):
         Box("x", "tip")
+
+
+def _results(paper, honest, low, high, dataset="all_idb2"):
+    """A results_frame-shaped table: two classifiers, each with a paper and an honest row."""
+    rows = []
+    for name in ("svm", "rf"):
+        rows.append({"dataset": dataset, "classifier": name, "metric": "accuracy", "protocol": "paper", "value": paper,
+                     "low": float("nan"), "high": float("nan")})
+        rows.append({"dataset": dataset, "classifier": name, "metric": "accuracy", "protocol": "honest",
+                     "value": honest, "low": low, "high": high})
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("paper,honest,low,high,expected", [
+    (99.0, 90.0, 85.0, 95.0, "+9.0 points against the honest one on average (accuracy), with the paper-protocol "
+                             "value 2 above the honest 95 % interval over 2 classifiers: the leak inflated every "
+                             "score beyond what the honest protocol can explain."),
+    (89.0, 90.0, 85.0, 95.0, "-1.0 points against the honest one on average (accuracy), with the paper-protocol "
+                             "value 2 inside the honest 95 % interval over 2 classifiers: this run cannot tell the "
+                             "two protocols apart."),
+    (80.0, 90.0, 85.0, 95.0, "-10.0 points against the honest one on average (accuracy), with the paper-protocol "
+                             "value 2 below the honest 95 % interval over 2 classifiers: the paper protocol scored "
+                             "lower, so this run shows no inflation."),
+])
+def test_takeaway_follows_the_numbers(paper, honest, low, high, expected):
+    from alllib.display import takeaway_sentences
+
+    assert takeaway_sentences(_results(paper, honest, low, high)) == f"On all_idb2, the paper protocol scores {expected}"

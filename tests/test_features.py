@@ -171,6 +171,77 @@ def test_cache_bypass_and_clear(tmp_path):
     assert _extract(ds, tmp_path).computed == 2
 
 
+def _shards(tmp_path):
+    return sorted(tmp_path.glob("features-v*/*/shard-*.npz"))
+
+
+def _damage_zip(p):
+    p.write_bytes(p.read_bytes()[:100])
+
+
+def _bad_crc(p):
+    data = bytearray(p.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    p.write_bytes(bytes(data))
+
+
+def _rewrite(p, **arrays):
+    with np.load(p) as z:
+        content = {k: z[k] for k in z.files}
+    content.update(arrays)
+    np.savez(p.with_suffix(""), **content)  # np.savez adds .npz
+
+
+@pytest.mark.parametrize("damage", [
+    _damage_zip, _bad_crc, lambda p: p.write_bytes(b""),
+    lambda p: _rewrite(p, X=np.full((2, 1280), np.nan, np.float32)),  # a NaN-filled shard
+    lambda p: _rewrite(p, X=np.zeros((2, 7), np.float32)),             # wrong shape
+    lambda p: _rewrite(p, X=np.ones((2, 1280), np.float32)),           # valid-looking, wrong content
+], ids=["truncated", "bad-crc", "empty", "nan", "shape", "checksum"])
+def test_a_damaged_cache_shard_is_reported_discarded_and_recomputed(tmp_path, damage):
+    ds = make_synthetic(2, size=80, seed=1)
+    first = _extract(ds, tmp_path)
+    (shard,) = _shards(tmp_path)
+    damage(shard)
+    with pytest.warns(F.FeatureCacheWarning, match=f"discarding {shard}"):
+        again = _extract(ds, tmp_path)
+    assert again.computed == 2 and np.allclose(again.X, first.X, atol=1e-5)
+    assert _extract(ds, tmp_path).computed == 0  # healed: the recomputed shard is used next time
+
+
+def test_a_read_only_cache_is_reported_before_the_work(tmp_path, monkeypatch):
+    import tempfile
+
+    ds = make_synthetic(2, size=80, seed=1)
+    calls = []
+
+    def refuse(*a, **k):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", refuse)
+    monkeypatch.setattr(F, "_run_batches", lambda *a, **k: calls.append("work") or np.zeros((2, 1280), np.float32))
+    with pytest.warns(F.FeatureCacheWarning, match="cannot write to .*Permission denied.*not stored") as caught:
+        out = _extract(ds, tmp_path)
+    assert out.computed == 2 and calls == ["work"]
+    assert caught[0].message.args and not _shards(tmp_path)
+
+
+def test_a_failed_write_leaves_no_temporary_file(tmp_path, monkeypatch):
+    ds = make_synthetic(2, size=80, seed=1)
+    real = np.savez
+
+    def full_disk(f, **arrays):
+        real(f, **arrays)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(F.np, "savez", full_disk)
+    with pytest.warns(F.FeatureCacheWarning, match="No space left on device"):
+        assert _extract(ds, tmp_path).computed == 2
+    monkeypatch.setattr(F.np, "savez", real)
+    assert not list(tmp_path.rglob(".tmp-*")) and not _shards(tmp_path)
+    assert _extract(ds, tmp_path).computed == 2
+
+
 def test_deterministic_without_cache(tmp_path):
     ds = make_synthetic(3, size=80, seed=1)
     a = _extract(ds, tmp_path, cache=False)
@@ -211,3 +282,17 @@ def test_local_weights_path_is_accepted():
     by_path, label_path = F.load_backbone("efficientnet_lite0", weights=weights_path(), input_size=64)
     assert label == "ImageNet" and label_path == f"from {weights_path().name}"
     assert np.allclose(by_name.predict_on_batch(x), by_path.predict_on_batch(x), atol=1e-5)
+
+
+def test_weights_identity_is_the_files_content(tmp_path):
+    """Two weights files with the same name and size but other bytes never share cached features."""
+    a, b = tmp_path / "a" / "w.h5", tmp_path / "b" / "w.h5"
+    for path, byte in ((a, b"\x01"), (b, b"\x02")):
+        path.parent.mkdir()
+        path.write_bytes(byte * 1000)
+    assert F._weights_identity(a) != F._weights_identity(b)
+    twin = tmp_path / "twin.h5"
+    twin.write_bytes(a.read_bytes())
+    assert F._weights_identity(twin) == F._weights_identity(a)
+    a.write_bytes(b"\x03" * 1000)  # changed in place: hashed again
+    assert F._weights_identity(a) != F._weights_identity(twin)

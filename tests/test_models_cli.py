@@ -50,14 +50,61 @@ def test_refuses_foreign_files(tmp_path):
         load_model(tmp_path / "missing.alllib")
 
 
+def _csv(text):
+    import csv
+    import io
+
+    return list(csv.DictReader(io.StringIO(text)))
+
+
 def test_cli_predict(trained, tmp_path, capsys):
     ds, _, _, path = trained
     a = write_rgb(tmp_path / "a.png", ds.image(0))
     b = write_rgb(tmp_path / "b.png", ds.image(1))
     assert main(["predict", str(path), str(a), str(b), "--csv"]) == 0
-    out = capsys.readouterr().out.strip().splitlines()
-    assert out[0] == "image,label,class,probability_blast" and len(out) == 3
-    assert out[1].startswith(str(a)) and 0 <= float(out[1].split(",")[-1]) <= 1
+    rows = _csv(capsys.readouterr().out)
+    assert list(rows[0]) == ["image", "status", "label", "class", "probability_blast", "message"] and len(rows) == 2
+    assert rows[0]["image"] == str(a) and rows[0]["status"] == "ok" and 0 <= float(rows[0]["probability_blast"]) <= 1
+
+
+def test_cli_predict_never_loses_the_batch(trained, tmp_path, capsys):
+    """A 1x1 image, an unreadable file and a directory each get their own error row; the good
+    images around them are still labelled, in order."""
+    ds, _, _, path = trained
+    good0 = write_rgb(tmp_path / "good0.png", ds.image(0))
+    one = write_rgb(tmp_path / "one.png", ds.image(1)[:1, :1])
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"nope")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    good1 = write_rgb(tmp_path / "good1.png", ds.image(1))
+    inputs = [good0, one, bad, folder, good1]
+    assert main(["predict", str(path), *map(str, inputs), "--csv"]) == 1
+    captured = capsys.readouterr()
+    rows = _csv(captured.out)
+    assert [r["image"] for r in rows] == list(map(str, inputs))
+    assert [r["status"] for r in rows] == ["ok", "error", "error", "error", "ok"]
+    assert "1x1 pixels, too small" in rows[1]["message"] and "not a readable image" in rows[2]["message"]
+    assert "a directory, not an image file" in rows[3]["message"]
+    assert rows[0]["label"] in ("0", "1") and rows[1]["label"] == ""
+    for p in (one, bad, folder):
+        assert f"error: {p}" in captured.err
+
+
+def test_cli_predict_flags_images_without_a_visible_cell(trained, tmp_path, capsys):
+    ds, _, _, path = trained
+    black = write_rgb(tmp_path / "black.png", np.zeros((80, 80, 3), np.uint8))
+    white = write_rgb(tmp_path / "white.png", np.full((80, 80, 3), 255, np.uint8))
+    grey = ds.image(0).mean(axis=2, keepdims=True).astype(np.uint8).repeat(3, axis=2)
+    gray = write_rgb(tmp_path / "gray.png", grey)
+    good = write_rgb(tmp_path / "good.png", ds.image(0))
+    assert main(["predict", str(path), str(black), str(white), str(gray), str(good), "--csv"]) == 1
+    captured = capsys.readouterr()
+    rows = {r["image"]: r for r in _csv(captured.out)}
+    for p, why in ((black, "uniform image"), (white, "uniform image"), (gray, "grayscale image")):
+        assert rows[str(p)]["status"] == "warning" and why in rows[str(p)]["message"]
+        assert f"warning: {p}" in captured.err  # every warning names its file
+    assert rows[str(good)]["status"] == "ok"
 
 
 def test_cli_predict_bad_inputs(trained, tmp_path, capsys):
@@ -72,10 +119,101 @@ def test_cli_predict_bad_inputs(trained, tmp_path, capsys):
     assert "not an alllib model file" in capsys.readouterr().err
 
 
+def test_cli_predict_without_the_weights_offline(trained, tmp_path, capsys, monkeypatch):
+    from alllib import features
+
+    ds, _, _, path = trained
+    good = write_rgb(tmp_path / "g.png", ds.image(0))
+
+    def unavailable(self):
+        raise features.WeightsUnavailableError("EfficientNet-Lite0: weights file not found here")
+
+    monkeypatch.setattr(features.FeatureExtractor, "_network", unavailable)
+    assert main(["predict", str(path), str(good)]) == 2
+    assert "error: EfficientNet-Lite0: weights file not found here" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--out", "{tmp}"], "a directory; give a file name"),
+    (["--out", "{tmp}/afile/model.alllib"], "cannot write there"),
+    (["--dataset", "all_idb2", "--data", "{tmp}/nothing"], "ALL-IDB2 not found"),
+    (["--weights", "{tmp}/missing.h5"], "no such weights file"),
+])
+def test_cli_train_checks_before_training(tmp_path, capsys, monkeypatch, argv, message):
+    from alllib import models
+
+    monkeypatch.setattr(models, "train_image_classifier", lambda *a, **k: pytest.fail("trained despite a bad option"))
+    (tmp_path / "afile").write_text("a file, not a folder")
+    assert main(["train", *[a.format(tmp=tmp_path) for a in argv]]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_train_without_weights_offline(tmp_path, capsys, monkeypatch):
+    from alllib import features
+
+    monkeypatch.setattr(features, "imagenet_weights_available", lambda name, download=True: False)
+    assert main(["train", "--backbone", "densenet201", "--out", str(tmp_path / "m.alllib")]) == 2
+    assert "--backbone densenet201: its ImageNet weights are not on this machine" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv,message", [(["--k", "1"], "argument --k: 1 is below the minimum 2"),
+                                          (["--augment-to", "-5"], "argument --augment-to: -5 is below the minimum 1"),
+                                          (["--seed", "-1"], "argument --seed: -1 is below the minimum 0"),
+                                          (["--backbone", "alexnet"], "argument --backbone: invalid choice")])
+def test_cli_train_usage_errors(capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", *argv])
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_cli_train_reports_accuracy_and_a_failed_save_keeps_the_old_model(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "m.alllib"
+    argv = ["train", "--dataset", "synthetic", "--synthetic-n", "16", "--backbone", "efficientnet_lite0",
+            "--weights", "random", "--search", "none", "--out", str(out)]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "trained on 16 synthetic images" in text and "cross-validated accuracy on the data it saw" in text
+    before = out.read_bytes()
+    import skops.io
+
+    def full_disk(obj):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(skops.io, "dumps", full_disk)
+    assert main(argv) == 1
+    assert "No space left on device" in capsys.readouterr().err
+    assert out.read_bytes() == before and not list(tmp_path.glob("*.tmp"))
+
+
+def test_tensorflow_start_up_lines_stay_off_the_terminal(trained, tmp_path):
+    import subprocess
+    import sys
+
+    ds, _, _, path = trained
+    good = write_rgb(tmp_path / "g.png", ds.image(0))
+    run = subprocess.run([sys.executable, "-m", "alllib", "predict", str(path), str(good)], capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "absl::InitializeLog" not in run.stderr and "cuda" not in run.stderr.lower(), run.stderr
+
+
 def test_cli_datasets(tmp_path, capsys):
     assert main(["datasets", "--data", str(tmp_path), "--synthetic-n", "4"]) == 0
     out = capsys.readouterr().out
     assert "all_idb2: not available" in out and "synthetic: 4 images" in out
+
+
+def test_cli_datasets_lists_an_unreadable_image_and_describes_the_rest(idb2_tree, capsys):
+    (idb2_tree / "ALL_IDB2" / "img" / "Im007_1.tif").write_bytes(b"not a tiff")
+    assert main(["datasets", "--data", str(idb2_tree), "--synthetic-n", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "all_idb2: 6 images" in out and "1 unreadable file(s)" in out and "Im007_1.tif: not a readable image" in out
+
+
+def test_synthetic_size_applies_when_auto_falls_back(tmp_path):
+    from alllib.data import load_dataset
+
+    assert len(load_dataset("auto", tmp_path, n_synthetic=6, verbose=False)) == 6
 
 
 def test_whole_image_to_label_pipeline_fits_and_tunes():

@@ -77,6 +77,36 @@ def test_honest_protocol_fits_everything_on_the_training_side(small, monkeypatch
         assert train["augmented"].any() and "augmented" not in test.columns  # test side never augmented
 
 
+def test_honest_inner_cross_validation_keeps_groups_together(small, monkeypatch):
+    """Every inner split of the SVM's tuning (the only grid: random forest and XGBoost keep the
+    paper's fixed settings) on the training side holds each group,
+    and so each cell's augmented copies, on one side only. The features carry each row's group
+    code in a last column, so the spy reads the groups from what the search really received."""
+    import alllib.classifiers as C
+
+    codes = {}
+
+    def featurize(ds):
+        group = np.array([codes.setdefault(g, len(codes)) for g in ds.table["group"]], float)
+        return np.column_stack([colour_features(ds), group])
+
+    inner = []
+    real = C.svm_grid_search
+
+    def spy(X, y, splits, grid, **kw):
+        inner.append((X[:, -1], splits))
+        return real(X, y, splits, grid, **kw)
+
+    monkeypatch.setattr(C, "svm_grid_search", spy)
+    honest_protocol(small, featurize, ["svm"], target_per_class=24, n_splits=3, n_repeats=1, inner_splits=3,
+                    search="small", seed=0, progress=False)
+    assert len(inner) == 3  # one search per outer fold
+    for groups, splits in inner:
+        assert len(splits) == 3
+        for train, test in splits:
+            assert not set(groups[train]) & set(groups[test])
+
+
 def test_same_seed_same_numbers(small):
     a = honest_protocol(small, colour_features, ["rf"], target_per_class=24, n_splits=4, n_repeats=1, seed=3,
                         progress=False)

@@ -5,7 +5,7 @@ import pytest
 
 from alllib.metrics import binary_metrics
 from alllib.protocols import Evaluation, ProtocolResult
-from alllib.reported import PAPER_SVM_BEST, reported, results_frame, side_by_side
+from alllib.reported import PAPER_SVM_BEST, paper_shape, reported, results_frame
 
 
 def test_reported_figures_match_the_paper_page():
@@ -34,20 +34,26 @@ def _result(protocol, accs, classifier="svm"):
     return {classifier: ProtocolResult(protocol, classifier, evals, {})}
 
 
-def test_side_by_side_places_ours_beside_reported():
-    ours = pd.concat([
-        results_frame(_result("paper", [0.9]), dataset="all_idb2", backbone="efficientnet_lite0",
-                      compare_as="densenet201"),
-        results_frame(_result("honest", [0.8, 0.7, 0.75]), dataset="all_idb2", backbone="efficientnet_lite0",
-                      compare_as="densenet201"),
-    ])
-    t = side_by_side("V", ours)
-    row = t.loc[("all_idb2", "densenet201", "svm", "test", "accuracy")]
-    assert row["reported"] == 100 and row["paper protocol"] == pytest.approx(90)
-    assert row["honest"] == pytest.approx(75) and row["honest 95% low"] < 75 < row["honest 95% high"]
-    assert row["computed_with"] == "efficientnet_lite0"
-    # figures we did not compute stay empty, never filled in
-    assert np.isnan(t.loc[("all_idb2", "densenet201", "rf", "test", "accuracy"), "paper protocol"])
+def test_paper_shape_places_ours_beside_reported():
+    ours = pd.concat([results_frame(_result("paper", [0.9]), dataset="all_idb2", backbone="efficientnet_lite0"),
+                      results_frame(_result("honest", [0.8, 0.7, 0.75]), dataset="all_idb2",
+                                    backbone="efficientnet_lite0")])
+    t = paper_shape("V", ours, "all_idb2")
+    assert t.loc[("svm", "reported (DenseNet-201)"), "accuracy"] == 100
+    assert t.loc[("svm", "paper protocol (EfficientNet-Lite0)"), "accuracy"] == pytest.approx(90)
+    assert t.loc[("svm", "honest (EfficientNet-Lite0)"), "accuracy"] == pytest.approx(75)
+    # figures we did not compute are absent, never filled in
+    assert ("rf", "paper protocol (EfficientNet-Lite0)") not in t.index and ("rf", "reported (DenseNet-201)") in t.index
+
+
+def test_paper_shape_keeps_the_paper_network_of_multi_network_tables():
+    """Table VII reports six networks: ours stand beside DenseNet-201's rows, no average of six."""
+    ours = results_frame(_result("paper", [0.9]), dataset="all_idb2", backbone="efficientnet_lite0", condition="seg")
+    t = paper_shape("VII", ours, "all_idb2", columns="condition")
+    dn = reported("VII", "all_idb2", backbone="densenet201", classifier="svm").set_index("condition")["value"]
+    assert t.loc[("svm", "reported (DenseNet-201)"), "seg"] == dn["seg"]
+    assert t.loc[("svm", "reported (DenseNet-201)"), "noseg"] == dn["noseg"]
+    assert list(t.columns) == ["seg", "noseg"]
 
 
 def test_train_condition_uses_training_metrics():
@@ -75,7 +81,6 @@ def test_paper_shape():
     six = paper_shape("VI", ours.assign(condition="test"), "cnmc")
     assert list(six.columns)[:2] == ["accuracy", "specificity"] and six.loc[("svm", "reported (DenseNet-201)"), "f1"] == 99.1
     # a stand-in network is named on its own rows, never under the paper's network
-    lite = pd.concat([results_frame(_result("paper", [0.9]), dataset="cnmc", backbone="efficientnet_lite0",
-                                    condition="test", compare_as="densenet201")])
+    lite = results_frame(_result("paper", [0.9]), dataset="cnmc", backbone="efficientnet_lite0", condition="test")
     rows = paper_shape("VI", lite, "cnmc").index.get_level_values("figure").unique().tolist()
     assert rows == ["reported (DenseNet-201)", "paper protocol (EfficientNet-Lite0)"]

@@ -51,6 +51,23 @@ def test_threshold_applies_to_cluster_centres():
     assert not strict.mask.any()  # strictly greater than, as THRESH_BINARY
 
 
+def test_threshold_is_on_centres_not_on_raw_values(monkeypatch):
+    """An A channel where the two rules differ: red-cell pixels spread around a centre below 141,
+    some of them above 141. Thresholding raw values would keep those; the paper's rule does not."""
+    import alllib.segmentation as S
+
+    a = np.full((40, 40), 128, np.uint8)                          # background
+    a[:20, :20] = np.tile(np.array([134, 136, 138, 140, 142, 144], np.uint8), 67)[:400].reshape(20, 20)  # red cells
+    a[25:35, 25:35] = 170                                          # nucleus
+    lab = np.stack([np.full_like(a, 150), a, np.full_like(a, 128)], axis=2)
+    monkeypatch.setattr(S, "rgb_to_lab", lambda img: lab)
+    seg = S.segment_kmeans(np.zeros((40, 40, 3), np.uint8), k=3)
+    red = seg.clusters[:20, :20]
+    assert len(np.unique(red)) == 1 and seg.centres[red[0, 0]] < 141  # one cluster, centre below 141
+    assert (a[:20, :20] > 141).any() and not seg.mask[:20, :20].any()  # raw values above 141, not kept
+    assert seg.mask[25:35, 25:35].all() and not seg.mask[36:, 36:].any()
+
+
 def test_result_keeps_cell_and_blacks_background():
     img = _three_level_image()
     out = segment(img)
@@ -81,8 +98,8 @@ def test_deterministic_for_a_seed(synthetic):
 def test_quality_on_synthetic_ground_truth(synthetic):
     scores = {m: np.mean([dice(segment(synthetic.image(i), m, return_stages=True).mask, synthetic.mask(i))
                           for i in range(len(synthetic))]) for m in ("kmeans", "otsu")}
-    # both methods find the nucleus far better than a mask of the whole centre would by chance
-    assert all(s > 0.5 for s in scores.values()), scores
+    # measured on this fixture: K-means 0.855, Otsu 0.888 (seed 3); a regression of a few points fails
+    assert scores["kmeans"] > 0.80 and scores["otsu"] > 0.83, scores
 
 
 def test_empty_mask_is_reported_not_blackened():

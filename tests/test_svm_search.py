@@ -107,3 +107,20 @@ def test_fit_classifier_svm_equals_the_plain_pipeline(data):
     plain = make_classifier("svm", 2).fit(X[:70], y[:70])
     assert isinstance(model[-1], SVC) and model[-1].get_params() == plain[-1].get_params()
     np.testing.assert_allclose(model.decision_function(X[70:]), plain.decision_function(X[70:]), atol=1e-6)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_string_labels_and_three_classes(data, n_classes):
+    """Scores follow GridSearchCV whatever the labels are called and however many there are
+    (two classes are scored from the support vectors' columns alone, more from the whole kernel)."""
+    X, y = data
+    names = np.array(["hem", "all", "other"])
+    labels = names[y] if n_classes == 2 else names[(y + (np.arange(len(y)) % 3 == 0)) % 3]
+    splits = list(StratifiedKFold(3, shuffle=True, random_state=2).split(X, labels))
+    grid = {"C": [0.5, 20], "gamma": [0.1, 0.01], "kernel": ["rbf"]}
+    gs = _plain(X, labels, splits, grid)
+    _, table = svm_grid_search(X, labels, splits, grid)
+    merged = pd.DataFrame({"C": gs.cv_results_["param_svm__C"], "gamma": gs.cv_results_["param_svm__gamma"],
+                           "kernel": gs.cv_results_["param_svm__kernel"],
+                           "mean": gs.cv_results_["mean_test_score"]}).merge(table, on=["C", "gamma", "kernel"])
+    np.testing.assert_array_equal(merged["mean"], merged["mean_test_score"])

@@ -1,0 +1,106 @@
+"""The lab edition: students get no solutions but working checks; instructors get the chapters."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from alllib.cli import main
+from alllib.lab import CHECK, SOLUTION, book_edition, solution_cells, student_edition
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAPTERS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def _tags(cell):
+    return cell.metadata.get("tags", [])
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    out = tmp_path_factory.mktemp("lab")
+    assert main(["lab", "--out", str(out)]) == 0
+    return out
+
+
+def test_every_chapter_with_exercises_marks_its_solutions():
+    for path in CHAPTERS:
+        nb = nbformat.read(path, 4)
+        if any(c.source.startswith("## Exercises") for c in nb.cells):
+            assert solution_cells(nb), f"{path.name}: exercises without a cell tagged {SOLUTION!r}"
+        assert not any("{admonition} Solution" in c.source for c in nb.cells), f"{path.name}: untagged solution"
+
+
+def test_the_student_edition_holds_no_solution_text(lab):
+    for path in CHAPTERS:
+        student = (lab / "student" / path.name).read_text()
+        assert all(not c.get("outputs") for c in nbformat.reads(student, 4).cells if c.cell_type == "code")
+        source = nbformat.read(path, 4)
+        elsewhere = "\n".join(c.source for c in source.cells if SOLUTION not in _tags(c))
+        for cell in solution_cells(source):
+            for line in cell.source.splitlines():
+                line = line.strip()
+                if len(line) > 25 and line not in elsewhere:
+                    assert json.dumps(line)[1:-1] not in student, f"{path.name}: solution text {line!r}"
+
+
+def test_the_student_edition_keeps_parameters_checks_and_answer_cells(lab):
+    for path in CHAPTERS:
+        source, student = nbformat.read(path, 4), nbformat.read(lab / "student" / path.name, 4)
+        assert len(student.cells) == len(source.cells)
+        assert [c.source for c in student.cells if "parameters" in _tags(c)] == \
+               [c.source for c in source.cells if "parameters" in _tags(c)]
+        assert [c.source for c in student.cells if CHECK in _tags(c)] == \
+               [c.source for c in source.cells if CHECK in _tags(c)]
+        for s, c in zip(student.cells, source.cells):
+            if CHECK in _tags(c):  # a check reads an answer variable that the student cell defines
+                assert any("answer_" in a.source and "= None" in a.source for a in student.cells)
+
+
+def test_the_instructor_edition_is_the_chapters(lab):
+    for path in CHAPTERS:
+        assert (lab / "instructor" / path.name).read_bytes() == path.read_bytes()
+
+
+def test_the_book_folds_solutions_and_hides_checks():
+    nb = book_edition(nbformat.read(ROOT / "notebooks" / "04_augmentation.ipynb", 4))
+    written = [c for c in nb.cells if SOLUTION in _tags(c) and c.cell_type == "markdown"]
+    assert written and all(c.source.startswith("```{admonition} Solution\n:class: dropdown") for c in written)
+    assert all("hide-cell" in _tags(c) for c in nb.cells if SOLUTION in _tags(c) and c.cell_type == "code")
+    assert all("remove-cell" in _tags(c) for c in nb.cells if CHECK in _tags(c))
+
+
+def test_check_says_correct_wrong_or_unanswered_without_giving_the_answer():
+    from alllib.lab import check
+
+    assert "Not answered yet" in repr(check("1", None, 42))
+    assert repr(check("1", 42, 42)).endswith("Correct.")
+    assert "too high" in repr(check("1", 50, 42)) and "42" not in repr(check("1", 50, 42))
+    assert "too low" in repr(check("1", 4.7, 4.77, tolerance=0.01))
+    assert "Correct" in repr(check("1", 4.77, 4.7712, tolerance=0.01))
+    assert "Not a number" in repr(check("1", "many", 42))
+
+
+@pytest.mark.slow
+def test_the_student_edition_runs_and_the_instructor_checks_say_correct(lab, tmp_path, monkeypatch):
+    """Every student notebook executes under papermill with its default parameters (on the
+    synthetic data, fast); checks say "not answered yet". The instructor's say "correct"."""
+    import papermill as pm
+
+    monkeypatch.setenv("ALLLIB_DATA", str(tmp_path / "no-data"))
+    for path in CHAPTERS:
+        out = tmp_path / f"student-{path.name}"
+        pm.execute_notebook(str(lab / "student" / path.name), str(out), cwd=str(ROOT / "notebooks"),
+                            parameters={"results_dir": str(tmp_path / "results")} if "results_dir" in
+                            pm.inspect_notebook(str(path)) else {}, progress_bar=False, kernel_name="python3")
+        checks = [c for c in nbformat.read(out, 4).cells if CHECK in _tags(c)]
+        assert all("Not answered yet" in json.dumps(c.outputs) for c in checks), path.name
+    for name in ("01_datasets.ipynb", "02_preprocessing.ipynb"):
+        out = tmp_path / f"instructor-{name}"
+        pm.execute_notebook(str(lab / "instructor" / name), str(out), cwd=str(ROOT / "notebooks"),
+                            parameters={"results_dir": str(tmp_path / "results")}, progress_bar=False,
+                            kernel_name="python3")
+        checks = [c for c in nbformat.read(out, 4).cells if CHECK in _tags(c)]
+        assert checks and all("Correct" in json.dumps(c.outputs) for c in checks), name

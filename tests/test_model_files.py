@@ -1,0 +1,146 @@
+"""Model files: loading one never runs code from it, and a changed byte is always noticed."""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.pipeline import Pipeline
+
+from alllib.classifiers import fit_classifier
+from alllib.features import FeatureExtractor
+from alllib.models import FORMAT_VERSION, MAGIC, ModelFileError, load_model, save_model
+
+
+def _features():
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(60, 8)), np.repeat([0, 1], 30)
+    X[y == 1] += 1.0
+    return X, y
+
+
+@pytest.fixture(scope="module", params=["svm", "rf", "xgboost"])
+def model_file(request, tmp_path_factory):
+    """A real image pipeline (feature extractor, scaler, classifier) saved to a file; the
+    classifier's probabilities on fixed features are what a changed file must not change."""
+    X, y = _features()
+    clf, _ = fit_classifier(request.param, X, y, search="none", probability=True)
+    pipe = Pipeline([("features", FeatureExtractor("efficientnet_lite0", segmentation={"method": "kmeans", "k": 3}).fit()),
+                     ("classifier", clf)])
+    path = save_model(tmp_path_factory.mktemp("m") / f"{request.param}.alllib", pipe, {"classifier": request.param})
+    return path, clf.predict_proba(X)
+
+
+class _Marker:
+    """Pickles to a call that creates a file: proof that code ran."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.path}",))
+
+
+def test_round_trip(model_file):
+    path, proba = model_file
+    pipe, meta = load_model(path)
+    np.testing.assert_array_equal(pipe[-1].predict_proba(_features()[0]), proba)
+    assert meta["classifier"] in path.name and path.read_bytes().startswith(MAGIC + f"{FORMAT_VERSION}\n".encode())
+
+
+def test_an_old_pickle_model_file_is_refused_without_running_it(tmp_path):
+    marker = tmp_path / "ran"
+    evil = tmp_path / "evil.alllib"
+    evil.write_bytes(b"ALLLIB-MODEL 1\n" + json.dumps({"classifier": "svm"}).encode() + b"\n"
+                     + pickle.dumps(_Marker(marker)))
+    with pytest.raises(ModelFileError, match="evil.alllib: an old alllib model file .*retrain it"):
+        load_model(evil)
+    assert not marker.exists()
+
+
+def _with_valid_checksum(path, payload: bytes, metadata=None):
+    from alllib.models import _digest
+
+    metadata = metadata or {"classifier": "svm"}
+    header = {"sha256": _digest(metadata, payload), "metadata": metadata}
+    path.write_bytes(MAGIC + b"2\n" + json.dumps(header).encode() + b"\n" + payload)
+    return path
+
+
+def test_a_crafted_file_with_a_valid_checksum_cannot_run_code(tmp_path):
+    """An attacker can compute the checksum; only the list of trusted types stands between the
+    file and code execution."""
+    import skops.io as sio
+
+    for i, payload in enumerate([sio.dumps({"run": os.system}), sio.dumps(Pipeline([("features", _Marker(tmp_path / "x"))]))]):
+        evil = _with_valid_checksum(tmp_path / f"evil{i}.alllib", payload)
+        with pytest.raises(ModelFileError, match=f"evil{i}.alllib: refused, it holds types that alllib does not load"):
+            load_model(evil)
+    assert not list(tmp_path.glob("x"))
+
+
+def test_changed_bytes_are_refused(model_file, tmp_path):
+    path, _ = model_file
+    data = bytearray(path.read_bytes())
+    for where in (len(data) // 2, len(data) - 10):
+        changed = data.copy()
+        changed[where:where + 5] = bytes((b + 1) % 256 for b in changed[where:where + 5])
+        bad = tmp_path / "changed.alllib"
+        bad.write_bytes(bytes(changed))
+        with pytest.raises(ModelFileError, match="changed.alllib: a damaged alllib model file .*checksum"):
+            load_model(bad)
+    meta_changed = bytes(data).replace(b'"classifier": "', b'"classifier": "x', 1)
+    (tmp_path / "meta.alllib").write_bytes(meta_changed)
+    with pytest.raises(ModelFileError, match="checksum"):
+        load_model(tmp_path / "meta.alllib")
+
+
+def test_a_newer_format_asks_for_an_upgrade(tmp_path):
+    newer = tmp_path / "newer.alllib"
+    newer.write_bytes(MAGIC + b"9\n" + json.dumps({"metadata": {"alllib_version": "7.1"}}).encode() + b"\n")
+    with pytest.raises(ModelFileError, match=r"made by a newer alllib \(version 7.1, model format 9\).*upgrade"):
+        load_model(newer)
+
+
+def test_not_a_model_file(tmp_path):
+    for name, content in (("random.bin", os.urandom(300)), ("empty.alllib", b""), ("text.alllib", b"hello\n")):
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(ModelFileError, match=f"{name}: not an alllib model file"):
+            load_model(tmp_path / name)
+    with pytest.raises(ModelFileError, match="a directory, not a model file"):
+        load_model(tmp_path)
+    with pytest.raises(ModelFileError, match="no such model file"):
+        load_model(tmp_path / "missing.alllib")
+
+
+def test_fuzzed_and_truncated_files_are_refused_never_crash(model_file, tmp_path):
+    """Every truncation and random mutation is refused with a ModelFileError (or, where the change
+    is one JSON does not see, loads with the very same predictions): never another exception."""
+    path, proba = model_file
+    data = path.read_bytes()
+    rng = np.random.default_rng(1)
+    variants = [data[:n] for n in sorted({0, 5, 13, 14, 16, 40, len(data) // 3, len(data) - 1})]
+    for _ in range(60):
+        b = bytearray(data)
+        for pos in rng.integers(0, len(b), size=rng.integers(1, 6)):
+            b[pos] = int(rng.integers(0, 256))
+        variants.append(bytes(b))
+    header_end = data.index(b"\n", len(MAGIC) + 2)
+    for _ in range(20):  # mutations in the header alone
+        b = bytearray(data)
+        b[int(rng.integers(0, header_end))] = int(rng.integers(32, 127))
+        variants.append(bytes(b))
+    bad = tmp_path / "fuzzed.alllib"
+    loaded = 0
+    for v in variants:
+        bad.write_bytes(v)
+        try:
+            pipe, _ = load_model(bad)
+        except ModelFileError as err:
+            assert "fuzzed.alllib" in str(err)
+            continue
+        loaded += 1
+        np.testing.assert_array_equal(pipe[-1].predict_proba(_features()[0]), proba)
+    assert loaded < len(variants) // 10
