@@ -60,7 +60,7 @@ class Box:
 
 
 #: How the book names each classifier in prose.
-CLASSIFIER_NAMES = {"svm": "SVM", "rf": "random forest", "xgboost": "XGBoost"}
+CLASSIFIER_NAMES = {"svm": "the SVM", "rf": "the random forest", "xgboost": "XGBoost"}
 
 
 def percent_table(frame: pd.DataFrame, *, fractions: bool = True, decimals: int = 1, exclude=()):
@@ -68,8 +68,9 @@ def percent_table(frame: pd.DataFrame, *, fractions: bool = True, decimals: int 
     integers, empty cells for missing values (never ``NaN``), column names wrapped so the table
     fits the page. Returns a pandas ``Styler`` (rendered as HTML in JupyterLab and the book).
 
-    ``fractions=False`` for tables already in percent. Columns named in ``exclude``, and any
-    column whose name mentions points, leaks, counts or ``n_`` are shown as they are.
+    ``fractions=False`` for tables already in percent. Columns named in ``exclude`` are shown as
+    they are; columns of integers, or named ``n_...`` or for leaks, counts, cells, subjects,
+    images or groups, as whole numbers; columns named for points, with a sign.
     """
     t = frame.copy()
     fmt = {}
@@ -78,7 +79,8 @@ def percent_table(frame: pd.DataFrame, *, fractions: bool = True, decimals: int 
         name = str(col).lower()
         if not pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s) or col in exclude:
             continue
-        if pd.api.types.is_integer_dtype(s) or any(w in name for w in ("leak", "n_", "count", "cells", "subjects")):
+        if pd.api.types.is_integer_dtype(s) or name.startswith("n_") or any(
+                w in name for w in ("leak", "count", "cells", "subjects", "images", "groups")):
             fmt[col] = lambda v: "" if pd.isna(v) else f"{int(round(v)):,}"
         elif "points" in name:
             fmt[col] = lambda v, d=decimals: "" if pd.isna(v) else f"{v:+.{d}f}"
@@ -86,7 +88,9 @@ def percent_table(frame: pd.DataFrame, *, fractions: bool = True, decimals: int 
             scale = 100 if fractions else 1
             fmt[col] = lambda v, d=decimals, k=scale: "" if pd.isna(v) else f"{k * v:.{d}f} %"
     styler = t.style.format(fmt, na_rep="")
-    return styler.set_table_styles([{"selector": "th", "props": [("white-space", "normal"), ("max-width", "9em")]}])
+    return styler.set_table_styles([{"selector": "th.col_heading", "props": [("white-space", "normal"),
+                                                                              ("max-width", "9em")]},
+                                    {"selector": "th.row_heading", "props": [("white-space", "nowrap")]}])
 
 
 def _pct(v: float) -> str:
@@ -104,7 +108,7 @@ def inflation_sentences(table: pd.DataFrame, metric: str = "accuracy", *, held_o
         lo, hi = r["honest 95% low"], r["honest 95% high"]
         who = CLASSIFIER_NAMES.get(name, name)
         if pd.isna(h):
-            out.append(f"For the {who}, only the paper protocol ran ({_pct(p)}).")
+            out.append(f"For {who}, only the paper protocol ran ({_pct(p)}).")
             continue
         gap = 100 * (p - h)
         if lo <= p <= hi:
@@ -113,7 +117,7 @@ def inflation_sentences(table: pd.DataFrame, metric: str = "accuracy", *, held_o
             where = f"above the honest 95 % interval {100 * lo:.1f}-{100 * hi:.1f} %"
         else:
             where = f"below the honest 95 % interval {100 * lo:.1f}-{100 * hi:.1f} %: the leak did not help here"
-        out.append(f"For the {who}, {paper_split} scores {_pct(p)} against {_pct(h)} when {held_out} "
+        out.append(f"For {who}, {paper_split} scores {_pct(p)} against {_pct(h)} when {held_out} "
                    f"({gap:+.1f} points, {where}).")
     return " ".join(out)
 

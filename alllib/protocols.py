@@ -32,7 +32,7 @@ from .data import Dataset
 from .metrics import METRICS, binary_metrics, mean_interval, wilson_interval
 
 __all__ = ["Evaluation", "ProtocolResult", "leak_audit", "paper_protocol", "honest_protocol", "outer_splits",
-           "compare_protocols", "per_group_accuracy", "confound_probe", "layers_table", "subject_probe", "Study", "protocol_study"]
+           "compare_protocols", "per_group_accuracy", "confound_probe", "layers_table", "layers_study", "subject_probe", "Study", "protocol_study"]
 
 Featurize = Callable[[Dataset], np.ndarray]
 
@@ -450,3 +450,30 @@ def layers_table(evaluations: dict[str, tuple[ProtocolResult, Dataset]]) -> pd.D
                      "balanced 95% low": s.loc["balanced_accuracy", "low"],
                      "balanced 95% high": s.loc["balanced_accuracy", "high"]})
     return pd.DataFrame(rows).set_index("evaluation")
+
+
+def layers_study(ds: Dataset, featurize: Featurize, *, paper_target: int | None, honest_target: int | None,
+                 acquisition: str = "2592x1944", n_splits: int = 5, n_repeats: int = 1, search: str = "paper",
+                 seed: int = 0, paper: ProtocolResult | None = None,
+                 honest: ProtocolResult | None = None) -> tuple[pd.DataFrame, dict]:
+    """ALL-IDB2's layers of structure for one feature setting, with the SVM: the paper protocol,
+    the honest protocol split by duplicate group (``dup_group``), split by slide (``group``),
+    and split by slide on the crops of one ``acquisition`` only; then the acquisition probe
+    among the blast crops. Returns ``(layers_table(...), confound_probe(...))``. ``paper`` and
+    ``honest`` reuse SVM results already computed on ``ds`` with the same settings."""
+    run = dict(target_per_class=honest_target, n_splits=n_splits, n_repeats=n_repeats, search=search, seed=seed,
+               progress=False)
+    paper = paper or paper_protocol(ds, featurize, ["svm"], target_per_class=paper_target, search=search,
+                                    seed=seed)["svm"]
+    honest = honest or honest_protocol(ds, featurize, ["svm"], **run)["svm"]
+    by_duplicates = ds.regroup("dup_group")
+    one = ds.subset(np.flatnonzero(ds.table["acquisition"] == acquisition))
+    table = layers_table({
+        "the paper protocol (split by image after augmenting)": (paper, ds),
+        "the honest protocol split by duplicate group": (
+            honest_protocol(by_duplicates, featurize, ["svm"], **run)["svm"], by_duplicates),
+        "the honest protocol split by slide": (honest, ds),
+        f"the honest protocol on {acquisition} slides only, split by slide": (
+            honest_protocol(one, featurize, ["svm"], **run)["svm"], one),
+    })
+    return table, confound_probe(featurize(ds), ds, "acquisition", among_label=1, seed=seed)

@@ -15,6 +15,7 @@ from importlib import resources
 
 import pandas as pd
 
+from .classifiers import CLASSIFIERS
 from .metrics import METRICS
 
 __all__ = ["reported", "PAPER_SVM_BEST", "results_frame", "paper_shape", "network_label",
@@ -108,8 +109,8 @@ def paper_shape(table: str, ours: pd.DataFrame, dataset: str, *, columns: str = 
         return pd.DataFrame()
     out = long.pivot_table(index=["classifier", "figure"], columns=columns, values="value", sort=False)
     figure_order = {name: i for i, name in enumerate(["reported", *_FIGURES.values()])}
-    rows = sorted(out.index, key=lambda cf: (list(dict.fromkeys(long["classifier"])).index(cf[0]),
-                                             figure_order[cf[1].split(" (")[0]], cf[1]))
+    names = list(dict.fromkeys([*CLASSIFIERS, *long["classifier"]]))  # the book's order: SVM, RF, XGBoost
+    rows = sorted(out.index, key=lambda cf: (names.index(cf[0]), figure_order[cf[1].split(" (")[0]], cf[1]))
     if columns == "metric":
         order = [m for m in METRICS if m in out.columns]
     else:

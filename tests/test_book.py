@@ -224,8 +224,9 @@ def test_a_chapter_finds_data_in_the_projects_data_folder(tmp_path, monkeypatch,
     assert not (tmp_path / "data" / "cache").exists()
 
 
-def test_chapter_compare_is_memoised(tmp_path, monkeypatch):
-    """Chapters needing the same comparison compute it once; another argument recomputes."""
+@pytest.fixture
+def featurizer_calls(monkeypatch):
+    """Chapters featurise with colour statistics (cheap); the list records each call's size."""
     from alllib.chapter import Chapter
 
     from .test_protocols import colour_features
@@ -240,6 +241,14 @@ def test_chapter_compare_is_memoised(tmp_path, monkeypatch):
             return colour_features(ds)
 
     monkeypatch.setattr(Chapter, "featurizer", lambda self, **kw: Fake())
+    return calls
+
+
+def test_chapter_compare_is_memoised(tmp_path, featurizer_calls):
+    """Chapters needing the same comparison compute it once; another argument recomputes."""
+    from alllib.chapter import Chapter
+
+    calls = featurizer_calls
     ch = Chapter("t", dataset="synthetic", n_synthetic=20, results_dir=str(tmp_path))
     args = dict(search="none", n_splits=2, n_repeats=1)
     paper, honest = ch.compare(None, 12, **args)
@@ -252,22 +261,11 @@ def test_chapter_compare_is_memoised(tmp_path, monkeypatch):
     assert ch.targets(12, 2) == (12, 6) and ch.targets(3, 5) == (10, 8)
 
 
-def test_chapter_compare_memo_follows_the_data_content(tmp_path, monkeypatch):
+def test_chapter_compare_memo_follows_the_data_content(tmp_path, featurizer_calls):
     """Same ids, other pixels or other groups: the memo is not reused."""
     from alllib.chapter import Chapter
 
-    from .test_protocols import colour_features
-
-    calls = []
-
-    class Fake:
-        description, settings, weights_label = "colour statistics", {}, None
-
-        def __call__(self, ds):
-            calls.append(len(ds))
-            return colour_features(ds)
-
-    monkeypatch.setattr(Chapter, "featurizer", lambda self, **kw: Fake())
+    calls = featurizer_calls
     args = dict(search="none", n_splits=2, n_repeats=1)
     ch = Chapter("t", dataset="synthetic", n_synthetic=20, results_dir=str(tmp_path))
     ch.compare(None, None, **args)

@@ -19,7 +19,7 @@ def _table(paper, honest, low, high):
 ])
 def test_inflation_sentence_follows_the_numbers(paper, honest, low, high, expected):
     text = inflation_sentences(_table(paper, honest, low, high))
-    assert text.startswith(f"For the XGBoost, splitting by image scores {100 * paper:.1f} % against {100 * honest:.1f} %")
+    assert text.startswith(f"For XGBoost, splitting by image scores {100 * paper:.1f} % against {100 * honest:.1f} %")
     assert text.endswith(expected + ".")
 
 
@@ -82,3 +82,22 @@ def test_takeaway_follows_the_numbers(paper, honest, low, high, expected):
     from alllib.display import takeaway_sentences
 
     assert takeaway_sentences(_results(paper, honest, low, high)) == f"On all_idb2, the paper protocol scores {expected}"
+
+
+@pytest.mark.parametrize("slide,same,expected", [
+    (0.80, 0.95, ["split by slide: balanced accuracy 80.0 % against 90.0 % for by duplicate (-10.0 points, "
+                  "outside this row's interval)", "same acquisition: balanced accuracy 95.0 % against 80.0 %"]),
+    (0.89, 0.88, ["split by slide: balanced accuracy 89.0 % against 90.0 % for by duplicate (-1.0 points, "
+                  "inside this row's interval: no measurable difference)"]),
+])
+def test_layers_sentences_follow_the_numbers(slide, same, expected):
+    from alllib.display import layers_sentences
+
+    t = pd.DataFrame({"balanced accuracy": [0.90, slide, same], "balanced 95% low": [0.85, slide - 0.05, same - 0.1],
+                      "balanced 95% high": [0.95, slide + 0.05, same + 0.1]},
+                     index=pd.Index(["by duplicate", "split by slide", "same acquisition"], name="evaluation"))
+    text = layers_sentences(t, {"images": 130, "among": "label 1", "values": "a (73), b (57)", "target": "acquisition",
+                                "balanced accuracy": 0.55, "chance": 0.5, "folds": 5})
+    for part in expected:
+        assert part[0].upper() + part[1:] in text
+    assert text.endswith("the features barely tell the acquisitions apart.")

@@ -254,3 +254,25 @@ def test_protocol_study_runs_all_four_settings_and_times_them():
     assert list(st.probe.index)[0] == "all subjects"
     assert len(st.timings) == 4 * 3 + 1 and (st.timings["seconds"] >= 0).all()
     assert list(st.comparison("weighted_f1").columns)[0] == "paper protocol weighted_f1"
+
+
+def test_layers_study_and_acquisition_probe(small):
+    """The four ALL-IDB2 layers on a dataset with slides and two acquisitions: the table's rows,
+    their datasets' sizes and groups, and a probe that finds an acquisition written into the
+    features."""
+    from alllib.protocols import layers_study
+
+    t = small.table
+    ds = small.subset(np.arange(len(small)))
+    ds.table["dup_group"] = t["group"].to_numpy()
+    ds.table["slide"] = [f"s{i // 4}" for i in range(len(t))]
+    ds.table["group"] = ds.table["slide"]
+    ds.table["acquisition"] = np.where(np.arange(len(t)) % 8 < 4, "2592x1944", "1712x1368")
+
+    def featurize(d):  # colour statistics plus a column that carries the acquisition
+        return np.column_stack([colour_features(d), (d.table["acquisition"] == "1712x1368").to_numpy(float)])
+
+    table, probe = layers_study(ds, featurize, paper_target=None, honest_target=None, n_splits=2, search="none")
+    assert list(table["images"]) == [40, 40, 40, 20] and list(table["groups"]) == [10, 38, 10, 5]
+    assert table["balanced accuracy"].between(0, 1).all()
+    assert probe["balanced accuracy"] > 0.75 and probe["images"] == 20  # chance: 0.5
