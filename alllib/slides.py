@@ -99,15 +99,16 @@ def match_crops(crops: Sequence[np.ndarray], ids: Sequence[str], slide_paths: Se
     back on the next call with the same inputs."""
     from tqdm import tqdm
 
-    from .data import read_image
+    from .data import _decode
 
+    raws = {Path(p): np.fromfile(p, dtype=np.uint8) for p in slide_paths}  # each slide read once: hashed, decoded
     key = hashlib.sha256(json.dumps([[hashlib.md5(np.ascontiguousarray(c)).hexdigest() for c in crops], list(ids),
-                                     [hashlib.md5(Path(p).read_bytes()).hexdigest() for p in slide_paths]])
+                                     [hashlib.md5(raw).hexdigest() for raw in raws.values()]])
                          .encode()).hexdigest()[:20]
     stored = cache / f"slides-{key}.csv" if cache is not None else None
     if stored is not None and stored.is_file():
         return pd.read_csv(stored, keep_default_na=False, na_values=[""])
-    prepared = _prepare({Path(p).stem: read_image(p) for p in slide_paths}, scale=4)
+    prepared = _prepare({p.stem: _decode(raw, p) for p, raw in raws.items()}, scale=4)
     rows = []
     for crop, cid in tqdm(list(zip(crops, ids)), desc="matching crops to slides", disable=not progress):
         m = _match(crop, prepared, 4, 8)
