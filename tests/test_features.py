@@ -45,6 +45,22 @@ def test_port_sees_a_cat(lite_classifier):
     assert int(np.argmax(logits)) in range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 
 
+def test_port_matches_pytorch_reference(lite_classifier):
+    """Logits and pooled features agree with PyTorch's own forward pass of the same weights.
+
+    The reference values were computed once with torch and the weights' reference implementation
+    (see ``tests/fixtures/lite0_reference.py``); a wrong padding, transposition, epsilon or input
+    scaling moves them far beyond this tolerance.
+    """
+    from tests.fixtures.lite0_reference import REFERENCE_FILE, reference_input
+
+    ref = np.load(REFERENCE_FILE)
+    x = reference_input()
+    np.testing.assert_allclose(lite_classifier.predict(x, verbose=0), ref["logits"], atol=1e-4, rtol=0)
+    features = build_efficientnet_lite0(weights="imagenet").predict(x, verbose=0)
+    np.testing.assert_allclose(features, ref["features"], atol=1e-4, rtol=0)
+
+
 def test_random_weights_do_not_classify(lite_classifier):
     """The check above can fail: the same network with random weights does not find espresso."""
     from skimage import data
