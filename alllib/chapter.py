@@ -43,9 +43,10 @@ PARAMETERS = {
     "results_dir": ((str, type(None)), None),
     "cells_per_subject": ((int, type(None)), None),
     "cnmc_target_per_class": (int, None),
+    "epochs": (int, None),
 }
 _POSITIVE = {"n_synthetic", "target_per_class", "n_repeats", "n_splits", "kmeans_k", "cells_per_subject",
-             "cnmc_target_per_class"}
+             "cnmc_target_per_class", "epochs"}
 
 
 class ParameterError(ValueError):

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 __all__ = ["Box", "percent_table", "inflation_sentences", "probe_sentences", "folds_sentence", "takeaway_sentences",
-           "layers_sentences", "CLASSIFIER_NAMES"]
+           "layers_sentences", "attribution_sentences", "candidates_sentences", "CLASSIFIER_NAMES"]
 
 _BOX_COLOURS = {"note": ("#e7f2fa", "#6ab0de"), "warning": ("#fff4e5", "#f0b37e"), "important": ("#e8f5e9", "#5cb85c")}
 
@@ -196,4 +196,49 @@ def layers_sentences(table: pd.DataFrame, probe: dict | None = None) -> str:
         out.append(f"Among {probe['images']} images of {probe['among']} ({probe['values']}), a linear probe tells the "
                    f"{probe['target']} apart with balanced accuracy {_pct(b)} (chance {_pct(probe['chance'])}, "
                    f"{probe['folds']} folds grouped by slide): {verdict}.")
+    return " ".join(out)
+
+
+def attribution_sentences(table: pd.DataFrame) -> str:
+    """What a :func:`alllib.attribution.inside_table` says, row by row: the Grad-CAM share inside
+    the nucleus against the nucleus's area (what an even map would score), judged by the
+    share's 95 % interval."""
+    out = []
+    for (setting, cls), r in table.iterrows():
+        area, share, lo, hi = r["nucleus area"], r["Grad-CAM inside"], r["inside 95% low"], r["inside 95% high"]
+        if lo > area:
+            verdict = f"{share / area:.1f} times an even spread: the decision leans on the nucleus"
+        elif hi < area:
+            verdict = (f"less than an even spread would put there ({share / area:.2f} times): the decision leans on "
+                       "what lies around the nucleus")
+        else:
+            verdict = "no different from an even spread, by its 95 % interval"
+        out.append(f"With {setting}, for {int(r['cells'])} {cls} cells, {_pct(share)} of the Grad-CAM lies inside "
+                   f"the nucleus mask (95 % interval {_pct(lo)}-{_pct(hi)}), which covers {_pct(area)} of the image: "
+                   f"{verdict}.")
+    return " ".join(out)
+
+
+def candidates_sentences(table: pd.DataFrame, baseline: str, metric: str = "balanced accuracy",
+                         goal: float | None = None) -> str:
+    """What a :func:`alllib.improvements.candidates_table` says: each candidate against
+    ``baseline`` (difference in points, McNemar's verdict at the 5 % level), and how far the best
+    one is from ``goal``."""
+    base = table.loc[baseline, metric]
+    out = [f"The baseline, {baseline}, scores {_pct(base)} {metric} "
+           f"(95 % interval {_pct(table.loc[baseline, metric + ' 95% low'])}-"
+           f"{_pct(table.loc[baseline, metric + ' 95% high'])})."]
+    for name, r in table.drop(index=baseline).iterrows():
+        p = r["McNemar p"]
+        verdict = (f"McNemar p = {p:.3g}: a real difference at the 5 % level" if p < 0.05
+                   else f"McNemar p = {p:.3g}: not distinguishable from the baseline on these images")
+        c = int(r["McNemar c"])
+        out.append(f"{name[0].upper()}{name[1:]}: {_pct(r[metric])} ({100 * (r[metric] - base):+.1f} points; "
+                   f"{c} {'image' if c == 1 else 'images'} it gets right that the baseline gets wrong, "
+                   f"{int(r['McNemar b'])} the reverse; {verdict}).")
+    if goal is not None:
+        best = table[metric].idxmax()
+        gap = 100 * (goal - table.loc[best, metric])
+        out.append(f"The best, {best}, is {gap:.1f} points short of the goal of {_pct(goal)}." if gap > 0 else
+                   f"The best, {best}, reaches the goal of {_pct(goal)} ({-gap:.1f} points above it).")
     return " ".join(out)

@@ -12,7 +12,7 @@ import seaborn as sns
 from sklearn.metrics import confusion_matrix, roc_curve
 
 __all__ = ["show_images", "roc_curves", "confusion_heatmap", "feature_map", "compare_bars", "results_bars", "group_counts",
-           "per_group_bars", "probe_bars", "LABELS"]
+           "per_group_bars", "probe_bars", "attribution_grid", "LABELS"]
 
 LABELS = {0: "not a blast", 1: "ALL blast"}
 
@@ -186,5 +186,41 @@ def probe_bars(probe: pd.DataFrame, ax=None, title: str = "Which subject is this
     ax.set_xticks(x, [f"{t}\n({int(n)} subjects)" for t, n in zip(probe.index, probe["subjects"])], fontsize=9)
     ax.set(ylabel="%", ylim=(0, 102), title=title)
     ax.legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def attribution_grid(study, picks: dict[str, list[int]], occlusions: dict[int, np.ndarray] | None = None,
+                     size: float = 2.0, suptitle: str | None = None):
+    """Cells chosen by the run (``picks``: a heading -> row positions of ``study.table``), one
+    column each: the network's view with the nucleus mask's outline, its Grad-CAM, and (where
+    given) its occlusion map, both over the image."""
+    import cv2
+
+    cells = [(head, i) for head, idx in picks.items() for i in idx]
+    rows = 3 if occlusions else 2
+    fig, axes = plt.subplots(rows, max(1, len(cells)), figsize=(size * max(1, len(cells)), size * rows + 0.6),
+                             squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for col, (head, i) in enumerate(cells):
+        r = study.table.iloc[i]
+        img = study.pixels[i]
+        outline = img.copy()
+        contours, _ = cv2.findContours(study.masks[i].astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        cv2.drawContours(outline, contours, -1, (0, 255, 0), 1)
+        axes[0, col].imshow(outline)
+        axes[0, col].set_title(f"{head}\n{r['id']}: {LABELS[int(r['label'])]}\nSVM: {LABELS[int(r['pred'])]} "
+                               f"({r['score']:+.2f})", fontsize=8)
+        axes[1, col].imshow(img)
+        axes[1, col].imshow(study.cam(i), cmap="jet", alpha=0.45)
+        axes[1, col].set_title(f"Grad-CAM: {100 * r['cam_inside']:.0f} % in nucleus", fontsize=8)
+        if occlusions and i in occlusions:
+            occ = occlusions[i]
+            axes[2, col].imshow(img)
+            axes[2, col].imshow(occ, cmap="bwr", alpha=0.5, vmin=-np.abs(occ).max(), vmax=np.abs(occ).max())
+            axes[2, col].set_title("occlusion (red: supports)", fontsize=8)
+    if suptitle:
+        fig.suptitle(suptitle)
     fig.tight_layout()
     return fig

@@ -31,11 +31,13 @@ PROFILES = {
     "quick": {"n_synthetic": 160, "target_per_class": 200, "search": "small", "n_repeats": 1, "n_splits": 5,
               "backbones": "available", "cells_per_subject": 40, "cnmc_target_per_class": 600,
               # the trap shows at the paper's augmentation size, and cached features make it cheap
-              "09_leakage.target_per_class": 750},
+              "09_leakage.target_per_class": 750, "epochs": 3,
+              # fewer cells per subject keep the C-NMC candidates (TTA, normalisation, fine-tuning) within minutes
+              "13_cnmc_gains.cells_per_subject": 20},
     "full": {"n_synthetic": 260, "target_per_class": 750, "search": "paper", "n_repeats": 5, "n_splits": 5,
              "backbones": "available", "cells_per_subject": None, "cnmc_target_per_class": 8000,
              # C-NMC at 8,000 + 8,000: one repeat of the subject folds keeps the chapter within 30 minutes
-             "10_cnmc.n_repeats": 1},
+             "10_cnmc.n_repeats": 1, "epochs": 12},
 }
 
 

@@ -1,0 +1,138 @@
+"""Fine-tuning EfficientNet-Lite0 on the training side only, on a CPU.
+
+:class:`FineTuner` starts from the ImageNet weights, adds a dropout and a one-logit head on the
+pooled features, and trains the head with the network's last blocks (``trainable_from``; batch
+normalisation stays frozen, as usual with small batches). Each epoch sees every training image
+once through the paper's augmentation, drawn afresh (no copies are stored). A grouped inner
+split (no slide or subject on both sides) holds out ``validation`` of the training groups for
+early stopping: training stops after ``patience`` epochs without a lower validation loss, and
+the best epoch's weights are kept. Training speed (images per second of the training steps) is
+recorded in ``history_``.
+
+>>> FineTuner(epochs=0)
+Traceback (most recent call last):
+...
+ValueError: epochs must be a positive integer, not 0
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedGroupKFold
+
+from .augmentation import Augmenter
+from .data import Dataset
+from .features import import_keras
+from .preprocessing import imagenet_preprocess, resize
+
+__all__ = ["FineTuner", "finetuned"]
+
+
+class FineTuner:
+    """EfficientNet-Lite0 fine-tuned end to end from ``trainable_from`` on (see module docstring)."""
+
+    def __init__(self, *, epochs: int = 3, batch_size: int = 16, learning_rate: float = 3e-4,
+                 trainable_from: str = "block14", validation: float = 0.2, patience: int = 2,
+                 augmenter: Augmenter | None = None, size: int = 224, weights="imagenet", seed: int = 0):
+        for name, value in (("epochs", epochs), ("batch_size", batch_size), ("patience", patience)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, not {value!r}")
+        if not 0 < validation < 1:
+            raise ValueError(f"validation must be a fraction in (0, 1), not {validation!r}")
+        self.epochs, self.batch_size, self.learning_rate = epochs, batch_size, learning_rate
+        self.trainable_from, self.validation, self.patience = trainable_from, validation, patience
+        self.augmenter, self.size, self.weights, self.seed = augmenter, size, weights, seed
+
+    def _build(self):
+        from .efficientnet_lite import build_efficientnet_lite0
+
+        keras = import_keras()
+        keras.utils.set_random_seed(self.seed)
+        base = build_efficientnet_lite0(weights=self.weights, input_shape=(self.size, self.size, 3))
+        names = [layer.name for layer in base.layers]
+        starts = [i for i, n in enumerate(names) if n.startswith(self.trainable_from)]
+        if not starts:
+            raise ValueError(f"trainable_from={self.trainable_from!r} names no layer; layers are named like "
+                             "'block14_expand_conv', 'head_conv'")
+        for i, layer in enumerate(base.layers):
+            layer.trainable = i >= starts[0] and not isinstance(layer, keras.layers.BatchNormalization)
+        logit = keras.layers.Dense(1, name="logit")(keras.layers.Dropout(0.2, name="dropout")(base.output))
+        self.model_ = keras.Model(base.input, logit)
+        self.embedder_ = base
+        self.model_.compile(optimizer=keras.optimizers.Adam(self.learning_rate),
+                            loss=keras.losses.BinaryCrossentropy(from_logits=True))
+
+    def _pixels(self, ds: Dataset) -> list[np.ndarray]:
+        return [resize(ds.image(i), self.size) for i in range(len(ds))]
+
+    def _inputs(self, pixels) -> np.ndarray:
+        return np.stack([imagenet_preprocess(p, "lite") for p in pixels])
+
+    def fit(self, ds: Dataset) -> "FineTuner":
+        """Train on ``ds`` (labels and groups from its table), early-stopped on a grouped inner split."""
+        y, groups = ds.labels, ds.groups
+        k = max(2, round(1 / self.validation))
+        train, val = next(StratifiedGroupKFold(k, shuffle=True, random_state=self.seed).split(np.zeros(len(ds)), y,
+                                                                                              groups))
+        self._build()
+        pixels = self._pixels(ds)
+        x_val = self._inputs([pixels[i] for i in val])
+        augmenter = self.augmenter or Augmenter(seed=self.seed)
+        rng = np.random.default_rng(self.seed)
+        keras = import_keras()
+        loss_fn = keras.losses.BinaryCrossentropy(from_logits=True)
+        best, best_loss, waited, rows = None, np.inf, 0, []
+        for epoch in range(self.epochs):
+            order = rng.permutation(train)
+            seconds, losses = 0.0, []
+            for s in range(0, len(order), self.batch_size):
+                idx = order[s:s + self.batch_size]
+                x = self._inputs([augmenter(pixels[i], rng) for i in idx])
+                t0 = time.perf_counter()
+                losses.append(float(self.model_.train_on_batch(x, y[idx].astype(np.float32))))
+                seconds += time.perf_counter() - t0
+            val_logits = self._logits(x_val)
+            val_loss = float(loss_fn(y[val].astype(np.float32)[:, None], val_logits[:, None]))
+            rows.append({"epoch": epoch + 1, "train loss": float(np.mean(losses)), "validation loss": val_loss,
+                         "validation accuracy": float(np.mean((val_logits >= 0) == y[val])),
+                         "train images/s": len(order) / seconds})
+            if val_loss < best_loss - 1e-4:
+                best, best_loss, waited = self.model_.get_weights(), val_loss, 0
+            else:
+                waited += 1
+                if waited >= self.patience:
+                    break
+        self.model_.set_weights(best)
+        self.history_ = pd.DataFrame(rows).set_index("epoch")
+        self.best_epoch_ = int(self.history_["validation loss"].idxmin())
+        return self
+
+    def _logits(self, x: np.ndarray) -> np.ndarray:
+        return np.concatenate([np.asarray(self.model_.predict_on_batch(x[s:s + 32]))[:, 0]
+                               for s in range(0, len(x), 32)])
+
+    def decision_function(self, ds: Dataset) -> np.ndarray:
+        """The fine-tuned network's logit for each image of ``ds`` (positive: ALL)."""
+        return self._logits(self._inputs(self._pixels(ds)))
+
+    def embed(self, ds: Dataset) -> np.ndarray:
+        """The fine-tuned network's pooled 1280 features of each image (for the probes)."""
+        x = self._inputs(self._pixels(ds))
+        return np.concatenate([np.asarray(self.embedder_.predict_on_batch(x[s:s + 32]), np.float32)
+                               for s in range(0, len(x), 32)])
+
+
+def finetuned(log: list | None = None, **settings):
+    """A candidate for :func:`alllib.improvements.evaluate_candidates`: a :class:`FineTuner` with
+    ``settings`` fitted on each training side. Each fitted tuner is appended to ``log`` (for its
+    training history and speed, and the probes)."""
+
+    def fit_score(train: Dataset, test: Dataset, seed: int) -> np.ndarray:
+        tuner = FineTuner(**{"seed": seed, **settings}).fit(train)
+        if log is not None:
+            log.append(tuner)
+        return tuner.decision_function(test)
+
+    return fit_score

@@ -1,0 +1,92 @@
+"""The honest candidates: paired folds, training-side fitting, TTA views and Reinhard."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from alllib.data import load_dataset
+from alllib.improvements import (Reinhard, candidates_table, dihedral, evaluate_candidates, frozen_svm,
+                                 reinhard_svm, transformed)
+
+
+def test_dihedral_gives_eight_distinct_views_and_refuses_a_ninth():
+    img = np.arange(3 * 3 * 3, dtype=np.uint8).reshape(3, 3, 3)
+    views = {dihedral(img, t).tobytes() for t in range(8)}
+    assert len(views) == 8 and dihedral(img, 0).tobytes() == img.tobytes()
+    with pytest.raises(ValueError, match="0-7"):
+        dihedral(img, 8)
+
+
+def test_reinhard_moves_colour_statistics_to_the_training_target():
+    rng = np.random.default_rng(0)
+    train = [np.clip(rng.normal(150, 20, (32, 32, 3)), 0, 255).astype(np.uint8) for _ in range(3)]
+    test = np.clip(rng.normal(90, 40, (32, 32, 3)), 0, 255).astype(np.uint8)
+    norm = Reinhard().fit(train)
+    out_stats = Reinhard._stats(norm.transform(test))
+    np.testing.assert_allclose(out_stats[0], norm.mean_, atol=2.5)  # rounding to uint8 and back through RGB
+    assert np.abs(Reinhard._stats(test)[0] - norm.mean_).max() > 10  # it did move
+    other = Reinhard().fit([test])
+    assert other.recipe != norm.recipe  # a different target is a different cache key
+    black = test.copy()
+    black[:8] = 0
+    assert (norm.transform(black)[:8] == 0).all()  # pre-segmented background stays black
+    with pytest.raises(RuntimeError, match="not fitted"):
+        Reinhard().transform(test)
+
+
+def _fake(ds):
+    """Features that are the image's mean colour (fast, and they depend on the pixels)."""
+    return np.stack([ds.image(i).reshape(-1, 3).mean(0) for i in range(len(ds))])
+
+
+def test_candidates_are_fitted_on_training_groups_only_and_paired():
+    ds = load_dataset("synthetic", n=40, size=48, verbose=False)
+    seen = []
+
+    def spy(train, test, seed):
+        seen.append((set(train.groups), set(test.groups), set(train.ids) & set(test.ids)))
+        return np.where(np.arange(len(test)) % 2 == 0, 1.0, -1.0)
+
+    res = evaluate_candidates(ds, {"spy": spy, "frozen": frozen_svm(_fake, search="none")}, n_splits=4, progress=False)
+    assert len(seen) == 4 and all(not (tr & te) and not shared for tr, te, shared in seen)
+    ids, y, pred = res["spy"].pooled()
+    assert len(ids) == len(ds) == len(set(ids))
+    table = candidates_table(res, "frozen")
+    b, c = table.loc["spy", ["McNemar b", "McNemar c"]]
+    _, _, base = res["frozen"].pooled()
+    assert b == int(((base == y) & (pred != y)).sum()) and c == int(((base != y) & (pred == y)).sum())
+    with pytest.raises(ValueError, match="baseline"):
+        candidates_table(res, "nothing")
+
+
+def test_tta_averages_the_eight_views_and_reinhard_fits_on_the_training_side():
+    ds = load_dataset("synthetic", n=24, size=48, verbose=False)
+    calls = []
+
+    def featurize(d):
+        calls.append(d)
+        return _fake(d)
+
+    frozen_svm(featurize, search="none", tta=True)(ds.subset(range(16)), ds.subset(range(16, 24)), 0)
+    assert sum("dihedral" in d.source for d in calls) == 8
+
+    fitted = []
+    original_fit = Reinhard.fit
+
+    def spy_fit(self, images):
+        images = list(images)
+        fitted.append(len(images))
+        return original_fit(self, images)
+
+    Reinhard.fit = spy_fit
+    try:
+        reinhard_svm(_fake, search="none")(ds.subset(range(16)), ds.subset(range(16, 24)), 0)
+    finally:
+        Reinhard.fit = original_fit
+    assert fitted == [16]
+
+
+def test_transformed_datasets_have_their_own_cache_keys():
+    ds = load_dataset("synthetic", n=4, size=48, verbose=False)
+    flipped = transformed(ds, lambda im: im[:, ::-1], "flip")
+    assert flipped.image_key(0) != ds.image_key(0) and (flipped.image(0) == ds.image(0)[:, ::-1]).all()
