@@ -250,10 +250,11 @@ def occlusion_check(study: AttributionStudy, indices: list[int], *, patch: int =
         occ = maps[i] = study.occlusion(i, patch=patch, stride=stride)
         cam = study.cam(i)
         r = study.table.iloc[i]
+        flat = cam.std() == 0 or occ.std() == 0  # an empty map ranks nothing
         rows.append({"id": r["id"], "label": int(r["label"]), "correct": bool(r["correct"]),
                      "nucleus area": r["mask_area"], "Grad-CAM inside": r["cam_inside"],
                      "occlusion inside": inside_share(occ, study.masks[i]),
-                     "rank correlation": float(spearmanr(cam.ravel(), occ.ravel()).statistic)})
+                     "rank correlation": np.nan if flat else float(spearmanr(cam.ravel(), occ.ravel()).statistic)})
     return pd.DataFrame(rows).set_index("id"), maps
 
 

@@ -20,6 +20,7 @@ weights and :data:`FEATURE_FORMAT_VERSION`.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -60,6 +61,9 @@ __all__ = [
     "cache_dir",
     "import_keras",
     "clear_cache",
+    "PRECISIONS",
+    "cpu_supports_bfloat16",
+    "precision_policy",
 ]
 
 #: Part of every cache key: bump it when the stored features' meaning changes.
@@ -252,15 +256,51 @@ def _weights_info(b: Backbone, weights, seed: int) -> tuple[Path | None, str, st
     return path, f"from {path.name}", "file:" + _weights_identity(path)
 
 
+PRECISIONS = ("float32", "bfloat16")
+
+
+def cpu_supports_bfloat16() -> bool:
+    """Whether this CPU computes bfloat16 natively (the AVX512_BF16 or AMX_BF16 instructions);
+    elsewhere bfloat16 is emulated and slower than float32."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def _check_precision(precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+
+
+@contextlib.contextmanager
+def precision_policy(precision: str = "float32"):
+    """Build Keras models inside this block in ``precision``: ``"float32"``, or ``"bfloat16"``
+    (Keras' ``mixed_bfloat16``: float32 weights, bfloat16 computation). The global policy is
+    restored on leaving the block."""
+    _check_precision(precision)
+    keras = import_keras()
+    policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16" if precision == "bfloat16" else "float32")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(policy)
+
+
 def load_backbone(name: str, weights: str | os.PathLike | None = "imagenet", *, seed: int = 0,
-                  input_size: int = 224):
+                  input_size: int = 224, precision: str = "float32"):
     """Build a frozen backbone; returns ``(keras_model, weights_label)``.
 
     ``weights``: ``"imagenet"`` (Keras' cache, else a download, else a
     :class:`WeightsUnavailableError` naming the file to place), a path to a weights file, or
     ``"random"`` / ``None`` for random weights (seeded by ``seed``; labelled as such, never the
-    default).
+    default). ``precision="bfloat16"`` builds it under Keras' ``mixed_bfloat16`` policy (weights
+    kept in float32, computed in bfloat16): faster only where :func:`cpu_supports_bfloat16`;
+    ``benchmarks/bfloat16.py`` measures the speed and what it changes in the features.
     """
+    _check_precision(precision)
     b = _backbone(resolve_backbone(name, verbose=False))
     path, label, _ = _weights_info(b, weights, seed)
     keras = import_keras()
@@ -268,14 +308,15 @@ def load_backbone(name: str, weights: str | os.PathLike | None = "imagenet", *, 
     if path is None:
         keras.utils.set_random_seed(seed)
     shape = (input_size, input_size, 3)
-    if b.key == "efficientnet_lite0":
-        from .efficientnet_lite import build_efficientnet_lite0
+    with precision_policy(precision):
+        if b.key == "efficientnet_lite0":
+            from .efficientnet_lite import build_efficientnet_lite0
 
-        model = build_efficientnet_lite0(weights=path, input_shape=shape)
-    else:
-        cls = getattr(keras.applications, b.keras_class)
-        model = cls(include_top=False, weights=None if path is None else str(path), input_shape=shape,
-                    pooling="avg")
+            model = build_efficientnet_lite0(weights=path, input_shape=shape)
+        else:
+            cls = getattr(keras.applications, b.keras_class)
+            model = cls(include_top=False, weights=None if path is None else str(path), input_shape=shape,
+                        pooling="avg")
     model.trainable = False
     return model, label
 
@@ -459,6 +500,7 @@ def extract_features(
     cache_path: str | os.PathLike | None = None,
     progress: bool = True,
     seed: int = 0,
+    precision: str = "float32",
 ) -> Features:
     """Features of every image of ``ds``, streamed through a frozen backbone in batches.
 
@@ -466,6 +508,8 @@ def extract_features(
     arguments), resized and normalised batch by batch; only one batch of pixels is in memory at
     a time. With ``cache`` (default) each image's features are stored under
     :func:`cache_dir` and reused on a rerun with the same inputs; ``cache=False`` bypasses it.
+    ``precision``: ``"float32"`` (default) or ``"bfloat16"`` (see :func:`load_backbone`; cached
+    apart from float32 features).
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, not {batch_size!r}")
@@ -473,8 +517,11 @@ def extract_features(
     b = BACKBONES[name]
     transform = ImageTransform(segmentation, size, interpolation, normalisation)
     _, label, wid = _weights_info(b, weights, seed)
+    _check_precision(precision)
     setting = {"backbone": name, "weights": wid, "transform": transform.describe(),
                "format": FEATURE_FORMAT_VERSION}
+    if precision != "float32":  # float32 keys stay as they were: existing caches remain valid
+        setting["precision"] = precision
     store = _FeatureStore(cache_dir(cache_path), setting, b.dim) if cache else None
     keys = [ds.image_key(i) for i in range(len(ds))] if cache else []
     missing = [i for i in range(len(ds)) if not cache or keys[i] not in store.rows]
@@ -483,10 +530,10 @@ def extract_features(
         if cache and keys[i] in store.rows:
             X[i] = store.rows[keys[i]]
     if missing:
-        memo = (name, wid, size)
+        memo = (name, wid, size, precision)
         if memo not in _MODELS:
             _MODELS.clear()  # keep one network in memory at a time
-            _MODELS[memo] = load_backbone(name, weights, seed=seed, input_size=size)[0]
+            _MODELS[memo] = load_backbone(name, weights, seed=seed, input_size=size, precision=precision)[0]
         model = _MODELS[memo]
         storing = cache and store.writable()  # checked before the work, not after it
         new = _run_batches(model, ds, missing, transform, name, batch_size, progress)

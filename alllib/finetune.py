@@ -2,7 +2,8 @@
 
 :class:`FineTuner` starts from the ImageNet weights, adds a dropout and a one-logit head on the
 pooled features, and trains the head with the network's last blocks (``trainable_from``; batch
-normalisation stays frozen, as usual with small batches). Each epoch sees every training image
+normalisation stays frozen, as usual with small batches); ``precision="bfloat16"`` trains under
+Keras' ``mixed_bfloat16`` policy (see :func:`alllib.features.precision_policy`). Each epoch sees every training image
 once through the paper's augmentation, drawn afresh (no copies are stored). A grouped inner
 split (no slide or subject on both sides) holds out ``validation`` of the training groups for
 early stopping: training stops after ``patience`` epochs without a lower validation loss, and
@@ -24,7 +25,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 
 from .augmentation import Augmenter
 from .data import Dataset
-from .features import import_keras
+from .features import import_keras, precision_policy
 from .preprocessing import imagenet_preprocess, resize
 
 __all__ = ["FineTuner", "finetuned"]
@@ -35,7 +36,8 @@ class FineTuner:
 
     def __init__(self, *, epochs: int = 3, batch_size: int = 16, learning_rate: float = 3e-4,
                  trainable_from: str = "block14", validation: float = 0.2, patience: int = 2,
-                 augmenter: Augmenter | None = None, size: int = 224, weights="imagenet", seed: int = 0):
+                 augmenter: Augmenter | None = None, size: int = 224, weights="imagenet", precision: str = "float32",
+                 seed: int = 0):
         for name, value in (("epochs", epochs), ("batch_size", batch_size), ("patience", patience)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
@@ -44,13 +46,15 @@ class FineTuner:
         self.epochs, self.batch_size, self.learning_rate = epochs, batch_size, learning_rate
         self.trainable_from, self.validation, self.patience = trainable_from, validation, patience
         self.augmenter, self.size, self.weights, self.seed = augmenter, size, weights, seed
+        self.precision = precision
 
     def _build(self):
         from .efficientnet_lite import build_efficientnet_lite0
 
         keras = import_keras()
         keras.utils.set_random_seed(self.seed)
-        base = build_efficientnet_lite0(weights=self.weights, input_shape=(self.size, self.size, 3))
+        with precision_policy(self.precision):
+            base = build_efficientnet_lite0(weights=self.weights, input_shape=(self.size, self.size, 3))
         names = [layer.name for layer in base.layers]
         starts = [i for i, n in enumerate(names) if n.startswith(self.trainable_from)]
         if not starts:
@@ -58,7 +62,9 @@ class FineTuner:
                              "'block14_expand_conv', 'head_conv'")
         for i, layer in enumerate(base.layers):
             layer.trainable = i >= starts[0] and not isinstance(layer, keras.layers.BatchNormalization)
-        logit = keras.layers.Dense(1, name="logit")(keras.layers.Dropout(0.2, name="dropout")(base.output))
+        # the head computes in float32 whatever the backbone's precision, so the loss is float32
+        pooled = keras.layers.Dropout(0.2, name="dropout")(base.output)
+        logit = keras.layers.Dense(1, name="logit", dtype="float32")(pooled)
         self.model_ = keras.Model(base.input, logit)
         self.embedder_ = base
         self.model_.compile(optimizer=keras.optimizers.Adam(self.learning_rate),

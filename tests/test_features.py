@@ -312,3 +312,17 @@ def test_weights_identity_is_the_files_content(tmp_path):
     assert F._weights_identity(twin) == F._weights_identity(a)
     a.write_bytes(b"\x03" * 1000)  # changed in place: hashed again
     assert F._weights_identity(a) != F._weights_identity(twin)
+
+
+def test_bfloat16_is_an_option_cached_apart_and_close_to_float32(tmp_path):
+    ds = make_synthetic(4, size=64)
+    args = dict(backbone="efficientnet_lite0", size=64, cache_path=tmp_path, progress=False)
+    a = F.extract_features(ds, **args)
+    b = F.extract_features(ds, precision="bfloat16", **args)
+    assert b.computed == len(ds)  # not served from the float32 cache
+    assert "precision" not in a.info["setting"] and b.info["setting"]["precision"] == "bfloat16"
+    cos = (a.X * b.X).sum(1) / (np.linalg.norm(a.X, axis=1) * np.linalg.norm(b.X, axis=1))
+    assert cos.min() > 0.98 and not np.array_equal(a.X, b.X)
+    assert F.import_keras().config.dtype_policy().name == "float32"  # the global policy is restored
+    with pytest.raises(ValueError, match="precision"):
+        F.extract_features(ds, precision="half", **args)
