@@ -52,6 +52,11 @@ def _maps_model(extractor: FeatureExtractor):
     return keras.Model(model.inputs, pools[-1].input)
 
 
+def _mode(extractor: FeatureExtractor) -> str:
+    """The input normalisation the extractor applies: its backbone's own, or the paper's /255."""
+    return BACKBONE_PREPROCESSING[extractor.backbone_] if extractor.normalisation == "backbone" else "paper"
+
+
 def conv_maps(extractor: FeatureExtractor, inputs: list[np.ndarray], *, progress: bool = False) -> np.ndarray:
     """The last convolutional block's activations ``(n, h, w, c)`` for network inputs prepared
     by :meth:`FeatureExtractor.network_input`; their spatial mean is the extractor's features."""
@@ -170,7 +175,8 @@ class AttributionStudy:
     description: str = ""
 
     def network_input(self, i: int) -> np.ndarray:
-        return imagenet_preprocess(self.pixels[i], BACKBONE_PREPROCESSING[self.extractor.backbone_])
+        """The ``i``-th image as the network saw it (segmented, resized and normalised)."""
+        return imagenet_preprocess(self.pixels[i], _mode(self.extractor))
 
     def cam(self, i: int) -> np.ndarray:
         """The ``i``-th image's Grad-CAM at the network input's size."""
@@ -212,8 +218,7 @@ def attribution_study(ds: Dataset, extractor: FeatureExtractor, *, n_splits: int
         pixels.append(extractor.transform_.pixels(img, image_id=ids[i]))
         masks.append(resize(ds.mask(i).astype(np.uint8), extractor.size, "nearest").astype(bool) if truth
                      else nucleus_mask(img, extractor.size, k=mask_k, seed=seed, image_id=ids[i]))
-    mode = BACKBONE_PREPROCESSING[extractor.backbone_] if extractor.normalisation == "backbone" else "paper"
-    maps = conv_maps(extractor, [imagenet_preprocess(p, mode) for p in pixels], progress=progress)
+    maps = conv_maps(extractor, [imagenet_preprocess(p, _mode(extractor)) for p in pixels], progress=progress)
     X = maps.mean(axis=(1, 2))
     folds = StratifiedGroupKFold(outer_splits(y, groups, n_splits), shuffle=True, random_state=seed)
     cams = np.zeros(maps.shape[:3], np.float32)

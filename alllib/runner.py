@@ -32,6 +32,8 @@ PROFILES = {
               "backbones": "available", "cells_per_subject": 40, "cnmc_target_per_class": 600,
               # the trap shows at the paper's augmentation size, and cached features make it cheap
               "09_leakage.target_per_class": 750, "epochs": 3,
+              # chapter 12's baseline is chapter 9's honest pipeline, with the same augmented copies
+              "12_honest_gains.target_per_class": 750,
               # fewer cells per subject keep the C-NMC candidates (TTA, normalisation, fine-tuning) within minutes
               "13_cnmc_gains.cells_per_subject": 20},
     "full": {"n_synthetic": 260, "target_per_class": 750, "search": "paper", "n_repeats": 5, "n_splits": 5,
