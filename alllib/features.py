@@ -300,7 +300,6 @@ def load_backbone(name: str, weights: str | os.PathLike | None = "imagenet", *, 
     kept in float32, computed in bfloat16): faster only where :func:`cpu_supports_bfloat16`;
     ``benchmarks/bfloat16.py`` measures the speed and what it changes in the features.
     """
-    _check_precision(precision)
     b = _backbone(resolve_backbone(name, verbose=False))
     path, label, _ = _weights_info(b, weights, seed)
     keras = import_keras()

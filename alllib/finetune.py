@@ -29,7 +29,7 @@ from .data import Dataset
 from .features import import_keras, precision_policy
 from .preprocessing import imagenet_preprocess, resize
 
-__all__ = ["FineTuner", "finetuned"]
+__all__ = ["FineTuner", "finetuned", "training_report"]
 
 
 class FineTuner:
@@ -148,3 +148,12 @@ def finetuned(log: list | None = None, **settings):
         return tuner.decision_function(test)
 
     return fit_score
+
+
+def training_report(tuners: list[FineTuner]) -> tuple[pd.DataFrame, float]:
+    """The fitted tuners' histories, one block per fold, and the median steady training speed:
+    images/s over the epochs after the first (whose time includes building the training graph),
+    or over all epochs where none ran past the first."""
+    history = pd.concat({f"fold {k}": t.history_ for k, t in enumerate(tuners)}, names=["fold"])
+    later = history[history.index.get_level_values("epoch") > 1]["train images/s"]
+    return history, float((later if len(later) else history["train images/s"]).median())

@@ -38,8 +38,8 @@ from .augmentation import Augmenter, balance
 from .classifiers import decision_scores, fit_classifier
 from .data import Dataset
 from .metrics import METRICS, binary_metrics, mean_interval, mcnemar
-from .preprocessing import check_rgb, rgb_to_lab
-from .protocols import Featurize, outer_splits
+from .preprocessing import rgb_to_lab
+from .protocols import Featurize, _groups_per_class, outer_splits
 
 __all__ = ["dihedral", "transformed", "Reinhard", "CandidateResult", "evaluate_candidates", "candidates_table",
            "frozen_svm", "reinhard_svm", "cross_dataset"]
@@ -85,18 +85,19 @@ class Reinhard:
         return self
 
     @staticmethod
-    def _stats(img: np.ndarray) -> np.ndarray:
-        lab = rgb_to_lab(img).reshape(-1, 3).astype(np.float64)
-        keep = check_rgb(img).reshape(-1, 3).max(1) > 0
+    def _stats(img: np.ndarray, lab: np.ndarray | None = None) -> np.ndarray:
+        """Channel means and spreads of ``img`` in L*a*b* (``lab``: its conversion, if made)."""
+        lab = (rgb_to_lab(img) if lab is None else lab).reshape(-1, 3).astype(np.float64)
+        keep = img.reshape(-1, 3).max(1) > 0
         lab = lab[keep] if keep.any() else lab
         return np.stack([lab.mean(0), lab.std(0) + 1e-6])
 
     def transform(self, img: np.ndarray) -> np.ndarray:
         if not hasattr(self, "mean_"):
             raise RuntimeError("Reinhard is not fitted: call fit(training_images) first")
-        mean, std = self._stats(img)
-        lab = rgb_to_lab(img).astype(np.float64)
-        lab = np.clip((lab - mean) / std * self.std_ + self.mean_, 0, 255).astype(np.uint8)
+        lab = rgb_to_lab(img)
+        mean, std = self._stats(img, lab)
+        lab = np.clip((lab.astype(np.float64) - mean) / std * self.std_ + self.mean_, 0, 255).astype(np.uint8)
         out = cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)
         out[img.max(2) == 0] = 0
         return out
@@ -142,8 +143,6 @@ def evaluate_candidates(ds: Dataset, candidates: dict[str, FitScore], *, n_split
         outer = StratifiedGroupKFold(n_splits=used, shuffle=True, random_state=seed + r)
         for train, test in outer.split(np.zeros(len(ds)), ds.labels, ds.groups):
             train_ds, test_ds = ds.subset(train), ds.subset(test)
-            if set(train_ds.groups) & set(test_ds.groups):  # pragma: no cover - StratifiedGroupKFold guarantees it
-                raise AssertionError("a group on both sides of an outer split")
             for name, fit_score in candidates.items():
                 scores = np.asarray(fit_score(train_ds, test_ds, seed + fold), float)
                 y = test_ds.labels
@@ -194,7 +193,7 @@ def frozen_svm(featurize: Featurize, *, search: str = "small", target_per_class:
         if target_per_class:
             train = balance(train, max(target_per_class, int(np.bincount(train.labels).max())),
                             augmenter or Augmenter(seed=seed))
-        inner = min(3, *(pd.Series(train.groups[train.labels == c]).nunique() for c in (0, 1)))
+        inner = min(3, *_groups_per_class(train.labels, train.groups).values())
         model, _ = fit_classifier("svm", featurize(train), train.labels, groups=train.groups,
                                   search=search if inner >= 2 else "none", cv_splits=max(inner, 2), seed=seed)
         return np.mean([decision_scores(model, featurize(test if recipe is None else
