@@ -75,8 +75,8 @@ def check_parameters(**params) -> dict:
             raise ParameterError(f"parameter {name!r} must be one of {', '.join(map(str, choices))}, not {value!r}")
         if name in _POSITIVE and value is not None and value < 1:
             raise ParameterError(f"parameter {name!r} must be at least 1, not {value}")
-        if name == "seed" and value < 0:
-            raise ParameterError(f"parameter 'seed' must be 0 or more (numpy's seeds are), not {value}")
+        if name == "seed" and not 0 <= value < 2**32:
+            raise ParameterError(f"parameter 'seed' must be from 0 to 2**32 - 1 (numpy's seeds are), not {value}")
         if name == "kmeans_k" and value < 2:
             raise ParameterError(f"parameter 'kmeans_k' must be at least 2 (a nucleus and a background), not {value}")
     return params

@@ -39,8 +39,18 @@ SVM_GRID = {"C": [0.1, 1, 10, 100, 1000], "gamma": [1, 0.1, 0.01, 0.001, 0.0001]
 
 
 def n_jobs() -> int:
-    """Worker processes for grid searches and forests: every core (``$ALLLIB_JOBS`` overrides)."""
-    return int(os.environ.get("ALLLIB_JOBS", os.cpu_count() or 1))
+    """Worker processes for grid searches and forests: every core (``$ALLLIB_JOBS``, a positive
+    integer, overrides)."""
+    raw = os.environ.get("ALLLIB_JOBS")
+    if raw is None:
+        return os.cpu_count() or 1
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"ALLLIB_JOBS must be a positive integer (worker processes), not {raw!r}")
+    return value
 
 
 def make_classifier(name: str, seed: int = 0, **params) -> Pipeline:

@@ -30,8 +30,11 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
         except (DatasetError, ImageReadError) as err:
             print(f"\n{name}: not available ({err})")
             continue
-        print(f"\n{name}: {len(ds)} images in {ds.table['group'].nunique()} groups, from {ds.source}")
         bad = [str(w.message) for w in caught if issubclass(w.category, UnreadableImageWarning)]
+        if name == "cnmc":  # its loader reads names only: decode each image once here
+            ok, errors = _readable(ds)
+            ds, bad = ds.subset(ok), bad + errors
+        print(f"\n{name}: {len(ds)} images in {ds.table['group'].nunique()} groups, from {ds.source}")
         if bad:
             print(f"{len(bad)} unreadable file(s), not counted:")
             print("\n".join(f"  {m}" for m in bad))
@@ -39,6 +42,22 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
     ds = load_dataset("synthetic", verbose=False, n=args.synthetic_n)
     print(f"\nsynthetic: {len(ds)} images made on demand ({ds.source})")
     return 0
+
+
+def _readable(ds) -> tuple[list[int], list[str]]:
+    """The positions of ``ds``'s images that decode, and a message for each one that does not."""
+    from tqdm import tqdm
+
+    from .data import ImageReadError
+
+    ok, errors = [], []
+    for i in tqdm(range(len(ds)), desc=f"decoding the {ds.name} images", unit="img", leave=False):
+        try:
+            ds.image(i)
+            ok.append(i)
+        except ImageReadError as err:
+            errors.append(f"left out: {err}")
+    return ok, errors
 
 
 class UsageError(ValueError):
@@ -65,7 +84,7 @@ def _writable_output(path: str) -> Path:
 def _cmd_train(args: argparse.Namespace) -> int:
     from .data import DatasetError, ImageReadError, load_dataset
     from .features import WeightsUnavailableError, imagenet_weights_available, resolve_backbone
-    from .models import save_model, train_image_classifier
+    from .models import TrainingError, save_model, train_image_classifier
 
     try:
         out = _writable_output(args.out)
@@ -86,6 +105,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
                                             segmentation=seg, target_per_class=args.augment_to, search=args.search,
                                             seed=args.seed)
         path = save_model(out, pipe, meta)
+    except TrainingError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     except (WeightsUnavailableError, ImageReadError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -106,7 +128,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     try:
         pipeline, meta = load_model(args.model)
-        rows = predict_files(pipeline, args.images)
+        rows = predict_files(pipeline, args.images, metadata=meta)
     except (ModelFileError, WeightsUnavailableError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -125,7 +147,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
               file=sys.stderr)
         for r in rows:
             if r.label is not None:
-                flag = "" if r.status == "ok" else "\t(warning: no visible cell)"
+                flag = "" if r.status == "ok" else f"\t(warning: {r.message.split(': ', 1)[-1]})"
                 print(f"{r.image}\t{r.label}\t{r.label_name}\tp(blast)={r.probability:.3f}{flag}")
     return 0 if all(r.status == "ok" for r in rows) else 1
 
@@ -136,8 +158,11 @@ def _cmd_book(args: argparse.Namespace) -> int:
 
     try:
         manifest = run_book(args.profile, data=args.data, overrides=args.param or [], out=args.out,
-                            only=args.only, html=not args.no_html, repository=args.repository)
-    except (BookError, ParameterError) as err:
+                            only=args.only, html=not args.no_html, repository=args.repository, jobs=args.jobs)
+    except ParameterError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except BookError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(f"{len(manifest['notebooks'])} notebooks in {manifest['total_seconds']:.0f} s; "
@@ -145,8 +170,8 @@ def _cmd_book(args: argparse.Namespace) -> int:
     return 0
 
 
-def _int_at_least(low: int):
-    """An argparse type: an integer >= ``low`` (a usage error, exit 2, otherwise)."""
+def _int_at_least(low: int, high: int | None = None):
+    """An argparse type: an integer >= ``low`` (and <= ``high``); a usage error, exit 2, otherwise."""
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -154,6 +179,8 @@ def _int_at_least(low: int):
             raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
         if value < low:
             raise argparse.ArgumentTypeError(f"{value} is below the minimum {low}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"{value} is above the maximum {high}")
         return value
     return parse
 
@@ -167,7 +194,11 @@ def _cmd_lab(args: argparse.Namespace) -> int:
     except BookError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    folders = write_lab(args.out, notebooks)
+    try:
+        folders = write_lab(args.out, notebooks)
+    except OSError as err:
+        print(f"error: --out {args.out}: cannot write the lab editions there ({err.strerror or err})", file=sys.stderr)
+        return 2
     print(f"student edition (solutions removed, checks kept): {folders['student']}\n"
           f"instructor edition (the chapters as they are): {folders['instructor']}\n"
           f"{len(notebooks)} notebooks each; open them with: jupyter lab {folders['student']}")
@@ -175,6 +206,7 @@ def _cmd_lab(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .data import DATASETS
     from .features import BACKBONES
 
     parser = argparse.ArgumentParser(prog="python -m alllib", description=__doc__.splitlines()[0])
@@ -186,7 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_datasets)
 
     p = sub.add_parser("train", help="train an image classifier and save it")
-    p.add_argument("--dataset", default="auto", help="all_idb2, cnmc, synthetic or auto (default)")
+    p.add_argument("--dataset", default="auto", choices=["auto", *DATASETS],
+                   help="all_idb2, cnmc, synthetic or auto (default)")
     p.add_argument("--data", help="data folder (default: $ALLLIB_DATA, else the project's data/)")
     p.add_argument("--backbone", default="auto", choices=["auto", *BACKBONES],
                    help="feature extractor (default: auto, DenseNet-201 where its weights are here)")
@@ -198,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--search", default="paper", choices=["paper", "small", "none"], help="SVM grid")
     p.add_argument("--synthetic-n", type=_int_at_least(2), default=260,
                    help="size of the synthetic dataset, when it is used")
-    p.add_argument("--seed", type=_int_at_least(0), default=0)
+    p.add_argument("--seed", type=_int_at_least(0, 2**32 - 1), default=0, help="0 to 2**32 - 1 (default 0)")
     p.add_argument("--out", default="model.alllib", help="model file to write")
     p.set_defaults(func=_cmd_train)
 
@@ -214,8 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("book", help="run every chapter with papermill and build the HTML book")
-    p.add_argument("--profile", default="quick", choices=["quick", "full"],
-                   help="quick (default): small counts; full: the paper's sizes")
+    p.add_argument("--profile", default="quick", choices=["quick", "full", "tiny"],
+                   help="quick (default): small counts; full: the paper's sizes; tiny: a few images per chapter, "
+                        "to check that every chapter runs (its numbers mean nothing)")
     p.add_argument("--data", help="data folder (default: $ALLLIB_DATA, else the project's data/)")
     p.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
                    help="override a parameter in every notebook that has it, or NOTEBOOK.NAME in one "
@@ -223,6 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", nargs="+", metavar="NOTEBOOK", help="run only these notebooks (by file stem)")
     p.add_argument("--out", default="_build", help="build folder (default _build)")
     p.add_argument("--no-html", action="store_true", help="execute the notebooks but do not build the HTML")
+    p.add_argument("--jobs", type=_int_at_least(1), default=1,
+                   help="chapters executed side by side (default 1: one after the other, each timed on its own; "
+                        "the summary always runs last)")
     p.add_argument("--repository", metavar="URL",
                    help="the book's public repository (https://github.com/OWNER/NAME): adds repository, issues, "
                         "Binder and Colab buttons; without it the book has none")
@@ -235,8 +272,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .classifiers import n_jobs
+    from .data import max_pixels
+
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
+    try:  # the settings read from the environment, checked before any work
+        n_jobs()
+        max_pixels()
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     return args.func(args)
 
 

@@ -18,6 +18,7 @@ Example
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 import warnings
@@ -45,6 +46,8 @@ __all__ = [
     "load_dataset",
     "duplicate_groups",
     "file_md5",
+    "max_pixels",
+    "declared_size",
     "DATASETS",
 ]
 
@@ -62,6 +65,49 @@ class ImageReadError(ValueError):
 
 class DatasetError(ValueError):
     """A dataset folder that is missing, empty or laid out unlike the loader expects."""
+
+
+#: The most pixels (width x height) an image may declare and still be decoded: generous for
+#: microscope slides (ALL-IDB1's are 2592 x 1944, 5 megapixels) and far below what would
+#: exhaust memory (3 bytes a pixel, and a few float copies in the pipeline).
+MAX_PIXELS = 50_000_000
+
+
+def max_pixels() -> int:
+    """The decoding limit in pixels: ``$ALLLIB_MAX_PIXELS`` where set, else :data:`MAX_PIXELS`."""
+    raw = os.environ.get("ALLLIB_MAX_PIXELS")
+    if raw is None:
+        return MAX_PIXELS
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"ALLLIB_MAX_PIXELS must be a positive integer (pixels), not {raw!r}")
+    return value
+
+
+def declared_size(raw: bytes | np.ndarray) -> tuple[int, int] | None:
+    """``(width, height)`` that an image file's header declares, read without decoding the
+    pixels (Pillow's lazy open); ``None`` where Pillow does not know the format. A header beyond
+    Pillow's own decompression-bomb limit gives ``(pixels, 1)``: its pixel count is all it says.
+
+    >>> import cv2, numpy as np
+    >>> declared_size(cv2.imencode(".png", np.zeros((3, 5), np.uint8))[1])
+    (5, 3)
+    """
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(bytes(raw))) as im:  # the header only
+                return int(im.size[0]), int(im.size[1])
+    except Image.DecompressionBombError as err:
+        m = re.search(r"\((\d+) pixels\)", str(err))
+        return (int(m.group(1)), 1) if m else (2**31, 1)
+    except Exception:  # not a format Pillow knows, or a damaged header: OpenCV decides
+        return None
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
@@ -82,6 +128,10 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise ImageReadError(f"{path}: a directory, not an image file")
     if not path.is_file():
         raise ImageReadError(f"{path}: no such file")
+    size, limit = path.stat().st_size, max_pixels()
+    if size > 8 * limit + (1 << 20):  # more bytes than the largest image allowed can take, even 16-bit RGBA
+        raise ImageReadError(f"{path}: {size / 1e6:,.0f} MB, larger than any image of at most {limit / 1e6:,.0f} "
+                             "megapixels; it is not read (ALLLIB_MAX_PIXELS raises the limit)")
     return _decode(np.fromfile(path, dtype=np.uint8), path)
 
 
@@ -89,9 +139,18 @@ def _decode(raw: np.ndarray, path: Path) -> np.ndarray:
     """:func:`read_image` on bytes already read from ``path``."""
     if raw.size == 0:
         raise ImageReadError(f"{path}: the file is empty")
+    limit = max_pixels()
+    size = declared_size(raw)
+    if size is not None and size[0] * size[1] > limit:
+        shape = f"{size[0]} x {size[1]} pixels" if size[1] > 1 else f"{size[0]:,} pixels"
+        raise ImageReadError(f"{path}: declares {shape} ({size[0] * size[1] / 1e6:,.0f} megapixels), above the limit of {limit / 1e6:,.0f} megapixels; it is not decoded "
+                             "(ALLLIB_MAX_PIXELS raises the limit)")
     img = cv2.imdecode(raw, cv2.IMREAD_UNCHANGED)
     if img is None:
         raise ImageReadError(f"{path}: not a readable image (corrupt, truncated or an unknown format)")
+    if img.shape[0] * img.shape[1] > limit:
+        raise ImageReadError(f"{path}: {img.shape[1]} x {img.shape[0]} pixels, above the limit of "
+                             f"{limit / 1e6:,.0f} megapixels (ALLLIB_MAX_PIXELS raises the limit)")
     if img.dtype == np.uint16:
         img = np.round(img.astype(np.float32) / 257.0).astype(np.uint8)
     elif img.dtype != np.uint8:

@@ -132,7 +132,9 @@ def probe_sentences(probe: pd.DataFrame) -> str:
         out.append(f"Among {task} ({int(r['subjects'])} subjects, {int(r['cells']):,} cells), the features name a "
                    f"cell's subject correctly {_pct(r['accuracy'])} of the time (balanced accuracy "
                    f"{_pct(r['balanced accuracy'])}), {verdict} chance ({_pct(r['chance (largest subject)'])} by always "
-                   f"guessing the largest subject, {_pct(r['chance (1 / subjects)'])} by guessing uniformly).")
+                   f"guessing the largest subject, {_pct(r['chance (1 / subjects)'])} by guessing uniformly)."
+                   + (f" {int(r['subjects left out (one cell)'])} subjects with a single cell were left out."
+                      if r.get("subjects left out (one cell)", 0) else ""))
     return " ".join(out)
 
 

@@ -25,8 +25,10 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import sys
 import tempfile
+import time
 import warnings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter hides the book's output
@@ -409,6 +411,17 @@ class FeatureCacheWarning(UserWarning):
     """A feature-cache file that was discarded, or a cache folder that cannot be written."""
 
 
+_PROCESS_START = time.time()
+
+
+def _regular(path: Path) -> bool:
+    """Whether ``path`` is a regular file (not a folder, FIFO, socket or device; links not followed)."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
 def _shard_digest(keys: np.ndarray, X: np.ndarray) -> str:
     return hashlib.sha256("\n".join(keys.tolist()).encode() + b"\0" + np.ascontiguousarray(X).tobytes()).hexdigest()
 
@@ -421,6 +434,10 @@ class _FeatureStore:
     file and renamed, so an interrupted run never leaves half a shard; a folder that cannot be
     written is reported once and the run goes on without storing."""
 
+    #: A temporary shard file older than this (seconds before this process started) was left by
+    #: a run that was killed while writing it, and is removed.
+    STALE_SECONDS = 600
+
     def __init__(self, root: Path, setting: dict, dim: int):
         digest = hashlib.sha256(json.dumps(setting, sort_keys=True).encode()).hexdigest()[:20]
         self.folder = root / f"features-v{FEATURE_FORMAT_VERSION}" / digest
@@ -429,8 +446,31 @@ class _FeatureStore:
         if self.folder.is_dir():
             for shard in sorted(self.folder.glob("shard-*.npz")):
                 self._load(shard)
+            self._sweep()
+
+    def _sweep(self) -> None:
+        """Remove temporary shards that a killed run left behind (never one being written now)."""
+        cutoff = _PROCESS_START - self.STALE_SECONDS
+        for tmp in self.folder.glob(".tmp-*.npz"):
+            try:
+                if _regular(tmp) and tmp.stat().st_mtime < cutoff:
+                    tmp.unlink()
+            except OSError:
+                pass  # a read-only cache keeps them; they are never read
+
+    def _discard(self, shard: Path, problem: str) -> None:
+        """Leave a bad shard out of this run, and remove it where the cache can be written."""
+        try:
+            shard.unlink(missing_ok=True)
+            done = "; its images will be recomputed"
+        except OSError as err:
+            done = f"; it could not be removed ({err.strerror or err}), so it is ignored in this run"
+        warnings.warn(f"feature cache: discarding {shard}: {problem}{done}", FeatureCacheWarning, stacklevel=4)
 
     def _load(self, shard: Path) -> None:
+        if not _regular(shard):  # a folder or a FIFO named like a shard: never opened, never removed
+            warnings.warn(f"feature cache: ignoring {shard}: not a regular file", FeatureCacheWarning, stacklevel=3)
+            return
         try:
             with np.load(shard, allow_pickle=False) as z:
                 keys, X, digest = z["keys"], z["X"], str(z["sha256"])
@@ -443,9 +483,7 @@ class _FeatureStore:
         except Exception as err:  # a damaged zip or array raises many types
             problem = f"unreadable ({type(err).__name__}: {err})"
         if problem:
-            warnings.warn(f"feature cache: discarding {shard}: {problem}; its images will be recomputed",
-                          FeatureCacheWarning, stacklevel=3)
-            shard.unlink(missing_ok=True)
+            self._discard(shard, problem)
             return
         self.rows.update(zip(keys.tolist(), X))
 
@@ -605,6 +643,13 @@ class Featurizer:
         return np.stack([self._memo[k] for k in keys])
 
 
+_SEGMENT_ARGS = {"method", "k", "threshold", "seed", "min_coverage", "on_empty"}
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
 class FeatureExtractor(BaseEstimator, TransformerMixin):
     """Scikit-learn transformer: a list (or array) of RGB ``uint8`` images -> deep features.
 
@@ -623,7 +668,32 @@ class FeatureExtractor(BaseEstimator, TransformerMixin):
         self.batch_size = batch_size
         self.seed = seed
 
+    #: What each parameter may be, checked by :meth:`check_params` on ``fit`` and when a model
+    #: file is loaded (a crafted file must not ask for a 60,000-pixel input or batches of 0).
+    _parameter_constraints = {
+        "backbone": lambda v: v == "auto" or v in BACKBONES,
+        "weights": lambda v: v is None or isinstance(v, (str, os.PathLike)),
+        "segmentation": lambda v: v is None or (isinstance(v, dict) and set(v) <= _SEGMENT_ARGS
+                                                and all(isinstance(x, (str, int, float)) for x in v.values())),
+        "normalisation": lambda v: v in ("backbone", "paper"),
+        "size": lambda v: _is_int(v) and 32 <= v <= 1024,
+        "batch_size": lambda v: _is_int(v) and 1 <= v <= 1024,
+        "seed": lambda v: _is_int(v) and 0 <= v < 2**32,
+    }
+
+    def check_params(self) -> "FeatureExtractor":
+        """Raise ``ValueError`` naming the first parameter outside :attr:`_parameter_constraints`
+        (and a fitted ``backbone_`` that is not in the registry)."""
+        for name, ok in self._parameter_constraints.items():
+            value = getattr(self, name, None)
+            if not ok(value):
+                raise ValueError(f"FeatureExtractor: parameter {name}={value!r} is not allowed")
+        if hasattr(self, "backbone_") and self.backbone_ not in BACKBONES:
+            raise ValueError(f"FeatureExtractor: backbone_={self.backbone_!r} is not a known backbone")
+        return self
+
     def fit(self, X=None, y=None):
+        self.check_params()
         self.backbone_ = resolve_backbone(self.backbone, verbose=False)
         self.transform_ = ImageTransform(self.segmentation, self.size, "area", self.normalisation)
         self._model = None

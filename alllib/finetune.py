@@ -8,7 +8,8 @@ Keras' ``mixed_bfloat16`` policy (see :func:`alllib.features.precision_policy`).
 once through the paper's augmentation, drawn afresh (no copies are stored). A grouped inner
 split (no slide or subject on both sides) holds out ``validation`` of the training groups for
 early stopping: training stops after ``patience`` epochs without a lower validation loss, and
-the best epoch's weights are kept. Training speed (images per second of the training steps) is
+the best epoch's weights are kept (where a class has a single group, nothing can be held out:
+every epoch runs and the last is kept). Training speed (images per second of the training steps) is
 recorded in ``history_``.
 
 >>> FineTuner(epochs=0)
@@ -80,12 +81,16 @@ class FineTuner:
     def fit(self, ds: Dataset) -> "FineTuner":
         """Train on ``ds`` (labels and groups from its table), early-stopped on a grouped inner split."""
         y, groups = ds.labels, ds.groups
-        k = max(2, round(1 / self.validation))
-        train, val = next(StratifiedGroupKFold(k, shuffle=True, random_state=self.seed).split(np.zeros(len(ds)), y,
-                                                                                              groups))
+        fewest = min(len(np.unique(groups[y == c])) for c in np.unique(y))
+        if fewest >= 2:  # never more validation folds than the groups allow
+            k = min(max(2, round(1 / self.validation)), fewest)
+            train, val = next(StratifiedGroupKFold(k, shuffle=True, random_state=self.seed).split(
+                np.zeros(len(ds)), y, groups))
+        else:  # a class with one group cannot be held out: every epoch runs and the last is kept
+            train, val = np.arange(len(ds)), np.zeros(0, int)
         self._build()
         pixels = self._pixels(ds)
-        x_val = self._inputs([pixels[i] for i in val])
+        x_val = self._inputs([pixels[i] for i in val]) if len(val) else None
         augmenter = self.augmenter or Augmenter(seed=self.seed)
         rng = np.random.default_rng(self.seed)
         keras = import_keras()
@@ -104,13 +109,17 @@ class FineTuner:
                 losses.append(float(self.model_.train_on_batch(x, y[idx].astype(np.float32),
                                                                sample_weight=weight[y[idx]])))
                 seconds += time.perf_counter() - t0
-            val_logits = self._logits(x_val)
-            val_loss = float(loss_fn(y[val].astype(np.float32)[:, None], val_logits[:, None],
-                                     sample_weight=weight[y[val]]))
+            val_loss, val_accuracy = np.nan, np.nan
+            if len(val):
+                val_logits = self._logits(x_val)
+                val_loss = float(loss_fn(y[val].astype(np.float32)[:, None], val_logits[:, None],
+                                         sample_weight=weight[y[val]]))
+                val_accuracy = float(np.mean((val_logits >= 0) == y[val]))
             rows.append({"epoch": epoch + 1, "train loss": float(np.mean(losses)), "validation loss": val_loss,
-                         "validation accuracy": float(np.mean((val_logits >= 0) == y[val])),
-                         "train images/s": len(order) / seconds})
-            if val_loss < best_loss - 1e-4:
+                         "validation accuracy": val_accuracy, "train images/s": len(order) / seconds})
+            if not len(val):
+                best = self.model_.get_weights()
+            elif val_loss < best_loss - 1e-4:
                 best, best_loss, waited = self.model_.get_weights(), val_loss, 0
             else:
                 waited += 1
@@ -118,7 +127,7 @@ class FineTuner:
                     break
         self.model_.set_weights(best)
         self.history_ = pd.DataFrame(rows).set_index("epoch")
-        self.best_epoch_ = int(self.history_["validation loss"].idxmin())
+        self.best_epoch_ = int(self.history_["validation loss"].idxmin()) if len(val) else len(rows)
         return self
 
     def _logits(self, x: np.ndarray) -> np.ndarray:

@@ -89,6 +89,8 @@ def write_lab(out: str | Path, notebooks: list[Path]) -> dict[str, Path]:
     """Write the student and instructor editions of ``notebooks`` under ``out``; returns the two
     folders. An existing ``out/student`` or ``out/instructor`` is replaced."""
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(20, "a file, not a folder", str(out))
     folders = {"student": out / "student", "instructor": out / "instructor"}
     for folder in folders.values():
         if folder.exists():

@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import io
 import json
 import os
 import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,11 +41,12 @@ from . import __version__
 from .augmentation import Augmenter, balance
 from .classifiers import fit_classifier
 from .data import Dataset, ImageReadError, read_image
+from .preprocessing import rgb_to_lab
 from .features import BACKBONES, FeatureExtractor, Featurizer
 from .segmentation import MIN_SIZE, EmptyMaskWarning
 
-__all__ = ["ModelFileError", "train_image_classifier", "save_model", "load_model", "predict_images", "predict_files",
-           "Prediction", "visible_cell_problem", "LABEL_NAMES", "MAGIC", "FORMAT_VERSION", "TRUSTED_TYPES"]
+__all__ = ["ModelFileError", "TrainingError", "calibration_problem", "train_image_classifier", "save_model", "load_model", "predict_images", "predict_files",
+           "Prediction", "visible_cell_problem", "training_statistics", "unfamiliar", "fitted_scaler", "LABEL_NAMES", "MAGIC", "FORMAT_VERSION", "TRUSTED_TYPES"]
 
 MAGIC = b"ALLLIB-MODEL "
 #: The model file format this alllib writes and reads.
@@ -55,10 +58,34 @@ TRUSTED_TYPES = [
     "sklearn.tree._tree.Tree", "xgboost.core.Booster", "xgboost.sklearn.XGBClassifier",
 ]
 _RETRAIN = "retrain it with 'python -m alllib train' (see the README)"
+#: Limits on what a model file may ask of memory: its size, and what each member of its payload
+#: (a zip) declares it unpacks to. alllib's own files are a few megabytes.
+MAX_FILE_BYTES = 1 << 30
+MAX_MEMBER_BYTES = 1 << 30
+MAX_SCHEMA_BYTES = 64 << 20
+MAX_METADATA_DEPTH = 32
 
 
 class ModelFileError(ValueError):
     """A file that is not an alllib model, or a damaged one."""
+
+
+class TrainingError(ValueError):
+    """Data too few or too odd to give a model whose labels can be trusted; nothing is saved."""
+
+
+def calibration_problem(clf) -> str | None:
+    """Why a calibrated SVM's probabilities cannot be trusted, or ``None``. Platt's sigmoid
+    ``p = 1 / (1 + exp(a f + b))`` must rise with the decision value ``f`` (``a < 0``); fitted on
+    too few held-out decisions it can come out flat or inverted, and since the label follows the
+    probability, every label would then contradict the SVM's own decision."""
+    if not isinstance(clf, CalibratedClassifierCV):
+        return None
+    a = float(getattr(clf.calibrated_classifiers_[0].calibrators[0], "a_", -1.0))
+    if a < 0:
+        return None
+    return (f"the probability calibration came out {'inverted' if a > 0 else 'flat'} (Platt slope a = {a:+.2f}, "
+            "where a rising probability needs a < 0): its labels would contradict the SVM's decisions")
 
 
 def train_image_classifier(ds: Dataset, *, backbone: str = "auto", weights="imagenet", classifier: str = "svm",
@@ -72,8 +99,13 @@ def train_image_classifier(ds: Dataset, *, backbone: str = "auto", weights="imag
     train = balance(ds, target_per_class, Augmenter(seed=seed)) if target_per_class else ds
     X, y = featurize(train), train.labels
     clf, grid = fit_classifier(classifier, X, y, groups=train.groups, search=search, seed=seed, probability=True)
+    problem = calibration_problem(clf)
+    if problem:
+        raise TrainingError(f"{problem}. {len(ds)} images in {ds.table['group'].nunique()} groups are too few to "
+                            "calibrate it; nothing was saved: train on more images")
     extractor = FeatureExtractor(featurize.backbone, weights=weights, segmentation=segmentation, size=size,
                                  seed=seed).fit()
+    stats = training_statistics(ds, featurize(ds), fitted_scaler(clf))
     pipe = Pipeline([("features", extractor), ("classifier", clf)])
     inner = clf.estimator if isinstance(clf, CalibratedClassifierCV) else clf  # the tuned scaler + classifier
     params = {k.split("__", 1)[1]: v for k, v in inner.get_params().items()
@@ -84,6 +116,7 @@ def train_image_classifier(ds: Dataset, *, backbone: str = "auto", weights="imag
         "backbone": featurize.backbone,
         "backbone_label": BACKBONES[featurize.backbone].label,
         "weights": featurize.weights_label,
+        **({"weights_sha256": _file_sha256(Path(weights))} if weights not in (None, "imagenet", "random") else {}),
         "segmentation": segmentation,
         "preprocessing": extractor.transform_.describe(),
         "classifier": classifier,
@@ -91,6 +124,7 @@ def train_image_classifier(ds: Dataset, *, backbone: str = "auto", weights="imag
         "search": search,
         "seed": seed,
         "cv_accuracy": cross_validated_accuracy(inner, X, y, train.groups, seed),
+        "training_statistics": stats,
         "training_data": {
             "dataset": ds.name, "source": ds.source, "originals": len(ds),
             "per_class": {str(k): int(v) for k, v in zip(*np.unique(ds.labels, return_counts=True))},
@@ -98,6 +132,78 @@ def train_image_classifier(ds: Dataset, *, backbone: str = "auto", weights="imag
         },
     }
     return pipe, meta
+
+
+def fitted_scaler(clf):
+    """The ``StandardScaler`` fitted on all the training features, inside a classifier that
+    :func:`~alllib.classifiers.fit_classifier` returned (calibrated or not)."""
+    if isinstance(clf, CalibratedClassifierCV):
+        clf = clf.calibrated_classifiers_[0].estimator
+    return clf.named_steps["scale"]
+
+
+def _stain(img: np.ndarray) -> np.ndarray:
+    """Mean L*, a*, b* (OpenCV's 8-bit encoding) of an image's non-black pixels (C-NMC cells lie on
+    black), on a subsample of at most about 250,000 pixels."""
+    step = max(1, int(np.ceil(np.sqrt(img.shape[0] * img.shape[1] / 250_000))))
+    lab = rgb_to_lab(np.ascontiguousarray(img[::step, ::step])).reshape(-1, 3)
+    lit = img[::step, ::step].reshape(-1, 3).max(axis=1) > 10
+    return lab[lit].mean(axis=0) if lit.any() else lab.mean(axis=0)
+
+
+def _distance(scaler, X: np.ndarray) -> np.ndarray:
+    """Root-mean-square standardised feature of each row: how far from the training features' centre."""
+    return np.sqrt(np.mean(np.square(scaler.transform(np.asarray(X, np.float64))), axis=1))
+
+
+def training_statistics(ds: Dataset, X: np.ndarray, scaler) -> dict:
+    """What the training images looked like, for :func:`unfamiliar`: their size range, the range
+    (1st to 99th percentile) of their mean stain colour in L*a*b*, and the 99th percentile of their
+    features' distance from the training centre (:func:`_distance`)."""
+    stains = np.array([_stain(ds.image(i)) for i in range(len(ds))])
+    t = ds.table
+    sizes = np.array([ds.image(i).shape[:2] for i in range(len(ds))]) if "height" not in t else \
+        t[["height", "width"]].to_numpy()
+    return {"height": [int(sizes[:, 0].min()), int(sizes[:, 0].max())],
+            "width": [int(sizes[:, 1].min()), int(sizes[:, 1].max())],
+            "stain_low": np.percentile(stains, 1, axis=0).round(2).tolist(),
+            "stain_high": np.percentile(stains, 99, axis=0).round(2).tolist(),
+            "distance_q99": round(float(np.percentile(_distance(scaler, X), 99)), 4)}
+
+
+def unfamiliar(stats: dict | None, img: np.ndarray | None = None, distance: float | None = None) -> list[str]:
+    """Why an input lies far outside what the model was trained on (``stats`` from
+    :func:`training_statistics`), or nothing: a size beyond half to twice the training range, a
+    mean stain colour well outside the training range (by half the range plus 5 levels), or
+    features farther from the training centre than 1.5 times the training images' 99th
+    percentile. Such an image is labelled, but the label is a guess."""
+    if not stats:
+        return []
+    out = []
+    if distance is not None and distance > 1.5 * stats["distance_q99"]:
+        out.append(f"features far from the training images ({distance:.2f} against at most "
+                   f"{stats['distance_q99']:.2f} for 99 % of them)")
+    if img is None:
+        return out
+    h, w = img.shape[:2]
+    (h0, h1), (w0, w1) = stats["height"], stats["width"]
+    if not (h0 / 2 <= h <= 2 * h1 and w0 / 2 <= w <= 2 * w1):
+        out.append(f"{w}x{h} pixels, unlike the training images ({w0}-{w1} x {h0}-{h1})")
+    low, high = np.asarray(stats["stain_low"]), np.asarray(stats["stain_high"])
+    margin = (high - low) / 2 + 5
+    stain = _stain(img)
+    off = [name for name, v, lo, hi, m in zip("Lab", stain, low, high, margin) if not lo - m <= v <= hi + m]
+    if off:
+        out.append(f"stain colour unlike the training images (mean L*a*b* {stain.round().astype(int).tolist()} "
+                   f"against {low.round().astype(int).tolist()} to {high.round().astype(int).tolist()}; "
+                   f"{', '.join(off)} outside)")
+    return out
+
+
+def _file_sha256(path: Path) -> str:
+    from .features import _weights_identity
+
+    return _weights_identity(path).split(":", 1)[1]
 
 
 def cross_validated_accuracy(model, X: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int = 0) -> dict:
@@ -143,15 +249,19 @@ def save_model(path: str | os.PathLike, pipeline: Pipeline, metadata: dict) -> P
 
 
 def load_model(path: str | os.PathLike) -> tuple[Pipeline, dict]:
-    """Read a model written by :func:`save_model`, without running code from the file: the
-    format version and the checksum are checked first, and only known types are rebuilt."""
-    import skops.io as sio
-
+    """Read a model written by :func:`save_model`, without running code from the file and
+    within bounded memory: the size, the format version, the header and the checksum are checked
+    first, then what the payload's parts declare they unpack to; only known types are rebuilt,
+    and every rebuilt parameter is checked as at training time. Any failure is one
+    :class:`ModelFileError` naming the file."""
     path = Path(path)
     if path.is_dir():
         raise ModelFileError(f"{path}: a directory, not a model file")
     if not path.is_file():
         raise ModelFileError(f"{path}: no such model file")
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise ModelFileError(f"{path}: refused, {path.stat().st_size:,} bytes (an alllib model file has at most "
+                             f"{MAX_FILE_BYTES:,})")
     data = path.read_bytes()
     if not data.startswith(MAGIC):
         raise ModelFileError(f"{path}: not an alllib model file (train one with 'python -m alllib train')")
@@ -168,32 +278,103 @@ def load_model(path: str | os.PathLike) -> tuple[Pipeline, dict]:
     if version > FORMAT_VERSION:
         try:
             made_by = json.loads(line)["metadata"]["alllib_version"]
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             made_by = "unknown"
         raise ModelFileError(f"{path}: made by a newer alllib (version {made_by}, model format {version}); this is "
                              f"alllib {__version__} (format {FORMAT_VERSION}): upgrade alllib to read it")
+    if version != FORMAT_VERSION:
+        raise ModelFileError(f"{damaged} (format version {version} does not exist)")
     try:
         header = json.loads(line)
         metadata, expected = header["metadata"], header["sha256"]
         if not isinstance(metadata, dict):
             raise TypeError("metadata is not a mapping")
-    except (ValueError, KeyError, TypeError) as err:
-        raise ModelFileError(f"{damaged} (unreadable header: {err})") from None
+        _check_metadata(metadata)
+    except (ValueError, KeyError, TypeError, RecursionError) as err:
+        raise ModelFileError(f"{damaged} (unreadable header: {type(err).__name__}: {str(err)[:200]})") from None
     if _digest(metadata, payload) != expected:
         raise ModelFileError(f"{damaged} (its checksum does not match: changed or truncated since it was saved)")
+    _check_members(payload, path)
+    import skops.io as sio
+
     try:
         untrusted = [t for t in sio.get_untrusted_types(data=payload) if t not in TRUSTED_TYPES]
     except Exception as err:  # skops raises many types on malformed input
-        raise ModelFileError(f"{damaged} ({type(err).__name__}: {err})") from None
+        raise ModelFileError(f"{damaged} ({type(err).__name__}: {str(err)[:200]})") from None
     if untrusted:
         raise ModelFileError(f"{path}: refused, it holds types that alllib does not load: {', '.join(untrusted)}")
     try:
         pipeline = sio.loads(payload, trusted=TRUSTED_TYPES)
     except Exception as err:
-        raise ModelFileError(f"{damaged} ({type(err).__name__}: {err})") from None
+        raise ModelFileError(f"{damaged} ({type(err).__name__}: {str(err)[:200]})") from None
     if not isinstance(pipeline, Pipeline) or "features" not in pipeline.named_steps:
         raise ModelFileError(f"{path}: holds {type(pipeline).__name__}, not an alllib image pipeline")
+    _check_pipeline(pipeline, metadata, path)
     return pipeline, metadata
+
+
+def _check_metadata(metadata: dict) -> None:
+    """The header's metadata: nested at most :data:`MAX_METADATA_DEPTH` deep, and the entries
+    that alllib reads of the types it reads them as."""
+    stack = [(metadata, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_METADATA_DEPTH:
+            raise ValueError(f"metadata nested more than {MAX_METADATA_DEPTH} levels deep")
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    for key, kind in (("training_data", dict), ("cv_accuracy", dict), ("classifier", str), ("backbone_label", str),
+                      ("weights", str)):
+        if key in metadata and metadata[key] is not None and not isinstance(metadata[key], kind):
+            raise TypeError(f"metadata entry {key!r} is {type(metadata[key]).__name__}, not {kind.__name__}")
+
+
+def _check_members(payload: bytes, path: Path) -> None:
+    """Refuse a payload whose zip members declare more than the limits once unpacked (a zip
+    bomb), before anything is unpacked."""
+    try:
+        members = zipfile.ZipFile(io.BytesIO(payload)).infolist()
+    except (zipfile.BadZipFile, ValueError, OSError) as err:
+        raise ModelFileError(f"{path}: a damaged alllib model file ({type(err).__name__}: {err})") from None
+    total = 0
+    for info in members:
+        limit = MAX_SCHEMA_BYTES if info.filename.endswith(".json") else MAX_MEMBER_BYTES
+        if info.file_size > limit:
+            raise ModelFileError(f"{path}: refused, its part {info.filename!r} declares {info.file_size:,} bytes "
+                                 f"unpacked (at most {limit:,})")
+        total += info.file_size
+    if total > MAX_MEMBER_BYTES:
+        raise ModelFileError(f"{path}: refused, its parts declare {total:,} bytes unpacked (at most "
+                             f"{MAX_MEMBER_BYTES:,})")
+
+
+def _check_pipeline(pipeline: Pipeline, metadata: dict, path: Path) -> None:
+    """Every loaded parameter within the constraints that hold at training time
+    (:meth:`FeatureExtractor.check_params`), a weights file only where the model vouches for it
+    (its SHA-256 in the metadata), and a classifier that reads the backbone's features."""
+    extractor = pipeline.named_steps["features"]
+    if not isinstance(extractor, FeatureExtractor) or list(pipeline.named_steps) != ["features", "classifier"]:
+        raise ModelFileError(f"{path}: not an alllib image pipeline (features, then classifier)")
+    try:
+        extractor.check_params()
+    except ValueError as err:
+        raise ModelFileError(f"{path}: refused, {err}") from None
+    if not hasattr(extractor, "backbone_"):
+        raise ModelFileError(f"{path}: refused, its feature extractor was never fitted")
+    if extractor.weights not in (None, "imagenet", "random"):
+        from .features import _weights_identity
+
+        weights = Path(extractor.weights)
+        vouched = metadata.get("weights_sha256")
+        if not vouched or not weights.is_file() or _weights_identity(weights) != f"sha256:{vouched}":
+            raise ModelFileError(f"{path}: refused, its weights point at {weights}, a file the model does not vouch "
+                                 "for (missing, or not the file it was trained with)")
+    dim = BACKBONES[extractor.backbone_].dim
+    classifier = pipeline.named_steps["classifier"]
+    n_in = getattr(classifier, "n_features_in_", dim)
+    if n_in != dim:
+        raise ModelFileError(f"{path}: refused, its classifier reads {n_in} features but {extractor.backbone_} "
+                             f"gives {dim}")
 
 
 def predict_images(pipeline: Pipeline, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -230,20 +411,29 @@ LABEL_NAMES = {1: "ALL blast", 0: "not a blast"}
 
 def visible_cell_problem(img: np.ndarray) -> str | None:
     """Why an RGB image cannot show a stained cell, or ``None``: a uniform image (all black,
-    all white, one colour) or a grayscale one (no stain colour to segment)."""
-    if float(img.std()) < 2.0:
-        return f"a uniform image (every pixel about {img.reshape(-1, 3).mean(axis=0).round().astype(int).tolist()}): no visible cell"
-    if int(np.ptp(img.astype(np.int16), axis=2).max()) <= 2:
+    all white, any single colour) or a grayscale one (no stain colour to segment). Measured on a
+    regular subsample of at most about 250,000 pixels, so any image costs a few megabytes.
+
+    >>> visible_cell_problem(np.full((8, 8, 3), (200, 0, 0), np.uint8))
+    'a uniform image (every pixel about [200, 0, 0]): no visible cell'
+    """
+    step = max(1, int(np.ceil(np.sqrt(img.shape[0] * img.shape[1] / 250_000))))
+    sample = img[::step, ::step].reshape(-1, 3)
+    if float(sample.std(axis=0).max()) < 2.0:
+        return f"a uniform image (every pixel about {sample.mean(axis=0).round().astype(int).tolist()}): no visible cell"
+    if int(np.ptp(sample.astype(np.int16), axis=1).max()) <= 2:
         return "a grayscale image: no stain colour for the segmentation and the features to read"
     return None
 
 
-def predict_files(pipeline: Pipeline, paths: list, *, chunk: int = 64) -> list[Prediction]:
+def predict_files(pipeline: Pipeline, paths: list, *, chunk: int = 64, metadata: dict | None = None) -> list[Prediction]:
     """Label image files one by one: a file that cannot be read or is too small gets an
     ``error`` row and the others are still labelled; an image with no visible cell (uniform,
-    grayscale, or where segmentation keeps no nucleus) gets a ``warning`` row naming the file.
-    One row per input, in order. Files are prepared in chunks of ``chunk``."""
+    grayscale, or where segmentation keeps no nucleus), or one unlike the training images
+    (:func:`unfamiliar`, with the model's ``metadata``), gets a ``warning`` row naming the file
+    and the reason. One row per input, in order. Files are prepared in chunks of ``chunk``."""
     extractor = pipeline.named_steps["features"]
+    stats = (metadata or {}).get("training_statistics")
     rows = [Prediction(str(p)) for p in paths]
     for start in range(0, len(rows), chunk):
         ready = []
@@ -253,7 +443,7 @@ def predict_files(pipeline: Pipeline, paths: list, *, chunk: int = 64) -> list[P
                 if min(img.shape[:2]) < MIN_SIZE:
                     raise ImageReadError(f"{row.image}: {img.shape[1]}x{img.shape[0]} pixels, too small to hold a "
                                          f"cell (at least {MIN_SIZE}x{MIN_SIZE})")
-                problems = [p for p in [visible_cell_problem(img)] if p]
+                problems = [p for p in [visible_cell_problem(img)] if p] or unfamiliar(stats, img)  # one reason is enough
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
                     x = extractor.network_input(img, image_id=row.image)
@@ -266,11 +456,14 @@ def predict_files(pipeline: Pipeline, paths: list, *, chunk: int = 64) -> list[P
                 text = str(err)
                 row.status, row.message = "error", text if row.image in text else f"{row.image}: {text}"
                 continue
-            if problems:
-                row.status, row.message = "warning", f"{row.image}: " + "; ".join(problems)
-            ready.append((row, x))
+            ready.append((row, x, problems))
         if ready:
-            labels, proba = _classify(pipeline, extractor.embed([x for _, x in ready]))
-            for (row, _), label, p in zip(ready, labels, proba):
+            feats = extractor.embed([x for _, x, _ in ready])
+            labels, proba = _classify(pipeline, feats)
+            far = _distance(fitted_scaler(pipeline.named_steps["classifier"]), feats) if stats else [None] * len(ready)
+            for (row, _, problems), label, p, d in zip(ready, labels, proba, far):
                 row.label, row.probability = int(label), float(p)
+                problems = problems + unfamiliar(stats, distance=d)
+                if problems:
+                    row.status, row.message = "warning", f"{row.image}: " + "; ".join(problems)
     return rows

@@ -283,7 +283,9 @@ def subject_probe(X: np.ndarray, ds: Dataset, *, column: str = "patient", n_spli
     stratified ``n_splits``-fold CV by image (every subject on both sides, as in the paper's
     split). One row per task (all subjects; with ``within_class`` the ALL patients among
     themselves, and the normal subjects among themselves): accuracy, balanced accuracy, the
-    chance levels (the largest subject's share; 1 / subjects) and the number of subjects.
+    chance levels (the largest subject's share; 1 / subjects), the number of subjects, and how
+    many subjects were left out because they have a single cell (one cell cannot be both
+    trained on and tested; a task left with fewer than two subjects is skipped).
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import balanced_accuracy_score
@@ -297,19 +299,20 @@ def subject_probe(X: np.ndarray, ds: Dataset, *, column: str = "patient", n_spli
         tasks += [("ALL patients only", labels == 1), ("normal subjects only", labels == 0)]
     rows = []
     for task, keep in tasks:
-        s = subjects[keep]
-        counts = pd.Series(s).value_counts()
+        counts = pd.Series(subjects[keep]).value_counts()
+        lonely = counts.index[counts < 2]  # a subject with one cell cannot be both trained on and tested
+        keep = keep & ~np.isin(subjects, lonely)
+        s, counts = subjects[keep], counts[counts >= 2]
         if len(counts) < 2:
             continue
         folds = min(n_splits, int(counts.min()))
-        if folds < 2:
-            raise ValueError(f"subject probe ({task}): a subject has a single cell; it cannot be both trained on and tested")
         model = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=300))
         pred = cross_val_predict(model, X[keep], s, cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
                                  n_jobs=n_jobs())  # the folds' fits are independent: the same result, sooner
         rows.append({"task": task, "subjects": len(counts), "cells": int(keep.sum()), "accuracy": float(np.mean(pred == s)),
                      "chance (largest subject)": float(counts.max() / keep.sum()),
-                     "balanced accuracy": float(balanced_accuracy_score(s, pred)), "chance (1 / subjects)": 1 / len(counts)})
+                     "balanced accuracy": float(balanced_accuracy_score(s, pred)), "chance (1 / subjects)": 1 / len(counts),
+                     "subjects left out (one cell)": len(lonely)})
     return pd.DataFrame(rows).set_index("task")
 
 

@@ -25,8 +25,11 @@ from .data import project_root
 
 __all__ = ["PROFILES", "BookError", "profile_parameters", "notebooks_in_toc", "run_book", "book_config", "build_html"]
 
-#: Parameter values of the two run profiles; a notebook takes those it declares, and a key
+#: Parameter values of the run profiles; a notebook takes those it declares, and a key
 #: ``"<notebook>.<parameter>"`` applies to that notebook alone (as ``-p CHAPTER.NAME VALUE``).
+#: ``quick`` is every chapter's default (the book CI builds), ``full`` the paper's sizes, and
+#: ``tiny`` a few images per chapter: it checks that every chapter runs (the fast test tier),
+#: its numbers mean nothing.
 PROFILES = {
     "quick": {"n_synthetic": 160, "target_per_class": 200, "search": "small", "n_repeats": 1, "n_splits": 5,
               "backbones": "available", "cells_per_subject": 40, "cnmc_target_per_class": 600,
@@ -40,6 +43,8 @@ PROFILES = {
              "backbones": "available", "cells_per_subject": None, "cnmc_target_per_class": 8000,
              # C-NMC at 8,000 + 8,000: one repeat of the subject folds keeps the chapter within 30 minutes
              "10_cnmc.n_repeats": 1, "epochs": 12},
+    "tiny": {"n_synthetic": 24, "target_per_class": 16, "search": "none", "n_repeats": 1, "n_splits": 2,
+             "backbones": "available", "cells_per_subject": 4, "cnmc_target_per_class": 16, "epochs": 1},
 }
 
 
@@ -82,7 +87,11 @@ def _parse_overrides(pairs: list[tuple[str, str]], names: list[str]) -> dict[str
 
     out: dict[str, dict] = {"*": {}}
     for key, raw in pairs:
-        value = yaml.safe_load(raw) if isinstance(raw, str) else raw
+        try:
+            value = yaml.safe_load(raw) if isinstance(raw, str) else raw
+        except yaml.YAMLError as err:
+            reason = str(err).splitlines()[0]
+            raise ParameterError(f"-p {key} {raw!r}: not a plain value ({reason}); give a number, a word or null") from None
         nb, _, param = key.rpartition(".")
         if nb and nb not in names:
             raise ParameterError(f"-p {key}: no notebook {nb!r} in _toc.yml (notebooks: {', '.join(names)})")
@@ -128,15 +137,18 @@ def _versions() -> dict:
 
 def run_book(profile: str = "quick", *, data: str | None = None, overrides: list[tuple[str, str]] = (),
              out: str | os.PathLike = "_build", only: list[str] | None = None, html: bool = True,
-             repository: str | None = None, progress=print) -> dict:
+             repository: str | None = None, jobs: int = 1, progress=print) -> dict:
     """Execute the book's notebooks with papermill, write ``manifest.json``, build the HTML.
 
     ``repository`` (a ``https://github.com/OWNER/NAME`` address) adds the repository, issue,
     Binder and Colab buttons to the pages; without it there are none, never a made-up address.
     Returns the manifest. Raises :class:`BookError` naming the notebook and cell that failed.
     Kernel and library messages on standard error go to ``<out>/run.log``; the runner prints
-    its progress only.
+    its progress only. ``jobs`` chapters run side by side (the last, the summary, after all the
+    others); 1, the default, runs them one after the other, so that each chapter's time is its own.
     """
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ParameterError(f"jobs must be a positive integer, not {jobs!r}")
     if profile not in PROFILES:
         raise ParameterError(f"profile must be one of {', '.join(PROFILES)}, not {profile!r}")
     if repository is not None and not re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+/?", repository):
@@ -157,10 +169,6 @@ def run_book(profile: str = "quick", *, data: str | None = None, overrides: list
     from .features import cache_dir
 
     env_cache = str(cache_dir())
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # the kernels inherit it
-    # figures go into the pages: a non-interactive backend set for this shell (MPLBACKEND=Agg, as
-    # CI does) would leave every chapter without its plots
-    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     previous, run = {}, None
     if only and (out / "manifest.json").is_file():  # --only updates its chapters' entries, keeps the others
         before = json.loads((out / "manifest.json").read_text())
@@ -170,7 +178,6 @@ def run_book(profile: str = "quick", *, data: str | None = None, overrides: list
         run = time.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
         for old in [*results.glob("*.csv"), *results.glob("*.json")]:
             old.unlink()
-    os.environ["ALLLIB_RUN_ID"] = run  # every chapter's results carry it (alllib.chapter.run_id)
     manifest = {"profile": profile, "data": data, "run_id": run, "versions": _versions(), "cache": env_cache,
                 "notebooks": [], "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     if only:
@@ -178,9 +185,14 @@ def run_book(profile: str = "quick", *, data: str | None = None, overrides: list
     t_all = time.time()
     log = out / "run.log"
     progress(f"kernel and library messages (TensorFlow start-up, Jupyter) go to {log}")
-    with _stderr_to(log):
+    # the kernels inherit this environment: every chapter's results carry the run id
+    # (alllib.chapter.run_id), and figures go into the pages whatever the shell's backend
+    # (MPLBACKEND=Agg, as CI sets it, would leave every chapter without its plots)
+    kernel_env = {"ALLLIB_RUN_ID": run, "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+                  "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")}
+    with _stderr_to(log), _environment(kernel_env):
         _execute_all(notebooks, root, executed, results, out, manifest, previous, profile, per_nb, only, data,
-                     progress, t_all)
+                     progress, t_all, jobs)
     _write_manifest(out, manifest, t_all)
     if html:
         try:
@@ -190,6 +202,22 @@ def run_book(profile: str = "quick", *, data: str | None = None, overrides: list
         manifest["html"] = str(out / "html" / "index.html")
         _write_manifest(out, manifest, t_all)
     return manifest
+
+
+@contextlib.contextmanager
+def _environment(values: dict):
+    """Set environment variables for the kernels started inside the block; the caller's
+    environment is restored on leaving it."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 @contextlib.contextmanager
@@ -208,19 +236,21 @@ def _stderr_to(path: Path):
 
 
 def _execute_all(notebooks, root, executed, results, out, manifest, previous, profile, per_nb, only, data, progress,
-                 t_all) -> None:
-    """Execute the chapters in order (see :func:`run_book`), filling ``manifest``."""
-    import papermill as pm
+                 t_all, jobs: int = 1) -> None:
+    """Execute the chapters (see :func:`run_book`), filling ``manifest`` in the book's order.
 
-    for i, nb in enumerate(notebooks, 1):
+    Every chapter's parameters are checked before any chapter runs. With ``jobs`` > 1 that many
+    chapters run side by side, each in its own process and kernel, and the last chapter (the
+    summary, which reads the others' results) runs after all the others."""
+    plan = []
+    for nb in notebooks:
         rel = nb.relative_to(root)
         target = executed / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         if only and nb.stem not in only:
             if not target.exists():
                 shutil.copy(nb, target)
-            if str(rel) in previous:
-                manifest["notebooks"].append(previous[str(rel)])
+            plan.append((rel, None, None))
             continue
         declared = _declared(nb)
         params = profile_parameters(profile, nb.stem, declared)
@@ -234,25 +264,67 @@ def _execute_all(notebooks, root, executed, results, out, manifest, previous, pr
             params["data_dir"] = str(Path(data).resolve())
         if "results_dir" in declared:
             params["results_dir"] = str(results)
-        progress(f"[{i}/{len(notebooks)}] {rel} {params}")
-        t = time.time()
-        try:
-            pm.execute_notebook(str(nb), str(target), parameters=params, cwd=str(nb.parent), progress_bar=False,
-                                kernel_name="python3")
-        except pm.PapermillExecutionError as err:
-            manifest["notebooks"].append({"notebook": str(rel), "parameters": params, "status": "failed",
-                                          "seconds": round(time.time() - t, 1)})
+        plan.append((rel, target, params))
+    entries: dict[str, dict] = {}
+
+    def record(k: int, outcome: tuple) -> None:
+        rel, target, params = plan[k]
+        seconds, failure = outcome
+        if failure is not None:
+            entries[str(rel)] = {"notebook": str(rel), "parameters": params, "status": "failed", "seconds": seconds}
+            manifest["notebooks"] = [entries[str(r)] for r, _, _ in plan if str(r) in entries]
             _write_manifest(out, manifest, t_all)
-            raise BookError(f"{rel} failed in cell {err.cell_index} (execution count {err.exec_count}): "
-                            f"{err.ename}: {err.evalue}. The executed copy with the traceback is {target}."
-                            f"{_discard_stale_html(out)}") from None
+            cell, count, ename, evalue = failure
+            raise BookError(f"{rel} failed in cell {cell} (execution count {count}): {ename}: {evalue}. The executed "
+                            f"copy with the traceback is {target}.{_discard_stale_html(out)}")
         _show_relative_paths(target, root)
-        meta_file = results / f"{nb.stem}.json"
+        meta_file = results / f"{rel.stem}.json"
         used = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
-        manifest["notebooks"].append({"notebook": str(rel), "parameters": params, "status": "ok",
-                                      "seconds": round(time.time() - t, 1), "dataset": used.get("dataset"),
-                                      "backbone": used.get("backbone")})
-        progress(f"      done in {time.time() - t:.0f} s (dataset {used.get('dataset')}, backbone {used.get('backbone')})")
+        entries[str(rel)] = {"notebook": str(rel), "parameters": params, "status": "ok", "seconds": seconds,
+                             "dataset": used.get("dataset"), "backbone": used.get("backbone")}
+        progress(f"      {rel.stem} done in {seconds:.0f} s (dataset {used.get('dataset')}, "
+                 f"backbone {used.get('backbone')})")
+
+    todo = [k for k, (_, target, _) in enumerate(plan) if target is not None]
+    for k, (rel, _, _) in enumerate(plan):
+        if k not in todo and str(rel) in previous:
+            entries[str(rel)] = previous[str(rel)]
+
+    def start(k: int) -> tuple:
+        rel, target, params = plan[k]
+        progress(f"[{k + 1}/{len(plan)}] {rel} {params}")
+        return str(root / rel), str(target), params
+
+    if jobs > 1 and len(todo) > 2:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+            futures = {k: pool.submit(_execute, *start(k)) for k in todo[:-1]}
+            try:
+                for k in todo[:-1]:
+                    record(k, futures[k].result())
+            except BookError:
+                pool.shutdown(cancel_futures=True)
+                raise
+        todo = todo[-1:]
+    for k in todo:
+        record(k, _execute(*start(k)))
+    manifest["notebooks"] = [entries[str(r)] for r, _, _ in plan if str(r) in entries]
+
+
+def _execute(notebook: str, target: str, params: dict) -> tuple[float, tuple | None]:
+    """Execute one chapter with papermill: ``(seconds, None)``, or with the failure's ``(cell,
+    execution count, error name, error value)``."""
+    import papermill as pm
+
+    t = time.time()
+    try:
+        pm.execute_notebook(notebook, target, parameters=params, cwd=str(Path(notebook).parent), progress_bar=False,
+                            kernel_name="python3")
+    except pm.PapermillExecutionError as err:
+        return round(time.time() - t, 1), (err.cell_index, err.exec_count, err.ename, err.evalue)
+    return round(time.time() - t, 1), None
 
 
 def _show_relative_paths(executed: Path, root: Path) -> None:

@@ -19,6 +19,21 @@ def write_rgb(path: Path, rgb: np.ndarray) -> Path:
     return path
 
 
+def write_cnmc_tree(data: Path, synthetic, *, subjects: int = 6, cells: int = 4, suffix: str = ".bmp") -> Path:
+    """A C-NMC-2019-like tree under ``data`` made of synthetic crops: ``subjects`` subjects (the
+    first half ALL patients ``1, 2, ...``, the second half normal donors ``H4, H5, ...``), ``cells``
+    cells each, spread over fold_0-2. Returns ``data``."""
+    top = data / "C-NMC_2019" / "training_data"
+    blasts = [i for i in range(len(synthetic)) if synthetic.labels[i] == 1]
+    normals = [i for i in range(len(synthetic)) if synthetic.labels[i] == 0]
+    for p in range(subjects):
+        cls, pid, pool = ("all", str(p + 1), blasts) if p < subjects // 2 else ("hem", f"H{p + 1}", normals)
+        for j in range(cells):
+            write_rgb(top / f"fold_{p % 3}" / cls / f"UID_{pid}_{j}_1_{cls}{suffix}",
+                      synthetic.image(pool[(p + j) % len(pool)]))
+    return data
+
+
 @pytest.fixture(scope="session")
 def synthetic():
     """Twelve small synthetic crops (six per class) with their nucleus masks."""

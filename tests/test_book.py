@@ -24,7 +24,7 @@ def test_check_parameters():
         check_parameters(backbone="alexnet")
     with pytest.raises(ParameterError, match="at least 1"):
         check_parameters(n_splits=0)
-    with pytest.raises(ParameterError, match="parameter 'seed' must be 0 or more"):
+    with pytest.raises(ParameterError, match=r"parameter 'seed' must be from 0 to 2\*\*32 - 1"):
         check_parameters(seed=-1)
     with pytest.raises(ParameterError, match="parameter 'kmeans_k' must be at least 2"):
         check_parameters(kmeans_k=1)
@@ -170,38 +170,6 @@ def test_chapters_keep_their_figures_whatever_the_shells_backend(tmp_path, monke
     run_book("quick", out=tmp_path / "_build", html=False, progress=lambda *_: None)
     outputs = nbformat.read(tmp_path / "_build" / "executed" / "notebooks" / "plot.ipynb", 4).cells[-1].outputs
     assert any("image/png" in o.get("data", {}) for o in outputs)
-
-
-@pytest.mark.slow
-def test_cnmc_chapter_runs_on_a_small_tree(tmp_path, synthetic):
-    """The C-NMC chapter's comparison (never reached by nbval where C-NMC is absent)."""
-    import papermill as pm
-
-    from .conftest import write_rgb
-
-    top = tmp_path / "data" / "C-NMC_2019" / "training_data"
-    blasts = [i for i in range(len(synthetic)) if synthetic.labels[i] == 1]
-    normals = [i for i in range(len(synthetic)) if synthetic.labels[i] == 0]
-    for p in range(6):
-        cls, pid, pool = ("all", str(p + 1), blasts) if p < 3 else ("hem", f"H{p + 1}", normals)
-        for j in range(4):
-            write_rgb(top / f"fold_{p % 3}" / cls / f"UID_{pid}_{j}_1_{cls}.bmp", synthetic.image(pool[(p + j) % len(pool)]))
-    out = tmp_path / "out.ipynb"
-    pm.execute_notebook(str(ROOT / "notebooks" / "10_cnmc.ipynb"), str(out), cwd=str(ROOT / "notebooks"),
-                        parameters={"data_dir": str(tmp_path / "data"), "results_dir": str(tmp_path / "r"),
-                                    "n_splits": 5, "search": "small", "cells_per_subject": None,
-                                    "cnmc_target_per_class": 16},
-                        progress_bar=False, kernel_name="python3")
-    text = json.dumps([c.get("outputs", []) for c in nbformat.read(out, 4).cells])
-    assert "24 cells of 6 subjects" in text and "grew 24 cells to 32 (16 per class)" in text
-    # three subjects per class: three folds, and the page says why
-    assert "The smaller class has only 3 subjects, so the honest protocol uses 3 folds (not the 5 asked for)" in text
-    assert "splitting by image scores" in text and "Among all subjects (6 subjects, 24 cells)" in text
-    saved = pd.read_csv(tmp_path / "r" / "10_cnmc.csv")
-    assert set(saved["protocol"]) == {"paper", "honest"} and {"train", "test", "aug", "noaug"} <= set(saved["condition"])
-    assert "weighted_f1" in set(saved["metric"])
-    meta = json.loads((tmp_path / "r" / "10_cnmc.json").read_text())
-    assert meta["n_splits_used"] == 3 and meta["n_subjects"] == 6
 
 
 @pytest.mark.slow
@@ -383,3 +351,36 @@ def test_runner_output_is_progress_and_chatter_goes_to_a_log(tmp_path, monkeypat
     assert "kernel chatter" not in captured.err and "kernel chatter" not in captured.out
     assert "kernel chatter on stderr" in (tmp_path / "_build" / "run.log").read_text()
     assert any("run.log" in line for line in lines)
+
+
+def test_every_chapters_defaults_are_the_quick_profile():
+    """A chapter opened in JupyterLab and run as it is computes what the quick book shows: its
+    parameters cell holds the quick profile's values (the book's CI build checks those pages)."""
+    import ast
+
+    import papermill as pm
+
+    from alllib.runner import profile_parameters
+
+    for nb in notebooks_in_toc(ROOT):
+        declared = pm.inspect_notebook(str(nb))
+        for name, value in profile_parameters("quick", nb.stem, declared).items():
+            assert ast.literal_eval(declared[name]["default"]) == value, f"{nb.name}: {name}"
+
+
+@pytest.mark.slow
+def test_chapters_side_by_side_keep_the_book_order_and_name_a_failure(tmp_path, monkeypatch):
+    _tiny_book(tmp_path, ["a", "b", "c", "d"])
+    monkeypatch.chdir(tmp_path)
+    manifest = run_book("quick", out=tmp_path / "_build", html=False, jobs=2, progress=lambda *_: None)
+    assert [e["notebook"] for e in manifest["notebooks"]] == [f"notebooks/{n}.ipynb" for n in "abcd"]
+    assert all(e["status"] == "ok" for e in manifest["notebooks"])
+    broken = nbformat.read(tmp_path / "notebooks" / "b.ipynb", 4)
+    broken.cells.append(nbformat.v4.new_code_cell("raise RuntimeError('chapter b is broken')"))
+    nbformat.write(broken, tmp_path / "notebooks" / "b.ipynb")
+    with pytest.raises(BookError, match=r"notebooks/b.ipynb failed in cell 3 .*RuntimeError: chapter b is broken"):
+        run_book("quick", out=tmp_path / "_build", html=False, jobs=2, progress=lambda *_: None)
+    statuses = {e["notebook"]: e["status"] for e in json.loads((tmp_path / "_build" / "manifest.json").read_text())["notebooks"]}
+    assert statuses["notebooks/b.ipynb"] == "failed"
+    with pytest.raises(ParameterError, match="jobs must be a positive integer"):
+        run_book("quick", out=tmp_path / "_build", html=False, jobs=0)

@@ -225,6 +225,56 @@ def test_a_damaged_cache_shard_is_reported_discarded_and_recomputed(tmp_path, da
     assert _extract(ds, tmp_path).computed == 0  # healed: the recomputed shard is used next time
 
 
+def test_a_damaged_shard_in_a_read_only_cache_is_ignored_in_memory(tmp_path, monkeypatch):
+    """A cache that cannot be written (a lab's shared copy): the bad shard cannot be removed, so
+    it is left out of the run in memory and the run goes on (it used to abort with Errno 30)."""
+    from pathlib import Path
+
+    ds = make_synthetic(2, size=80, seed=1)
+    first = _extract(ds, tmp_path)
+    (shard,) = _shards(tmp_path)
+    _bad_crc(shard)
+
+    def read_only(self, missing_ok=False):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(Path, "unlink", read_only)
+    monkeypatch.setattr(F._FeatureStore, "writable", lambda self: False)
+    with pytest.warns(F.FeatureCacheWarning, match="could not be removed .Read-only file system., so it is ignored"):
+        again = _extract(ds, tmp_path)
+    assert again.computed == 2 and np.allclose(again.X, first.X, atol=1e-5) and shard.exists()
+
+
+def test_things_named_like_shards_are_skipped_not_opened(tmp_path):
+    """A folder or a FIFO named like a shard (a FIFO used to hang the run) is left alone."""
+    import os
+
+    ds = make_synthetic(2, size=80, seed=1)
+    _extract(ds, tmp_path)
+    folder = _shards(tmp_path)[0].parent
+    (folder / "shard-99998-1-a.npz").mkdir()
+    os.mkfifo(folder / "shard-99999-1-b.npz")
+    with pytest.warns(F.FeatureCacheWarning, match="not a regular file"):
+        assert _extract(ds, tmp_path).computed == 0
+    assert (folder / "shard-99998-1-a.npz").is_dir()
+
+
+def test_temporary_shards_left_by_a_killed_run_are_swept(tmp_path):
+    import os
+    import time
+
+    ds = make_synthetic(2, size=80, seed=1)
+    _extract(ds, tmp_path)
+    folder = _shards(tmp_path)[0].parent
+    old, fresh = folder / ".tmp-killed.npz", folder / ".tmp-writing-now.npz"
+    old.write_bytes(b"half a shard")
+    fresh.write_bytes(b"another run's shard, being written")
+    past = F._PROCESS_START - F._FeatureStore.STALE_SECONDS - 60
+    os.utime(old, (past, past))
+    assert _extract(ds, tmp_path).computed == 0
+    assert not old.exists() and fresh.exists()
+
+
 def test_a_read_only_cache_is_reported_before_the_work(tmp_path, monkeypatch):
     import tempfile
 

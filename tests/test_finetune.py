@@ -32,3 +32,19 @@ def test_a_short_fine_tuning_on_synthetic_smears():
     assert tuner.embed(ds.subset(range(2))).shape == (2, 1280)
     with pytest.raises(ValueError, match="names no layer"):
         FineTuner(trainable_from="nothing", size=64, weights=None).fit(ds)
+
+
+@pytest.mark.slow
+def test_few_groups_shrink_the_validation_split_and_one_group_skips_it():
+    """Four subjects (two per class) allow a 2-fold grouped validation split, not 5; a class with a
+    single subject allows none: every epoch runs and the last is kept (both used to fail)."""
+    pytest.importorskip("keras")
+    from alllib.data import load_dataset
+
+    ds = load_dataset("synthetic", n=16, size=64, verbose=False)
+    ds.table["group"] = [f"{label}-{i % 2}" for i, label in enumerate(ds.labels)]
+    tuner = FineTuner(epochs=2, batch_size=8, size=64, weights=None, seed=1).fit(ds)
+    assert tuner.history_["validation loss"].notna().all()
+    ds.table["group"] = ds.labels.astype(str)
+    tuner = FineTuner(epochs=2, batch_size=8, size=64, weights=None, seed=1).fit(ds)
+    assert len(tuner.history_) == 2 and tuner.history_["validation loss"].isna().all() and tuner.best_epoch_ == 2

@@ -84,22 +84,26 @@ def test_check_says_correct_wrong_or_unanswered_without_giving_the_answer():
 
 @pytest.mark.slow
 def test_the_student_edition_runs_and_the_instructor_checks_say_correct(lab, tmp_path, monkeypatch):
-    """Every student notebook executes under papermill with its default parameters (on the
-    synthetic data, fast); checks say "not answered yet". The instructor's say "correct"."""
+    """Every student notebook executes under papermill on the tiny profile (synthetic data); its
+    checks say "not answered yet". The instructor's say "correct"."""
     import papermill as pm
 
+    from alllib.runner import profile_parameters
+
     monkeypatch.setenv("ALLLIB_DATA", str(tmp_path / "no-data"))
+
+    def run(path, out):
+        declared = pm.inspect_notebook(str(path))
+        params = profile_parameters("tiny", path.stem, declared)
+        if "results_dir" in declared:
+            params["results_dir"] = str(tmp_path / "results")
+        pm.execute_notebook(str(path), str(out), cwd=str(ROOT / "notebooks"), parameters=params, progress_bar=False,
+                            kernel_name="python3")
+        return [c for c in nbformat.read(out, 4).cells if CHECK in _tags(c)]
+
     for path in CHAPTERS:
-        out = tmp_path / f"student-{path.name}"
-        pm.execute_notebook(str(lab / "student" / path.name), str(out), cwd=str(ROOT / "notebooks"),
-                            parameters={"results_dir": str(tmp_path / "results")} if "results_dir" in
-                            pm.inspect_notebook(str(path)) else {}, progress_bar=False, kernel_name="python3")
-        checks = [c for c in nbformat.read(out, 4).cells if CHECK in _tags(c)]
+        checks = run(lab / "student" / path.name, tmp_path / f"student-{path.name}")
         assert all("Not answered yet" in json.dumps(c.outputs) for c in checks), path.name
     for name in ("01_datasets.ipynb", "02_preprocessing.ipynb"):
-        out = tmp_path / f"instructor-{name}"
-        pm.execute_notebook(str(lab / "instructor" / name), str(out), cwd=str(ROOT / "notebooks"),
-                            parameters={"results_dir": str(tmp_path / "results")}, progress_bar=False,
-                            kernel_name="python3")
-        checks = [c for c in nbformat.read(out, 4).cells if CHECK in _tags(c)]
+        checks = run(lab / "instructor" / name, tmp_path / f"instructor-{name}")
         assert checks and all("Correct" in json.dumps(c.outputs) for c in checks), name

@@ -16,7 +16,7 @@ from alllib.models import FORMAT_VERSION, MAGIC, ModelFileError, load_model, sav
 
 def _features():
     rng = np.random.default_rng(0)
-    X, y = rng.normal(size=(60, 8)), np.repeat([0, 1], 30)
+    X, y = rng.normal(size=(60, 1280)), np.repeat([0, 1], 30)  # as many features as EfficientNet-Lite0 gives
     X[y == 1] += 1.0
     return X, y
 

@@ -232,3 +232,36 @@ def test_whole_image_to_label_pipeline_fits_and_tunes():
                      ("classify", make_classifier("svm"))])
     search = GridSearchCV(pipe, {"classify__svm__C": [1, 10]}, cv=2).fit(ds.images(), ds.labels)
     assert search.best_estimator_.predict(ds.images()).shape == (12,)
+
+
+def test_an_image_unlike_the_training_images_is_labelled_but_flagged(trained, tmp_path, capsys):
+    """A C-NMC-like cell (450 px, on black) given to a model trained on 80-px smears: labelled,
+    with a warning that says how it differs; the training images themselves pass."""
+    import cv2
+
+    ds, _, meta, path = trained
+    stats = meta["training_statistics"]
+    assert stats["height"] == [80, 80] and len(stats["stain_low"]) == 3 and stats["distance_q99"] > 0
+    odd = np.zeros((450, 450, 3), np.uint8)
+    cv2.circle(odd, (225, 225), 110, (70, 40, 150), -1)
+    odd_path = write_rgb(tmp_path / "cnmc_like.png", odd)
+    good = [write_rgb(tmp_path / f"good{i}.png", ds.image(i)) for i in range(4)]
+    assert main(["predict", str(path), *map(str, good), str(odd_path), "--csv"]) == 1
+    rows = {r["image"]: r for r in _csv(capsys.readouterr().out)}
+    flagged = rows[str(odd_path)]
+    assert flagged["status"] == "warning" and flagged["label"] != ""
+    assert "450x450 pixels, unlike the training images (80-80 x 80-80)" in flagged["message"]
+    assert all(rows[str(p)]["status"] == "ok" for p in good)
+
+
+def test_cli_train_refuses_to_save_an_inverted_calibration(tmp_path, capsys, monkeypatch):
+    from alllib import models
+
+    monkeypatch.setattr(models, "calibration_problem", lambda clf: "the probability calibration came out inverted")
+    out = tmp_path / "m.alllib"
+    argv = ["train", "--dataset", "synthetic", "--synthetic-n", "16", "--backbone", "efficientnet_lite0",
+            "--weights", "random", "--search", "none", "--out", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "calibration came out inverted. 16 images in 16 groups are too few" in err and "nothing was saved" in err
+    assert not out.exists()

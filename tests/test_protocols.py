@@ -276,3 +276,21 @@ def test_layers_study_and_acquisition_probe(small):
     assert list(table["images"]) == [40, 40, 40, 20] and list(table["groups"]) == [10, 38, 10, 5]
     assert table["balanced accuracy"].between(0, 1).all()
     assert probe["balanced accuracy"] > 0.75 and probe["images"] == 20  # chance: 0.5
+
+
+def test_the_subject_probe_leaves_out_subjects_with_a_single_cell():
+    """A partial C-NMC download can hold subjects with one cell: they are left out and counted
+    (the probe used to stop the C-NMC chapter with a ValueError)."""
+    from alllib.display import probe_sentences
+    from alllib.protocols import subject_probe
+
+    ds = _subjects(4, 3)
+    t = ds.table
+    keep = [i for i in range(len(ds)) if t["patient"].iloc[i] not in ("1", "H1") or
+            i == int(np.flatnonzero(t["patient"] == t["patient"].iloc[i])[0])]
+    partial = ds.subset(keep)
+    assert (partial.table["patient"].value_counts() == 1).sum() == 2
+    probe = subject_probe(colour_features(partial), partial, n_splits=3)
+    assert probe.loc["all subjects", "subjects"] == 5 and probe.loc["all subjects", "subjects left out (one cell)"] == 2
+    assert probe.loc["ALL patients only", "subjects left out (one cell)"] == 1
+    assert "2 subjects with a single cell were left out" in probe_sentences(probe)

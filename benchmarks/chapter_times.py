@@ -1,0 +1,68 @@
+"""Seconds per chapter of a book run, from its manifest; cold against warm.
+
+    python benchmarks/chapter_times.py _build/manifest.json               # one run
+    python benchmarks/chapter_times.py cold/manifest.json warm/manifest.json
+    python benchmarks/chapter_times.py --run [--profile quick] [--data DIR]
+
+With manifests, one column per manifest (named by its folder). With ``--run`` the book is
+executed twice without its HTML, first with an empty feature cache (cold: every feature,
+augmented copy, K-means mask and protocol is computed), then again with the cache the first run
+filled (warm), and both columns are printed. Each chapter is executed in its own kernel, so its
+seconds include starting Python and importing the libraries (about 5-10 s).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+
+def chapter_seconds(manifest: str | os.PathLike) -> pd.Series:
+    """Seconds of each chapter of one run (the manifest's order), with the run's total."""
+    m = json.loads(Path(manifest).read_text())
+    s = pd.Series({Path(e["notebook"]).stem: e["seconds"] for e in m["notebooks"]}, dtype=float)
+    failed = [Path(e["notebook"]).stem for e in m["notebooks"] if e.get("status") != "ok"]
+    if failed:
+        print(f"{manifest}: not ok: {', '.join(failed)}", file=sys.stderr)
+    return pd.concat([s, pd.Series({"total (chapters)": s.sum(), "total (run)": m.get("total_seconds", float("nan"))})])
+
+
+def run_twice(profile: str, data: str | None) -> dict[str, Path]:
+    """The book executed cold then warm, each into its own build folder, sharing one new cache."""
+    from alllib.runner import run_book
+
+    work = Path(tempfile.mkdtemp(prefix="chapter-times-"))
+    os.environ["ALLLIB_CACHE"] = str(work / "cache")
+    out = {}
+    for name in ("cold", "warm"):
+        print(f"{name} run ({profile} profile) into {work / name} ...", file=sys.stderr)
+        run_book(profile, data=data, out=work / name, html=False,
+                 progress=lambda line: print(line, file=sys.stderr))
+        out[name] = work / name / "manifest.json"
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("manifests", nargs="*", help="manifest.json files of book runs")
+    parser.add_argument("--run", action="store_true", help="run the book cold, then warm, and time both")
+    parser.add_argument("--profile", default="quick", choices=["quick", "full", "tiny"])
+    parser.add_argument("--data", help="data folder (default: $ALLLIB_DATA, else the project's data/)")
+    args = parser.parse_args(argv)
+    manifests = run_twice(args.profile, args.data) if args.run else {
+        Path(m).resolve().parent.name or str(m): Path(m) for m in args.manifests}
+    if not manifests:
+        parser.error("give manifest files, or --run")
+    table = pd.DataFrame({name: chapter_seconds(path) for name, path in manifests.items()})
+    print("seconds per chapter")
+    print(table.round(1).to_string())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
