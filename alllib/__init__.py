@@ -14,5 +14,6 @@ One module per pipeline stage, each introduced in its own chapter:
 - ``chapter``, ``runner``: what a chapter needs (parameters, data, banner, results), and the runner
   that executes the chapters and builds the book
 - ``models``, ``cli``: saved classifiers, the command line
+- ``settings``: settings read from the environment, checked where they are read
 """
 __version__ = "0.1.0"

@@ -29,6 +29,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
+from .settings import positive_int
 from .svm_search import fit_svc, svm_grid_search
 
 __all__ = ["CLASSIFIERS", "SVM_GRID", "make_classifier", "param_grid", "fit_classifier", "decision_scores", "n_jobs"]
@@ -41,16 +42,7 @@ SVM_GRID = {"C": [0.1, 1, 10, 100, 1000], "gamma": [1, 0.1, 0.01, 0.001, 0.0001]
 def n_jobs() -> int:
     """Worker processes for grid searches and forests: every core (``$ALLLIB_JOBS``, a positive
     integer, overrides)."""
-    raw = os.environ.get("ALLLIB_JOBS")
-    if raw is None:
-        return os.cpu_count() or 1
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise ValueError(f"ALLLIB_JOBS must be a positive integer (worker processes), not {raw!r}")
-    return value
+    return positive_int("ALLLIB_JOBS", os.cpu_count() or 1, "worker processes")
 
 
 def make_classifier(name: str, seed: int = 0, **params) -> Pipeline:

@@ -84,7 +84,7 @@ def _writable_output(path: str) -> Path:
 def _cmd_train(args: argparse.Namespace) -> int:
     from .data import DatasetError, ImageReadError, load_dataset
     from .features import WeightsUnavailableError, imagenet_weights_available, resolve_backbone
-    from .models import TrainingError, save_model, train_image_classifier
+    from .models import TrainingError, describe_model, save_model, train_image_classifier
 
     try:
         out = _writable_output(args.out)
@@ -103,7 +103,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     try:
         pipe, meta = train_image_classifier(ds, backbone=backbone, weights=args.weights, classifier=args.classifier,
                                             segmentation=seg, target_per_class=args.augment_to, search=args.search,
-                                            seed=args.seed)
+                                            seed=args.seed, threshold=args.threshold)
         path = save_model(out, pipe, meta)
     except TrainingError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -111,12 +111,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     except (WeightsUnavailableError, ImageReadError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    cv = meta["cv_accuracy"]
-    print(f"saved {meta['classifier']} on {meta['backbone_label']} ({meta['weights']} weights) features, trained on "
-          f"{meta['training_data']['originals']} {ds.name} images, to {path}")
-    if cv["mean"] is not None:
-        print(f"cross-validated accuracy on the data it saw: {cv['mean']:.1%} (+/- {cv['std']:.1%}, {cv['folds']} "
-              f"grouped folds; tuned on the same data, so somewhat optimistic)")
+    print(f"saved to {path}:\n{describe_model(meta)}")
     return 0
 
 
@@ -124,10 +119,17 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     import csv
 
     from .features import WeightsUnavailableError
-    from .models import ModelFileError, load_model, predict_files
+    from .models import ModelFileError, describe_model, load_model, predict_files
 
+    if not args.images and not args.about:
+        print("error: give the image files to label (or --about to describe the model)", file=sys.stderr)
+        return 2
     try:
         pipeline, meta = load_model(args.model)
+        if args.about:
+            print(f"# {args.model}\n{describe_model(meta)}", file=sys.stderr if args.images else sys.stdout)
+            if not args.images:
+                return 0
         rows = predict_files(pipeline, args.images, metadata=meta)
     except (ModelFileError, WeightsUnavailableError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -135,6 +137,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     for r in rows:
         if r.status != "ok":
             print(f"{r.status}: {r.message}", file=sys.stderr)
+    if args.by_subject or args.subjects:
+        return _print_subjects(args, rows)
     if args.csv:
         w = csv.writer(sys.stdout)
         w.writerow(["image", "status", "label", "class", "probability_blast", "message"])
@@ -149,6 +153,32 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             if r.label is not None:
                 flag = "" if r.status == "ok" else f"\t(warning: {r.message.split(': ', 1)[-1]})"
                 print(f"{r.image}\t{r.label}\t{r.label_name}\tp(blast)={r.probability:.3f}{flag}")
+    return 0 if all(r.status == "ok" for r in rows) else 1
+
+
+def _print_subjects(args: argparse.Namespace, rows) -> int:
+    """``predict --by-subject``: one row per subject (CSV with ``--csv``)."""
+    import pandas as pd
+
+    from .models import subject_calls
+
+    subjects = None
+    if args.subjects:
+        try:
+            table = pd.read_csv(args.subjects, dtype=str)
+            subjects = dict(zip(table["image"], table["subject"]))
+        except (OSError, KeyError, ValueError) as err:
+            print(f"error: --subjects {args.subjects}: needs a CSV with columns image and subject ({err})",
+                  file=sys.stderr)
+            return 2
+    calls = subject_calls(rows, subjects)
+    if args.csv:
+        calls.round(4).to_csv(sys.stdout)
+    else:
+        print(calls.to_string(float_format=lambda v: f"{v:.3f}"))
+    if calls.attrs["unassigned"]:
+        print(f"{calls.attrs['unassigned']} image(s) not labelled or without a known subject: left out of the calls",
+              file=sys.stderr)
     return 0 if all(r.status == "ok" for r in rows) else 1
 
 
@@ -232,6 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--synthetic-n", type=_int_at_least(2), default=260,
                    help="size of the synthetic dataset, when it is used")
     p.add_argument("--seed", type=_int_at_least(0, 2**32 - 1), default=0, help="0 to 2**32 - 1 (default 0)")
+    p.add_argument("--threshold", default="balanced", choices=["balanced", "default"],
+                   help="decision threshold: balanced (default), the one that maximises balanced accuracy on grouped "
+                        "cross-validated decisions; default, the classifier's own p(blast) >= 0.5")
     p.add_argument("--out", default="model.alllib", help="model file to write")
     p.set_defaults(func=_cmd_train)
 
@@ -240,7 +273,15 @@ def build_parser() -> argparse.ArgumentParser:
                                    "could not be read or show no visible cell (each named on stderr and in the CSV), "
                                    "2 the model cannot be used.")
     p.add_argument("model", help="a model file written by 'train'")
-    p.add_argument("images", nargs="+", help="image files")
+    p.add_argument("images", nargs="*", help="image files")
+    p.add_argument("--by-subject", action="store_true",
+                   help="also one call per person: cells grouped by the subject in their C-NMC file names "
+                        "(UID_<subject>_...), or by --subjects; ALL, normal or uncertain, from the share of cells "
+                        "called blasts and its 95 %% interval")
+    p.add_argument("--subjects", metavar="CSV", help="a CSV with columns image and subject, for --by-subject")
+    p.add_argument("--about", action="store_true",
+                   help="say what the model is and what grouped cross-validation found for a new patient (with "
+                        "images: on stderr, before their labels)")
     p.add_argument("--csv", action="store_true",
                    help="print CSV, one row per input: image, status (ok / warning / error), label, class, "
                         "probability_blast, message")

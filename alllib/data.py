@@ -30,6 +30,8 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from .settings import positive_int
+
 __all__ = [
     "DatasetError",
     "ImageReadError",
@@ -75,16 +77,7 @@ MAX_PIXELS = 50_000_000
 
 def max_pixels() -> int:
     """The decoding limit in pixels: ``$ALLLIB_MAX_PIXELS`` where set, else :data:`MAX_PIXELS`."""
-    raw = os.environ.get("ALLLIB_MAX_PIXELS")
-    if raw is None:
-        return MAX_PIXELS
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise ValueError(f"ALLLIB_MAX_PIXELS must be a positive integer (pixels), not {raw!r}")
-    return value
+    return positive_int("ALLLIB_MAX_PIXELS", MAX_PIXELS, "pixels")
 
 
 def declared_size(raw: bytes | np.ndarray) -> tuple[int, int] | None:

@@ -224,20 +224,28 @@ def attribution_sentences(table: pd.DataFrame) -> str:
 def candidates_sentences(table: pd.DataFrame, baseline: str, metric: str = "balanced accuracy",
                          goal: float | None = None) -> str:
     """What a :func:`alllib.improvements.candidates_table` says: each candidate against
-    ``baseline`` (difference in points, McNemar's verdict at the 5 % level), and how far the best
-    one is from ``goal``."""
+    ``baseline`` on ``metric``: the paired difference and its grouped 95 % interval; where the
+    interval excludes zero, a real difference; otherwise "could not tell", with the largest
+    difference the interval still allows and the smallest one this run could have detected,
+    never "does not help". Then how far the best candidate is from ``goal``."""
     base = table.loc[baseline, metric]
     out = [f"The baseline, {baseline}, scores {_pct(base)} {metric} "
            f"(95 % interval {_pct(table.loc[baseline, metric + ' 95% low'])}-"
-           f"{_pct(table.loc[baseline, metric + ' 95% high'])})."]
+           f"{_pct(table.loc[baseline, metric + ' 95% high'])}, by a bootstrap over the groups)."]
     for name, r in table.drop(index=baseline).iterrows():
-        p = r["McNemar p"]
-        verdict = (f"McNemar p = {p:.3g}: a real difference at the 5 % level" if p < 0.05
-                   else f"McNemar p = {p:.3g}: not distinguishable from the baseline on these images")
-        c = int(r["McNemar c"])
-        out.append(f"{name[0].upper()}{name[1:]}: {_pct(r[metric])} ({100 * (r[metric] - base):+.1f} points; "
-                   f"{c} {'image' if c == 1 else 'images'} it gets right that the baseline gets wrong, "
-                   f"{int(r['McNemar b'])} the reverse; {verdict}).")
+        d, lo, hi = r["difference (points)"], r["difference low (points)"], r["difference high (points)"]
+        p, detect = r["p (corrected t-test)"], r["detectable (points)"]
+        test = f"corrected t-test p = {p:.3g}" if not pd.isna(p) else "too few folds for the t-test"
+        if lo == hi == 0 and d == 0:
+            verdict = "the same calls as the baseline on every image"
+        elif lo > 0 or hi < 0:
+            verdict = (f"{'better' if d > 0 else 'worse'} than the baseline: the 95 % interval of the difference, "
+                       f"{lo:+.1f} to {hi:+.1f} points, excludes zero ({test})")
+        else:
+            verdict = (f"could not tell it from the baseline: the 95 % interval of the difference, {lo:+.1f} to "
+                       f"{hi:+.1f} points, includes zero, so no difference larger than {max(abs(lo), abs(hi)):.1f} "
+                       f"points is likely; this run could detect about {detect:.1f} points or more ({test})")
+        out.append(f"{name[0].upper()}{name[1:]}: {_pct(r[metric])} ({d:+.1f} points; {verdict}).")
     if goal is not None:
         best = table[metric].idxmax()
         gap = 100 * (goal - table.loc[best, metric])

@@ -4,9 +4,10 @@ Every candidate is a function ``fit_score(train, test, seed) -> decision values`
 images (positive: ALL), fitted on the training side only. :func:`evaluate_candidates` runs
 each on the same outer folds (split by slide or subject, as the honest protocol splits), so
 their predictions on every test image can be paired: :func:`candidates_table` gives each
-candidate's balanced accuracy and weighted F1 with 95 % intervals over the folds, and McNemar's
-test against a baseline on the pooled out-of-fold predictions of the first repeat (each image
-once).
+candidate's balanced accuracy and weighted F1 with 95 % intervals from a bootstrap over the
+groups (slides, subjects: the unit of evidence), and against a baseline the paired difference
+over all repeats with its grouped interval, the corrected resampled t-test of Nadeau and Bengio
+over all folds, and the smallest difference this run could have detected.
 
 The candidates of the book:
 
@@ -37,11 +38,12 @@ from tqdm import tqdm
 from .augmentation import Augmenter, balance
 from .classifiers import decision_scores, fit_classifier
 from .data import Dataset
-from .metrics import METRICS, binary_metrics, mean_interval, mcnemar
+from .metrics import METRICS, binary_metrics, corrected_resampled_ttest, detectable_difference, grouped_bootstrap
 from .preprocessing import rgb_to_lab
 from .protocols import Featurize, _groups_per_class, outer_splits
 
 __all__ = ["dihedral", "transformed", "Reinhard", "CandidateResult", "evaluate_candidates", "candidates_table",
+           "CANDIDATE_METRICS",
            "frozen_svm", "reinhard_svm", "cross_dataset"]
 
 FitScore = Callable[[Dataset, Dataset, int], np.ndarray]
@@ -113,17 +115,26 @@ class CandidateResult:
     """One candidate's decision values on every test image of every outer fold."""
 
     name: str
-    folds: list[dict]  # per fold: repeat, ids, y_true, scores, metrics
+    folds: list[dict]  # per fold: repeat, ids, groups, y_true, scores, metrics, n_train
     info: dict
 
     def pooled(self, repeat: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(ids, y_true, y_pred)`` of one repeat's folds (each image once), sorted by id."""
+        ids, y, pred, _ = self._pooled(repeat)
+        return ids, y, pred
+
+    def _pooled(self, repeat: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         f = [x for x in self.folds if x["repeat"] == repeat]
         ids = np.concatenate([x["ids"] for x in f])
         y = np.concatenate([x["y_true"] for x in f])
         pred = np.concatenate([(x["scores"] >= 0).astype(int) for x in f])
+        groups = np.concatenate([x["groups"] for x in f])
         order = np.argsort(ids, kind="stable")
-        return ids[order], y[order], pred[order]
+        return ids[order], y[order], pred[order], groups[order]
+
+    @property
+    def repeats(self) -> list[int]:
+        return sorted({x["repeat"] for x in self.folds})
 
     def fold_metrics(self) -> pd.DataFrame:
         return pd.DataFrame([{m: x["metrics"][m] for m in METRICS} for x in self.folds])
@@ -146,7 +157,8 @@ def evaluate_candidates(ds: Dataset, candidates: dict[str, FitScore], *, n_split
             for name, fit_score in candidates.items():
                 scores = np.asarray(fit_score(train_ds, test_ds, seed + fold), float)
                 y = test_ds.labels
-                out[name].folds.append({"repeat": r, "fold": fold, "ids": test_ds.ids, "y_true": y, "scores": scores,
+                out[name].folds.append({"repeat": r, "fold": fold, "ids": test_ds.ids, "groups": test_ds.groups,
+                                        "y_true": y, "scores": scores, "n_train": len(train_ds),
                                         "metrics": binary_metrics(y, (scores >= 0).astype(int), scores)})
                 bar.update(1)
             fold += 1
@@ -154,31 +166,63 @@ def evaluate_candidates(ds: Dataset, candidates: dict[str, FitScore], *, n_split
     return out
 
 
-def candidates_table(results: dict[str, CandidateResult], baseline: str) -> pd.DataFrame:
-    """Per candidate: balanced accuracy and weighted F1 (mean over folds, Student-t 95 %
-    interval), and McNemar's test against ``baseline`` on the first repeat's pooled predictions
-    (``b``: baseline right and candidate wrong; ``c``: the reverse)."""
+#: The metrics of :func:`candidates_table`, as the table names them.
+CANDIDATE_METRICS = {"balanced accuracy": "balanced_accuracy", "weighted f1": "weighted_f1"}
+
+
+def candidates_table(results: dict[str, CandidateResult], baseline: str, metric: str = "balanced accuracy", *,
+                     n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Per candidate: balanced accuracy and weighted F1 of its out-of-fold predictions (averaged
+    over the repeats) with 95 % intervals from a bootstrap over the groups
+    (:func:`~alllib.metrics.grouped_bootstrap`: slides, subjects); and against ``baseline``, on
+    ``metric``: the paired difference in points with its grouped bootstrap interval (the same
+    groups drawn for both, every repeat scored), the smallest difference this run could have
+    detected (80 % power at the 5 % level, from the bootstrap's standard error:
+    :func:`~alllib.metrics.detectable_difference`), and the p-value of Nadeau and Bengio's
+    corrected resampled t-test over every fold of every repeat
+    (:func:`~alllib.metrics.corrected_resampled_ttest`)."""
     if baseline not in results:
         raise ValueError(f"baseline {baseline!r} is not among the candidates {list(results)}")
-    ids0, y0, p0 = results[baseline].pooled()
+    if metric not in CANDIDATE_METRICS:
+        raise ValueError(f"metric must be one of {', '.join(CANDIDATE_METRICS)}, not {metric!r}")
+    repeats = results[baseline].repeats
+    ids0, y0, _, g0 = results[baseline]._pooled(repeats[0])
+    preds = {}
+    for name, res in results.items():
+        preds[name] = []
+        for r in repeats:
+            ids, _, pred, _ = res._pooled(r)
+            if not np.array_equal(ids, ids0):
+                raise ValueError(f"{name} and {baseline} were not scored on the same images")
+            preds[name].append(pred)
+    draws = {name: {m: grouped_bootstrap(y0, g0, p, key, n_boot=n_boot, seed=seed)
+                    for m, key in CANDIDATE_METRICS.items()} for name, p in preds.items()}
     rows = []
     for name, res in results.items():
-        folds = res.fold_metrics()
         row = {"candidate": name}
-        for metric in ("balanced_accuracy", "weighted_f1"):
-            m, lo, hi = mean_interval(folds[metric])
-            label = metric.replace("_", " ")
-            row.update({label: m, f"{label} 95% low": max(0.0, lo), f"{label} 95% high": min(1.0, hi)})
-        ids, y, p = res.pooled()
-        if not np.array_equal(ids, ids0):
-            raise ValueError(f"{name} and {baseline} were not scored on the same images")
-        if name == baseline:
-            row.update({"McNemar b": pd.NA, "McNemar c": pd.NA, "McNemar p": np.nan})
-        else:
-            t = mcnemar(y0, p0, p)
-            row.update({"McNemar b": t["b"], "McNemar c": t["c"], "McNemar p": t["p_value"]})
+        for m, key in CANDIDATE_METRICS.items():
+            value = float(np.mean([binary_metrics(y0, p)[key] for p in preds[name]]))
+            row.update({m: value, f"{m} 95% low": float(np.nanpercentile(draws[name][m], 2.5)),
+                        f"{m} 95% high": float(np.nanpercentile(draws[name][m], 97.5))})
+        if name != baseline:
+            key = CANDIDATE_METRICS[metric]
+            diff = draws[name][metric] - draws[baseline][metric]
+            per_fold = [a["metrics"][key] - b["metrics"][key] for a, b in zip(res.folds, results[baseline].folds)]
+            n_test = np.mean([len(f["ids"]) for f in res.folds])
+            n_train = np.mean([f["n_train"] for f in res.folds])
+            row.update({"difference low (points)": 100 * float(np.nanpercentile(diff, 2.5)),
+                        "difference high (points)": 100 * float(np.nanpercentile(diff, 97.5)),
+                        "detectable (points)": 100 * detectable_difference(float(np.nanstd(diff))),
+                        "p (corrected t-test)": corrected_resampled_ttest(per_fold, n_train, n_test)["p_value"]})
         rows.append(row)
-    return pd.DataFrame(rows).set_index("candidate").astype({"McNemar b": "Int64", "McNemar c": "Int64"})
+    table = pd.DataFrame(rows).set_index("candidate")
+    if len(table) > 1:
+        at = table.columns.get_loc("difference low (points)")
+        table.insert(at, "difference (points)", 100 * (table[metric] - table.loc[baseline, metric]))
+        table.loc[baseline, "difference (points)"] = np.nan
+    table.attrs.update({"metric": metric, "baseline": baseline, "repeats": len(repeats),
+                        "folds": len(results[baseline].folds), "groups": int(len(np.unique(g0)))})
+    return table
 
 
 def frozen_svm(featurize: Featurize, *, search: str = "small", target_per_class: int | None = None,

@@ -27,6 +27,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pandas as pd
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.pipeline import Pipeline
 
@@ -41,11 +43,13 @@ from . import __version__
 from .augmentation import Augmenter, balance
 from .classifiers import fit_classifier
 from .data import Dataset, ImageReadError, read_image
-from .preprocessing import rgb_to_lab
 from .features import BACKBONES, FeatureExtractor, Featurizer
+from .preprocessing import rgb_to_lab
 from .segmentation import MIN_SIZE, EmptyMaskWarning
 
-__all__ = ["ModelFileError", "TrainingError", "calibration_problem", "train_image_classifier", "save_model", "load_model", "predict_images", "predict_files",
+__all__ = ["ModelFileError", "TrainingError", "calibration_problem", "train_image_classifier", "grouped_report",
+           "choose_threshold", "probability_threshold", "THRESHOLDS", "REPORTED", "save_model", "load_model",
+           "predict_images", "predict_files", "describe_model", "subject_of", "subject_calls",
            "Prediction", "visible_cell_problem", "training_statistics", "unfamiliar", "fitted_scaler", "LABEL_NAMES", "MAGIC", "FORMAT_VERSION", "TRUSTED_TYPES"]
 
 MAGIC = b"ALLLIB-MODEL "
@@ -90,10 +94,15 @@ def calibration_problem(clf) -> str | None:
 
 def train_image_classifier(ds: Dataset, *, backbone: str = "auto", weights="imagenet", classifier: str = "svm",
                            segmentation: dict | None = None, target_per_class: int | None = None,
-                           search: str = "paper", size: int = 224, seed: int = 0, progress: bool = True,
-                           cache: bool = True) -> tuple[Pipeline, dict]:
+                           search: str = "paper", size: int = 224, seed: int = 0, threshold: str = "balanced",
+                           progress: bool = True, cache: bool = True) -> tuple[Pipeline, dict]:
     """Train an image -> label pipeline on all of ``ds`` (optionally balanced with augmented
-    copies); returns ``(pipeline, metadata)``. The SVM is calibrated for probabilities."""
+    copies); returns ``(pipeline, metadata)``. The SVM is calibrated for probabilities. The
+    metadata hold what the model is worth for a new patient (:func:`grouped_report`) and the
+    decision threshold on the probability of a blast (``threshold``, see :data:`THRESHOLDS`)
+    that :func:`predict_files` applies."""
+    if threshold not in THRESHOLDS:
+        raise ValueError(f"threshold must be one of {', '.join(THRESHOLDS)}, not {threshold!r}")
     featurize = Featurizer(backbone, weights=weights, segmentation=segmentation, size=size, progress=progress,
                            seed=seed, cache=cache)
     train = balance(ds, target_per_class, Augmenter(seed=seed)) if target_per_class else ds
@@ -108,6 +117,10 @@ def train_image_classifier(ds: Dataset, *, backbone: str = "auto", weights="imag
     stats = training_statistics(ds, featurize(ds), fitted_scaler(clf))
     pipe = Pipeline([("features", extractor), ("classifier", clf)])
     inner = clf.estimator if isinstance(clf, CalibratedClassifierCV) else clf  # the tuned scaler + classifier
+    originals = ~train.table["augmented"].to_numpy(bool) if "augmented" in train.table else None
+    report = grouped_report(inner, X, y, train.groups, originals=originals, threshold=threshold, seed=seed,
+                            progress=progress)
+    cut = report.get("final_threshold", 0.0 if classifier == "svm" else 0.5)
     params = {k.split("__", 1)[1]: v for k, v in inner.get_params().items()
               if k.startswith(f"{classifier}__") and not callable(v) and isinstance(v, (int, float, str, bool, type(None)))}
     meta = {
@@ -123,7 +136,9 @@ def train_image_classifier(ds: Dataset, *, backbone: str = "auto", weights="imag
         "classifier_params": params,
         "search": search,
         "seed": seed,
-        "cv_accuracy": cross_validated_accuracy(inner, X, y, train.groups, seed),
+        "grouped_cv": report,
+        "threshold": {"rule": threshold, "decision": cut if threshold == "balanced" else None,
+                      "probability": probability_threshold(clf, cut) if threshold == "balanced" else None},
         "training_statistics": stats,
         "training_data": {
             "dataset": ds.name, "source": ds.source, "originals": len(ds),
@@ -206,21 +221,205 @@ def _file_sha256(path: Path) -> str:
     return _weights_identity(path).split(":", 1)[1]
 
 
-def cross_validated_accuracy(model, X: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int = 0) -> dict:
-    """Grouped cross-validated accuracy of ``model``'s settings on the data it was trained on
-    (copies and duplicates of one image in one fold; up to 5 folds), so that whoever saves a
-    model knows roughly what it is worth. The hyper-parameters were tuned on the same data, so
-    it is somewhat optimistic; chapter 9 measures a model honestly."""
-    from sklearn.base import clone
-    from sklearn.model_selection import StratifiedGroupKFold, cross_val_score
+#: How ``train`` sets the decision threshold: ``"balanced"``, the threshold that maximises balanced
+#: accuracy on cross-validated decisions, grouped; ``"default"``, the classifier's own (a calibrated
+#: probability of one half).
+THRESHOLDS = ("balanced", "default")
+#: The metrics a model file reports for new patients, in the order they are printed.
+REPORTED = ("balanced_accuracy", "sensitivity", "specificity", "weighted_f1", "accuracy", "roc_auc")
 
-    folds = min(5, *(len(np.unique(groups[y == c])) for c in np.unique(y)))
+
+def choose_threshold(y: np.ndarray, scores: np.ndarray, default: float) -> float:
+    """The cut on ``scores`` (label 1 where ``score >= cut``) that maximises balanced accuracy on
+    ``y``; among equal ones, the nearest to ``default``.
+
+    >>> choose_threshold(np.array([0, 0, 1, 1]), np.array([-2.0, 0.5, 1.0, 3.0]), 0.0)
+    0.75
+    """
+    y, scores = np.asarray(y), np.asarray(scores, float)
+    pos, neg = np.sort(scores[y == 1]), np.sort(scores[y == 0])
+    if not len(pos) or not len(neg):
+        return float(default)
+    s = np.unique(scores)
+    cuts = np.concatenate([[s[0] - 1.0], (s[1:] + s[:-1]) / 2, [s[-1] + 1.0]])
+    balanced = (1 - np.searchsorted(pos, cuts, side="left") / len(pos) + np.searchsorted(neg, cuts) / len(neg)) / 2
+    best = np.flatnonzero(balanced >= balanced.max() - 1e-12)
+    return float(cuts[best[np.argmin(np.abs(cuts[best] - default))]])
+
+
+def _refit(model: Pipeline, X: np.ndarray, y: np.ndarray) -> Pipeline:
+    """``clone(model).fit(X, y)``; an SVM through one Gram matrix (:func:`~alllib.svm_search.fit_svc`)."""
+    from sklearn.base import clone
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    from .svm_search import fit_svc
+
+    if isinstance(model[-1], SVC):
+        scaler = StandardScaler().fit(X)
+        params = {k: v for k, v in model[-1].get_params().items()}
+        return Pipeline([("scale", scaler), (model.steps[-1][0], fit_svc(scaler.transform(X), y, **params))])
+    return clone(model).fit(X, y)
+
+
+def _group_folds(y: np.ndarray, groups: np.ndarray, n_splits: int) -> int:
+    return min(n_splits, *(len(np.unique(groups[y == c])) for c in np.unique(y)))
+
+
+def grouped_report(model: Pipeline, X: np.ndarray, y: np.ndarray, groups: np.ndarray, *, originals=None,
+                   threshold: str = "balanced", n_splits: int = 5, seed: int = 0, progress: bool = True) -> dict:
+    """What a model with ``model``'s settings is worth for a new patient (slide): grouped
+    cross-validation on the training data (no group on both sides; up to ``n_splits`` folds,
+    fewer where a class has fewer groups), scored on the original images of each held-out fold
+    (``originals``: a mask; augmented copies train but are never scored).
+
+    With ``threshold="balanced"`` each fold's decision threshold is chosen on its training side
+    alone, by a grouped inner cross-validation (:func:`choose_threshold`), so the scores are not
+    tuned on what they score. Returns the folds' metrics (:data:`REPORTED`: mean and standard
+    deviation), each group's share of correctly labelled images for the class with fewer groups
+    (its specificity, for C-NMC's normal donors), the pooled out-of-fold decisions' threshold
+    for the final model, and the settings. The hyper-parameters were tuned on all of the data,
+    which makes the figures somewhat optimistic; chapters 9, 10 and 13 measure honestly.
+    """
+    from sklearn.model_selection import StratifiedGroupKFold
+    from tqdm import tqdm
+
+    from .classifiers import decision_scores
+    from .metrics import binary_metrics
+
+    if threshold not in THRESHOLDS:
+        raise ValueError(f"threshold must be one of {', '.join(THRESHOLDS)}, not {threshold!r}")
+    X, y, groups = np.asarray(X), np.asarray(y, int), np.asarray(groups)
+    originals = np.ones(len(y), bool) if originals is None else np.asarray(originals, bool)
+    folds = _group_folds(y, groups, n_splits)
     if folds < 2:
-        return {"mean": None, "folds": 0, "note": "too few groups per class to cross-validate"}
-    scores = cross_val_score(clone(model), X, y, groups=groups,
-                             cv=StratifiedGroupKFold(folds, shuffle=True, random_state=seed))
-    return {"mean": float(scores.mean()), "std": float(scores.std()), "folds": folds,
-            "note": "grouped cross-validation on the training data, with the tuned settings (somewhat optimistic)"}
+        return {"folds": 0, "note": "too few groups per class to cross-validate"}
+    from sklearn.svm import SVC
+
+    default = 0.0 if isinstance(model[-1], SVC) else 0.5  # the decision function's zero, or a probability's half
+    rows, oof = [], np.full(len(y), np.nan)
+    pred_all = np.full(len(y), -1)
+    splits = list(StratifiedGroupKFold(folds, shuffle=True, random_state=seed).split(X, y, groups))
+    for train, test in tqdm(splits, desc="grouped cross-validation", unit="fold", disable=not progress):
+        test = test[originals[test]]
+        cut = default
+        if threshold == "balanced":
+            inner = _group_folds(y[train], groups[train], 3)
+            if inner >= 2:
+                inner_scores = np.full(len(train), np.nan)
+                for a, b in StratifiedGroupKFold(inner, shuffle=True, random_state=seed).split(
+                        X[train], y[train], groups[train]):
+                    inner_scores[b] = decision_scores(_refit(model, X[train][a], y[train][a]), X[train][b])
+                keep = originals[train]
+                cut = choose_threshold(y[train][keep], inner_scores[keep], default)
+        scores = decision_scores(_refit(model, X[train], y[train]), X[test])
+        pred = (scores >= cut).astype(int)
+        oof[test], pred_all[test] = scores, pred
+        rows.append({**binary_metrics(y[test], pred, scores), "threshold": cut})
+    table = pd.DataFrame(rows)
+    scored = pred_all >= 0
+    smaller = min(np.unique(y), key=lambda c: len(np.unique(groups[y == c])))
+    per_group = {}
+    for g in np.unique(groups[scored & (y == smaller)]):
+        at = scored & (groups == g)
+        per_group[str(g)] = {"correct": float(np.mean(pred_all[at] == y[at])), "images": int(at.sum())}
+    return {
+        "folds": folds, "threshold_rule": threshold, "scored": int(scored.sum()),
+        "metrics": {m: {"mean": float(table[m].mean()), "std": float(table[m].std(ddof=0))} for m in REPORTED},
+        "fold_thresholds": [round(float(t), 6) for t in table["threshold"]],
+        "smaller_class": int(smaller), "per_group": per_group,
+        "final_threshold": choose_threshold(y[scored], oof[scored], default) if threshold == "balanced" else default,
+        "note": "grouped cross-validation on the training data; hyper-parameters tuned on all of it (somewhat "
+                "optimistic)",
+    }
+
+
+_UNITS = {"cnmc": "subject", "all_idb2": "slide"}
+_CNMC_SUBJECT = re.compile(r"^UID_([A-Za-z]?\d+)_\d+_\d+_(?:all|hem)$", re.IGNORECASE)
+
+
+def subject_of(path: str) -> str | None:
+    """The subject of a C-NMC cell, from its file name (``UID_<subject>_<image>_<cell>_<all|hem>``),
+    upper-cased as the loader does; ``None`` for any other name.
+
+    >>> subject_of("cells/UID_h3_12_1_hem.bmp"), subject_of("cell.png")
+    ('H3', None)
+    """
+    m = _CNMC_SUBJECT.match(Path(path).stem)
+    return m.group(1).upper() if m else None
+
+
+def subject_calls(rows: list["Prediction"], subjects: dict[str, str] | None = None) -> pd.DataFrame:
+    """One call per person from their cells' labels: for each subject (``subjects`` maps an image
+    to its subject; by default :func:`subject_of` reads C-NMC file names), the cells labelled, how
+    many were called blasts, that share with its 95 % Wilson interval, the mean probability of a
+    blast, and the call: ``ALL`` where the whole interval lies above one half, ``normal`` where it
+    lies below, ``uncertain`` otherwise. Cells that could not be labelled, or whose subject is
+    unknown, are left out (their count is in ``table.attrs["unassigned"]``)."""
+    from .metrics import wilson_interval
+
+    found = [(subjects.get(r.image) if subjects is not None else subject_of(r.image), r) for r in rows]
+    labelled = [(s, r) for s, r in found if s is not None and r.label is not None]
+    out = []
+    for subject in sorted({s for s, _ in labelled}):
+        mine = [r for s, r in labelled if s == subject]
+        blasts = sum(r.label == 1 for r in mine)
+        low, high = wilson_interval(blasts, len(mine))
+        out.append({"subject": subject, "cells": len(mine), "blast cells": blasts, "share blast": blasts / len(mine),
+                    "share 95% low": low, "share 95% high": high,
+                    "mean p(blast)": float(np.mean([r.probability for r in mine])),
+                    "call": "ALL" if low > 0.5 else "normal" if high < 0.5 else "uncertain"})
+    table = pd.DataFrame(out, columns=["subject", "cells", "blast cells", "share blast", "share 95% low",
+                                       "share 95% high", "mean p(blast)", "call"]).set_index("subject")
+    table.attrs["unassigned"] = len(rows) - len(labelled)
+    return table
+
+
+def describe_model(meta: dict) -> str:
+    """What a model file says about itself, in a few lines: what it is, what it was trained on,
+    what grouped cross-validation found for a new patient (:func:`grouped_report`), each group's
+    result for the class with the fewest groups, and the threshold ``predict`` applies."""
+    data = meta.get("training_data") or {}
+    unit = _UNITS.get(data.get("dataset"), "group")
+    lines = [f"{meta.get('classifier')} on {meta.get('backbone_label')} features ({meta.get('weights')} weights), "
+             f"trained on {data.get('originals')} {data.get('dataset')} images in {data.get('groups')} {unit}s"]
+    cv = meta.get("grouped_cv") or {}
+    if cv.get("folds"):
+        rule = ("the threshold chosen inside each training side, for balanced accuracy"
+                if cv.get("threshold_rule") == "balanced" else "the classifier's own threshold")
+        m = cv["metrics"]
+        figures = ", ".join(f"{name.replace('_', ' ')} {100 * m[name]['mean']:.1f} % (+/- {100 * m[name]['std']:.1f})"
+                            for name in REPORTED if name in m and m[name]["mean"] == m[name]["mean"])
+        lines.append(f"for a new {unit} (grouped cross-validation, {cv['folds']} folds by {unit}, {cv['scored']} "
+                     f"original images scored, {rule}): {figures}")
+        groups = cv.get("per_group") or {}
+        what = {0: "specificity", 1: "sensitivity"}.get(cv.get("smaller_class"), "share right")
+        if groups and len(groups) <= 12:
+            lines.append(f"{what} of each {unit} of class {cv.get('smaller_class')}: " + ", ".join(
+                f"{g} {100 * r['correct']:.1f} % ({r['images']} images)" for g, r in groups.items()))
+        elif groups:
+            shares = np.array([r["correct"] for r in groups.values()])
+            lines.append(f"{what} per {unit} of class {cv.get('smaller_class')} ({len(shares)} {unit}s): lowest "
+                         f"{100 * shares.min():.1f} %, median {100 * np.median(shares):.1f} %")
+        lines.append(f"({cv.get('note')})")
+    elif cv:
+        lines.append(f"not cross-validated: {cv.get('note')}")
+    cut = meta.get("threshold") or {}
+    if cut.get("probability") is not None:
+        lines.append(f"decision threshold: a blast where p(blast) >= {cut['probability']:.3f} (chosen for balanced "
+                     "accuracy on the grouped cross-validated decisions)")
+    elif cut:
+        lines.append("decision threshold: the classifier's own (p(blast) >= 0.5)")
+    return "\n".join(lines)
+
+
+def probability_threshold(clf, decision_threshold: float) -> float:
+    """The calibrated probability of a blast at a decision value (for an SVM calibrated by Platt's
+    sigmoid); a forest's or XGBoost's score is already that probability."""
+    if isinstance(clf, CalibratedClassifierCV):
+        calibrator = clf.calibrated_classifiers_[0].calibrators[0]
+        return float(calibrator.predict(np.array([decision_threshold]))[0])
+    return float(decision_threshold)
 
 
 def _digest(metadata: dict, payload: bytes) -> str:
@@ -323,10 +522,13 @@ def _check_metadata(metadata: dict) -> None:
             raise ValueError(f"metadata nested more than {MAX_METADATA_DEPTH} levels deep")
         children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
         stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
-    for key, kind in (("training_data", dict), ("cv_accuracy", dict), ("classifier", str), ("backbone_label", str),
-                      ("weights", str)):
+    for key, kind in (("training_data", dict), ("grouped_cv", dict), ("classifier", str), ("backbone_label", str),
+                      ("weights", str), ("threshold", dict), ("training_statistics", dict)):
         if key in metadata and metadata[key] is not None and not isinstance(metadata[key], kind):
             raise TypeError(f"metadata entry {key!r} is {type(metadata[key]).__name__}, not {kind.__name__}")
+    cut = (metadata.get("threshold") or {}).get("probability")
+    if cut is not None and not (isinstance(cut, (int, float)) and not isinstance(cut, bool) and 0 <= cut <= 1):
+        raise ValueError(f"metadata threshold probability {cut!r} is not a probability")
 
 
 def _check_members(payload: bytes, path: Path) -> None:
@@ -377,15 +579,19 @@ def _check_pipeline(pipeline: Pipeline, metadata: dict, path: Path) -> None:
                              f"gives {dim}")
 
 
-def predict_images(pipeline: Pipeline, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Labels and blast probabilities of RGB ``uint8`` images."""
-    return _classify(pipeline, pipeline.named_steps["features"].transform(images))
+def predict_images(pipeline: Pipeline, images: list[np.ndarray], threshold: float | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and blast probabilities of RGB ``uint8`` images; with ``threshold`` (a model's
+    ``metadata["threshold"]["probability"]``) the label is 1 where the probability reaches it."""
+    return _classify(pipeline, pipeline.named_steps["features"].transform(images), threshold)
 
 
-def _classify(pipeline: Pipeline, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _classify(pipeline: Pipeline, feats: np.ndarray, threshold: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     clf = pipeline.named_steps["classifier"]
     labels = clf.predict(feats)
     proba = clf.predict_proba(feats)[:, 1] if hasattr(clf, "predict_proba") else np.full(len(labels), np.nan)
+    if threshold is not None and not np.isnan(proba).any():
+        labels = (proba >= threshold).astype(int)
     return labels.astype(int), proba
 
 
@@ -427,7 +633,8 @@ def visible_cell_problem(img: np.ndarray) -> str | None:
 
 
 def predict_files(pipeline: Pipeline, paths: list, *, chunk: int = 64, metadata: dict | None = None) -> list[Prediction]:
-    """Label image files one by one: a file that cannot be read or is too small gets an
+    """Label image files one by one, at the model's saved threshold (``metadata``): a file that
+    cannot be read or is too small gets an
     ``error`` row and the others are still labelled; an image with no visible cell (uniform,
     grayscale, or where segmentation keeps no nucleus), or one unlike the training images
     (:func:`unfamiliar`, with the model's ``metadata``), gets a ``warning`` row naming the file
@@ -459,7 +666,7 @@ def predict_files(pipeline: Pipeline, paths: list, *, chunk: int = 64, metadata:
             ready.append((row, x, problems))
         if ready:
             feats = extractor.embed([x for _, x, _ in ready])
-            labels, proba = _classify(pipeline, feats)
+            labels, proba = _classify(pipeline, feats, ((metadata or {}).get("threshold") or {}).get("probability"))
             far = _distance(fitted_scaler(pipeline.named_steps["classifier"]), feats) if stats else [None] * len(ready)
             for (row, _, problems), label, p, d in zip(ready, labels, proba, far):
                 row.label, row.probability = int(label), float(p)

@@ -32,6 +32,7 @@ from .data import Dataset
 from .metrics import METRICS, binary_metrics, mean_interval, wilson_interval
 
 __all__ = ["Evaluation", "ProtocolResult", "leak_audit", "paper_protocol", "honest_protocol", "outer_splits",
+           "split_problem",
            "compare_protocols", "per_group_accuracy", "confound_probe", "layers_table", "layers_study", "subject_probe", "Study", "protocol_study"]
 
 Featurize = Callable[[Dataset], np.ndarray]
@@ -185,19 +186,32 @@ def _groups_per_class(labels, groups) -> dict[int, int]:
     return {int(c): pd.Series(groups[labels == c]).nunique() for c in np.unique(labels)}
 
 
-def outer_splits(labels: np.ndarray, groups: np.ndarray, n_splits: int) -> int:
-    """The number of grouped outer folds the data allow: ``n_splits``, or fewer where a class has
-    fewer groups (C-NMC's fold_1 has 3 normal subjects, so at most 3 folds). A class with fewer
-    than 2 groups cannot be split by group at all: :class:`ValueError`."""
+def split_problem(labels: np.ndarray, groups: np.ndarray) -> str | None:
+    """Why the data cannot be split by group, or ``None``: a single class, or a class with fewer
+    than 2 groups (one normal subject of a partial C-NMC download cannot be both tested and
+    trained on).
+
+    >>> split_problem([0, 0, 1, 1], ["H1", "H1", "2", "3"])
+    'class 0 has 1 group (subject/cell); a split by group needs at least 2 per class, so one can be tested while another trains'
+    """
     per_class = _groups_per_class(labels, groups)
     if len(per_class) < 2:
-        raise ValueError("the dataset holds a single class; a classifier needs both")
-    fewest = min(per_class.values())
-    if fewest < 2:
-        lonely = [c for c, n in per_class.items() if n < 2]
-        raise ValueError(f"class {lonely[0]} has {per_class[lonely[0]]} group (subject/cell); a split by group needs "
-                         "at least 2 per class, so one can be tested while another trains")
-    return min(n_splits, fewest)
+        return "the dataset holds a single class; a classifier needs both"
+    lonely = [c for c, n in per_class.items() if n < 2]
+    if lonely:
+        return (f"class {lonely[0]} has {per_class[lonely[0]]} group (subject/cell); a split by group needs "
+                "at least 2 per class, so one can be tested while another trains")
+    return None
+
+
+def outer_splits(labels: np.ndarray, groups: np.ndarray, n_splits: int) -> int:
+    """The number of grouped outer folds the data allow: ``n_splits``, or fewer where a class has
+    fewer groups (C-NMC's fold_1 has 3 normal subjects, so at most 3 folds). Data that cannot be
+    split by group at all (:func:`split_problem`): :class:`ValueError`."""
+    problem = split_problem(labels, groups)
+    if problem:
+        raise ValueError(problem)
+    return min(n_splits, *_groups_per_class(labels, groups).values())
 
 
 def honest_protocol(ds: Dataset, featurize: Featurize, classifiers: Sequence[str] = CLASSIFIERS, *,

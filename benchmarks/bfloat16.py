@@ -5,7 +5,7 @@
    under Keras' ``mixed_bfloat16`` policy, and the training speed of the fine-tuning step.
 2. With the real ALL-IDB2 (``$ALLLIB_DATA``) and Lite0's real weights: the cosine similarity of
    each crop's float32 and bfloat16 features, and the honest balanced accuracy of the frozen SVM
-   with each, on the same folds split by slide, with McNemar's test.
+   with each, on the same folds split by slide, paired by a bootstrap over slides.
 
     python benchmarks/bfloat16.py [--batches 3]
 
@@ -79,10 +79,11 @@ def main() -> None:
     runs = evaluate_candidates(ds, {p: frozen_svm(Featurizer("efficientnet_lite0", precision=p, progress=False))
                                     for p in ("float32", "bfloat16")}, n_splits=5, progress=False)
     table = candidates_table(runs, "float32")
-    d = 100 * (table.loc["bfloat16", "balanced accuracy"] - table.loc["float32", "balanced accuracy"])
+    r = table.loc["bfloat16"]
     print(f"honest balanced accuracy (frozen SVM, 5 folds by slide): float32 {table.loc['float32', 'balanced accuracy']:.2%}, "
-          f"bfloat16 {table.loc['bfloat16', 'balanced accuracy']:.2%} ({d:+.1f} points); McNemar b={table.loc['bfloat16', 'McNemar b']}, "
-          f"c={table.loc['bfloat16', 'McNemar c']}, p={table.loc['bfloat16', 'McNemar p']:.3g}")
+          f"bfloat16 {r['balanced accuracy']:.2%} ({r['difference (points)']:+.1f} points, 95 % interval by slide "
+          f"{r['difference low (points)']:+.1f} to {r['difference high (points)']:+.1f}; detectable "
+          f"{r['detectable (points)']:.1f} points; corrected t-test p={r['p (corrected t-test)']:.3g})")
 
 
 if __name__ == "__main__":

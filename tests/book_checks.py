@@ -15,6 +15,36 @@ from pathlib import Path
 import nbformat
 
 
+#: What each chapter shows, as (figures at least, regular expressions its outputs must match):
+#: on the tiny profile (the fast tier's book: synthetic smears and a C-NMC-like tree of 6 subjects
+#: of 4 cells, C-NMC folds asked for: 5), and in the quick book on the real data.
+EXPECTED = {
+    "01_datasets": {"tiny": (2, [r"synthetic smears \(24 images", r"seed 0"]),
+                    "real": (2, [r"the real ALL-IDB2 \(260 images", r"3,554"])},
+    "02_preprocessing": {"tiny": (2, []), "real": (2, [])},
+    "03_segmentation": {"tiny": (2, [r"Dice"]), "real": (2, [r"Dice"])},
+    "04_augmentation": {"tiny": (1, []), "real": (1, [])},
+    "05_features": {"tiny": (1, [r"EfficientNet-Lite0"]), "real": (1, [r"EfficientNet-Lite0"])},
+    "06_classifiers": {"tiny": (2, []), "real": (2, [])},
+    "07_backbones": {"tiny": (1, [r"EfficientNet-Lite0"]), "real": (1, [r"EfficientNet-Lite0"])},
+    "08_ablations": {"tiny": (1, []), "real": (1, [])},
+    "09_leakage": {"tiny": (2, [r"augmenting before splitting scores", r"test images share a source"]),
+                   "real": (2, [r"augmenting before splitting scores", r"test images share a source",
+                                r"a linear probe tells the acquisition apart"])},
+    "10_cnmc": {"tiny": (3, [r"24 cells of 6 subjects", r"grew 24 cells to 32 \(16 per class\)",
+                             r"The smaller class has only 3 subjects, so the honest protocol uses 3 folds \(not the 5",
+                             r"splitting by image scores", r"Among all subjects \(6 subjects, 24 cells\)"]),
+                "real": (3, [r"cells of 14 subjects", r"splitting by image scores", r"Among all subjects \(14 subjects"])},
+    "11_attribution": {"tiny": (1, [r"Grad-CAM"]), "real": (1, [r"Grad-CAM"])},
+    "12_honest_gains": {"tiny": (1, [r"The baseline, frozen \+ augmentation, scores", r"images/s"]),
+                        "real": (1, [r"The baseline, frozen \+ augmentation, scores", r"images/s",
+                                     r"The acquisition probe scores"])},
+    "13_cnmc_gains": {"tiny": (0, [r"The baseline, frozen, scores", r"images/s"]),
+                      "real": (1, [r"The baseline, frozen, scores", r"images/s", r"Across datasets the best"])},
+    "14_summary": {"tiny": (0, []), "real": (1, [])},
+}
+
+
 def executed(build: Path, chapter: str):
     """The executed copy of ``chapter`` (file stem) in the build folder ``build``."""
     return nbformat.read(build / "executed" / "notebooks" / f"{chapter}.ipynb", 4)

@@ -23,27 +23,6 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = [p.stem for p in notebooks_in_toc(ROOT)]
 
-#: What each chapter of the quick book shows on the real data: (figures at least, output patterns).
-EXPECTED_REAL = {
-    "01_datasets": (2, [r"the real ALL-IDB2 \(260 images", r"3,554"]),
-    "02_preprocessing": (2, []),
-    "03_segmentation": (2, [r"Dice"]),
-    "04_augmentation": (1, []),
-    "05_features": (1, [r"EfficientNet-Lite0"]),
-    "06_classifiers": (2, []),
-    "07_backbones": (1, [r"EfficientNet-Lite0"]),
-    "08_ablations": (1, []),
-    "09_leakage": (2, [r"augmenting before splitting scores", r"test images share a source",
-                       r"a linear probe tells the acquisition apart"]),
-    "10_cnmc": (3, [r"cells of 14 subjects", r"splitting by image scores", r"Among all subjects \(14 subjects"]),
-    "11_attribution": (1, [r"Grad-CAM"]),
-    "12_honest_gains": (1, [r"The baseline, frozen \+ augmentation, scores", r"images/s",
-                            r"The acquisition probe scores"]),
-    "13_cnmc_gains": (1, [r"The baseline, frozen, scores", r"images/s", r"Across datasets the best"]),
-    "14_summary": (1, []),
-}
-
-
 @pytest.fixture(scope="module")
 def build() -> Path:
     where = os.environ.get("ALLLIB_BUILT_BOOK")
@@ -68,7 +47,7 @@ def test_chapter_shows_its_figures_and_sentences(build, chapter):
     nb = book_checks.executed(build, chapter)
     assert book_checks.problems(nb) == []
     real = book_checks.manifest(build).get("data")
-    least, patterns = EXPECTED_REAL[chapter] if real else (0, [])
+    least, patterns = book_checks.EXPECTED[chapter]["real"] if real else (0, [])
     assert book_checks.figures(nb) >= least, f"{chapter} shows {book_checks.figures(nb)} figures"
     assert book_checks.missing(nb, patterns) == []
 

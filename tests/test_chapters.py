@@ -24,27 +24,6 @@ from .conftest import write_cnmc_tree
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = [p.stem for p in notebooks_in_toc(ROOT)]
 
-#: What each chapter computes and says on the tiny data: (figures at least, output patterns).
-EXPECTED = {
-    "01_datasets": (2, [r"synthetic smears \(24 images", r"seed 0"]),
-    "02_preprocessing": (2, []),
-    "03_segmentation": (2, [r"Dice"]),
-    "04_augmentation": (1, []),
-    "05_features": (1, [r"EfficientNet-Lite0"]),
-    "06_classifiers": (2, []),
-    "07_backbones": (1, [r"EfficientNet-Lite0"]),
-    "08_ablations": (1, []),
-    "09_leakage": (2, [r"augmenting before splitting scores", r"test images share a source"]),
-    "10_cnmc": (3, [r"24 cells of 6 subjects", r"grew 24 cells to 32 \(16 per class\)",
-                    r"The smaller class has only 3 subjects, so the honest protocol uses 3 folds \(not the 5 asked",
-                    r"splitting by image scores", r"Among all subjects \(6 subjects, 24 cells\)"]),
-    "11_attribution": (1, [r"Grad-CAM"]),
-    "12_honest_gains": (1, [r"The baseline, frozen \+ augmentation, scores", r"images/s"]),
-    "13_cnmc_gains": (0, [r"The baseline, frozen, scores", r"images/s"]),
-    "14_summary": (0, []),
-}
-
-
 @pytest.fixture(scope="session")
 def tiny_book(tmp_path_factory, synthetic):
     """The book on the tiny profile: synthetic smears for the ALL-IDB2 chapters, a C-NMC-like tree
@@ -69,13 +48,13 @@ def test_every_chapter_ran(tiny_book):
 def test_chapter_shows_its_figures_and_sentences(tiny_book, chapter):
     nb = book_checks.executed(tiny_book, chapter)
     assert book_checks.problems(nb) == []
-    least, patterns = EXPECTED[chapter]
+    least, patterns = book_checks.EXPECTED[chapter]["tiny"]
     assert book_checks.figures(nb) >= least, f"{chapter} shows {book_checks.figures(nb)} figures"
     assert book_checks.missing(nb, patterns) == []
 
 
 def test_every_chapter_has_expectations():
-    assert set(EXPECTED) == set(CHAPTERS)
+    assert set(book_checks.EXPECTED) == set(CHAPTERS)
 
 
 def test_the_cnmc_chapter_stores_both_protocols(tiny_book):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from alllib.data import load_dataset
@@ -51,12 +52,53 @@ def test_candidates_are_fitted_on_training_groups_only_and_paired():
     assert len(seen) == 4 and all(not (tr & te) and not shared for tr, te, shared in seen)
     ids, y, pred = res["spy"].pooled()
     assert len(ids) == len(ds) == len(set(ids))
-    table = candidates_table(res, "frozen")
-    b, c = table.loc["spy", ["McNemar b", "McNemar c"]]
+    table = candidates_table(res, "frozen", n_boot=300)
+    from alllib.metrics import binary_metrics
+
     _, _, base = res["frozen"].pooled()
-    assert b == int(((base == y) & (pred != y)).sum()) and c == int(((base != y) & (pred == y)).sum())
+    gap = 100 * (binary_metrics(y, pred)["balanced_accuracy"] - binary_metrics(y, base)["balanced_accuracy"])
+    r = table.loc["spy"]
+    assert r["difference (points)"] == pytest.approx(gap)
+    assert r["difference low (points)"] <= r["difference high (points)"] and r["detectable (points)"] > 0
+    assert 0 <= r["p (corrected t-test)"] <= 1 and pd.isna(table.loc["frozen", "difference (points)"])
+    assert table.loc["frozen", "balanced accuracy 95% low"] <= table.loc["frozen", "balanced accuracy"]
     with pytest.raises(ValueError, match="baseline"):
         candidates_table(res, "nothing")
+
+
+def test_the_comparison_says_better_or_could_not_tell_and_what_it_could_detect():
+    """A candidate that is right wherever the baseline errs is found better; a copy of the
+    baseline cannot be told apart, and the sentence says how large a difference the run could
+    have seen, never that it "does not help"."""
+    from alllib.display import candidates_sentences
+
+    ds = load_dataset("synthetic", n=60, size=48, verbose=False)
+
+    def oracle(train, test, seed):
+        return np.where(test.labels == 1, 1.0, -1.0)
+
+    def noisy(train, test, seed):
+        rng = np.random.default_rng(seed)
+        return np.where(rng.random(len(test)) < 0.6, 1.0, -1.0) * np.where(test.labels == 1, 1.0, -1.0)
+
+    def other_noise(train, test, seed):
+        return noisy(train, test, seed + 100)
+
+    res = evaluate_candidates(ds, {"noisy": noisy, "oracle": oracle, "copy": noisy, "other noise": other_noise},
+                              n_splits=3, n_repeats=2, progress=False)
+    table = candidates_table(res, "noisy", n_boot=500)
+    assert table.loc["oracle", "difference low (points)"] > 0 and table.loc["oracle", "p (corrected t-test)"] < 0.05
+    assert table.loc["copy", "difference (points)"] == 0 and table.loc["copy", "difference low (points)"] == 0
+    said = candidates_sentences(table, "noisy")
+    assert "Oracle: 100.0 %" in said and "better than the baseline" in said
+    assert "Copy: " in said and "the same calls as the baseline on every image" in said
+    r = table.loc["other noise"]
+    assert r["difference low (points)"] < 0 < r["difference high (points)"] and r["detectable (points)"] > 5
+    assert (f"Other noise: {100 * r['balanced accuracy']:.1f} % ({r['difference (points)']:+.1f} points; could not tell "
+            f"it from the baseline: the 95 % interval of the difference") in said
+    assert f"this run could detect about {r['detectable (points)']:.1f} points or more" in said
+    assert "does not help" not in said
+    assert table.attrs["repeats"] == 2 and table.attrs["folds"] == 6
 
 
 def test_tta_averages_the_eight_views_and_reinhard_fits_on_the_training_side():

@@ -94,3 +94,31 @@ def test_weighted_f1_is_the_challenge_metric():
     # unlike the blast-class F1, it counts the normal class too
     m = binary_metrics([1, 1, 1, 0], [1, 1, 1, 1])
     assert m["f1"] == pytest.approx(6 / 7) and m["weighted_f1"] == pytest.approx(0.75 * 6 / 7)
+
+
+def test_grouped_bootstrap_resamples_whole_groups_of_each_class():
+    from alllib.metrics import grouped_bootstrap
+
+    # two groups per class; one normal group is always wrong: the specificity is 0, 1/2 or 1, by groups
+    y = np.array([1] * 6 + [0] * 6)
+    g = np.array(["a"] * 3 + ["b"] * 3 + ["h1"] * 3 + ["h2"] * 3)
+    pred = np.array([1] * 6 + [0] * 3 + [1] * 3)
+    spec = grouped_bootstrap(y, g, [pred], "specificity", n_boot=400, seed=1)
+    assert set(np.round(spec, 6)) == {0.0, 0.5, 1.0}
+    assert (grouped_bootstrap(y, g, [pred], "sensitivity", n_boot=50) == 1).all()  # both classes in every draw
+    both = grouped_bootstrap(y, g, [pred, y], "accuracy", n_boot=200, seed=1)  # two repeats are averaged
+    assert both.min() >= 0.75 and np.allclose(both, (grouped_bootstrap(y, g, [pred], "accuracy", n_boot=200, seed=1)
+                                                     + 1) / 2)
+
+
+def test_corrected_resampled_ttest_is_wider_than_the_plain_one():
+    from scipy import stats
+
+    from alllib.metrics import corrected_resampled_ttest, detectable_difference
+
+    d = np.array([0.02, 0.03, 0.01, 0.02, 0.04, 0.0, 0.03, 0.02, 0.01, 0.02])
+    plain = stats.ttest_1samp(d, 0).pvalue
+    corrected = corrected_resampled_ttest(d, n_train=80, n_test=20)
+    assert corrected["p_value"] > plain and corrected["df"] == 9
+    assert np.isnan(corrected_resampled_ttest([0.1], 80, 20)["p_value"])
+    assert detectable_difference(0.02) == pytest.approx(0.02 * (1.959964 + 0.841621), rel=1e-5)

@@ -144,3 +144,28 @@ def test_fuzzed_and_truncated_files_are_refused_never_crash(model_file, tmp_path
         loaded += 1
         np.testing.assert_array_equal(pipe[-1].predict_proba(_features()[0]), proba)
     assert loaded < len(variants) // 10
+
+
+def test_one_call_per_subject_from_its_cells():
+    from alllib.models import Prediction, subject_calls
+
+    rows = ([Prediction(f"UID_5_{i}_1_all.bmp", label=1, probability=0.9) for i in range(20)]
+            + [Prediction(f"UID_h1_{i}_1_hem.bmp", label=0, probability=0.1) for i in range(20)]
+            + [Prediction("UID_H2_1_1_hem.bmp", label=1, probability=0.6),
+               Prediction("UID_H2_2_1_hem.bmp", label=0, probability=0.4),
+               Prediction("other.png", label=1, probability=0.7), Prediction("UID_9_1_1_all.bmp", status="error")])
+    t = subject_calls(rows)
+    assert t["call"].to_dict() == {"5": "ALL", "H1": "normal", "H2": "uncertain"}
+    assert t.loc["5", "cells"] == 20 and t.loc["H2", "share blast"] == 0.5 and t.attrs["unassigned"] == 2
+    assert subject_calls(rows, {"other.png": "P"}).index.tolist() == ["P"]
+
+
+def test_the_threshold_that_balances_both_classes():
+    from alllib.models import choose_threshold
+
+    y = np.array([0] * 8 + [1] * 2)
+    scores = np.array([0.1, 0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.45, 0.9])
+    cut = choose_threshold(y, scores, 0.5)
+    pred = scores >= cut
+    assert pred[y == 1].all() and pred[y == 0].sum() == 3  # both blasts found, at the cost of three normal cells
+    assert choose_threshold(np.array([1, 1]), np.array([0.2, 0.3]), 0.5) == 0.5  # one class: the default

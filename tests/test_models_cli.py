@@ -8,6 +8,9 @@ from .conftest import write_rgb
 
 pytest.importorskip("keras", reason="tensorflow/keras not installed")
 pytestmark = pytest.mark.slow
+#: ``train`` on 16 synthetic smears with random Lite0 weights and no grid: seconds, offline.
+TRAIN_SYNTHETIC = ["train", "--dataset", "synthetic", "--synthetic-n", "16", "--backbone", "efficientnet_lite0",
+                   "--weights", "random", "--search", "none"]
 
 
 @pytest.fixture(scope="module")
@@ -168,11 +171,11 @@ def test_cli_train_usage_errors(capsys, argv, message):
 
 def test_cli_train_reports_accuracy_and_a_failed_save_keeps_the_old_model(tmp_path, capsys, monkeypatch):
     out = tmp_path / "m.alllib"
-    argv = ["train", "--dataset", "synthetic", "--synthetic-n", "16", "--backbone", "efficientnet_lite0",
-            "--weights", "random", "--search", "none", "--out", str(out)]
+    argv = [*TRAIN_SYNTHETIC, "--out", str(out)]
     assert main(argv) == 0
     text = capsys.readouterr().out
-    assert "trained on 16 synthetic images" in text and "cross-validated accuracy on the data it saw" in text
+    assert "trained on 16 synthetic images in 16 groups" in text and "grouped cross-validation" in text
+    assert "balanced accuracy" in text and "specificity" in text and "weighted f1" in text
     before = out.read_bytes()
     import skops.io
 
@@ -259,9 +262,38 @@ def test_cli_train_refuses_to_save_an_inverted_calibration(tmp_path, capsys, mon
 
     monkeypatch.setattr(models, "calibration_problem", lambda clf: "the probability calibration came out inverted")
     out = tmp_path / "m.alllib"
-    argv = ["train", "--dataset", "synthetic", "--synthetic-n", "16", "--backbone", "efficientnet_lite0",
-            "--weights", "random", "--search", "none", "--out", str(out)]
-    assert main(argv) == 2
+    assert main([*TRAIN_SYNTHETIC, "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "calibration came out inverted. 16 images in 16 groups are too few" in err and "nothing was saved" in err
     assert not out.exists()
+
+
+def test_train_reports_what_a_new_patient_gets_and_predict_applies_the_saved_threshold(trained, tmp_path, capsys):
+    """The model file carries the grouped cross-validated figures and a threshold chosen on
+    cross-validated decisions; ``predict --about`` prints them, and labels follow the threshold."""
+    from alllib.models import REPORTED, load_model, predict_images
+
+    ds, pipe, meta, path = trained
+    cv, cut = meta["grouped_cv"], meta["threshold"]
+    assert cv["folds"] >= 2 and set(cv["metrics"]) == set(REPORTED) and cv["threshold_rule"] == "balanced"
+    assert cv["scored"] == 16 and cv["per_group"] and 0 <= cut["probability"] <= 1
+    assert main(["predict", str(path), "--about"]) == 0
+    about = capsys.readouterr().out
+    assert "grouped cross-validation" in about and f"p(blast) >= {cut['probability']:.3f}" in about
+    loaded, meta = load_model(path)
+    labels, proba = predict_images(loaded, ds.images(), threshold=meta["threshold"]["probability"])
+    assert np.array_equal(labels, (proba >= meta["threshold"]["probability"]).astype(int))
+    assert main(["predict", str(path)]) == 2
+
+
+def test_predict_by_subject_gives_one_call_per_person(trained, tmp_path, capsys):
+    ds, _, _, path = trained
+    files = [write_rgb(tmp_path / f"UID_{s}_{i}_1_{'all' if s == '7' else 'hem'}.png", ds.image(i))
+             for s in ("7", "h2") for i in range(3)] + [write_rgb(tmp_path / "loose.png", ds.image(0))]
+    assert main(["predict", str(path), *map(str, files), "--by-subject", "--csv"]) == 0
+    out = capsys.readouterr()
+    calls = {r["subject"]: r for r in _csv(out.out)}
+    assert set(calls) == {"7", "H2"} and calls["7"]["cells"] == "3"
+    assert all(r["call"] in ("ALL", "normal", "uncertain") for r in calls.values())
+    assert float(calls["H2"]["share 95% low"]) <= float(calls["H2"]["share blast"]) <= float(calls["H2"]["share 95% high"])
+    assert "1 image(s) not labelled or without a known subject" in out.err
