@@ -300,7 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-html", action="store_true", help="execute the notebooks but do not build the HTML")
     p.add_argument("--jobs", type=_int_at_least(1), default=1,
                    help="chapters executed side by side (default 1: one after the other, each timed on its own; "
-                        "the summary always runs last)")
+                        "the summary always runs last). Chapters share features through the cache: with a cold "
+                        "cache, side by side they compute them twice, so this pays on small or warm runs only")
     p.add_argument("--repository", metavar="URL",
                    help="the book's public repository (https://github.com/OWNER/NAME): adds repository, issues, "
                         "Binder and Colab buttons; without it the book has none")

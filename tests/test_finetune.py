@@ -42,7 +42,7 @@ def test_few_groups_shrink_the_validation_split_and_one_group_skips_it():
     from alllib.data import load_dataset
 
     ds = load_dataset("synthetic", n=16, size=64, verbose=False)
-    ds.table["group"] = [f"{label}-{i % 2}" for i, label in enumerate(ds.labels)]
+    ds.table["group"] = [f"{label}-{(i // 2) % 2}" for i, label in enumerate(ds.labels)]  # two per class
     tuner = FineTuner(epochs=2, batch_size=8, size=64, weights=None, seed=1).fit(ds)
     assert tuner.history_["validation loss"].notna().all()
     ds.table["group"] = ds.labels.astype(str)
