@@ -175,10 +175,11 @@ def training_statistics(ds: Dataset, X: np.ndarray, scaler) -> dict:
     """What the training images looked like, for :func:`unfamiliar`: their size range, the range
     (1st to 99th percentile) of their mean stain colour in L*a*b*, and the 99th percentile of their
     features' distance from the training centre (:func:`_distance`)."""
-    stains = np.array([_stain(ds.image(i)) for i in range(len(ds))])
-    t = ds.table
-    sizes = np.array([ds.image(i).shape[:2] for i in range(len(ds))]) if "height" not in t else \
-        t[["height", "width"]].to_numpy()
+    stains, sizes = [], []
+    for img in ds.iter_images():  # each image read once
+        stains.append(_stain(img))
+        sizes.append(img.shape[:2])
+    stains, sizes = np.array(stains), np.array(sizes)
     return {"height": [int(sizes[:, 0].min()), int(sizes[:, 0].max())],
             "width": [int(sizes[:, 1].min()), int(sizes[:, 1].max())],
             "stain_low": np.percentile(stains, 1, axis=0).round(2).tolist(),
