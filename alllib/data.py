@@ -45,6 +45,7 @@ __all__ = [
     "load_all_idb2",
     "load_cnmc",
     "cnmc_contents",
+    "cnmc_subject",
     "load_dataset",
     "duplicate_groups",
     "file_md5",
@@ -491,6 +492,17 @@ def duplicate_groups(
 # --------------------------------------------------------------------------------- C-NMC-2019
 _CNMC_NAME = re.compile(r"^UID_([A-Za-z]?\d+)_(\d+)_(\d+)_(all|hem)$", re.IGNORECASE)
 _CNMC_ROOTS = ("C-NMC_2019", "C-NMC_Leukemia", "cnmc", "CNMC")
+
+
+def cnmc_subject(path: str | os.PathLike) -> str | None:
+    """The subject of a C-NMC cell from its file name (``UID_<subject>_<image>_<cell>_<all|hem>``),
+    upper-cased as the loader does; ``None`` for any other name.
+
+    >>> cnmc_subject("cells/UID_h3_12_1_hem.bmp"), cnmc_subject("cell.png")
+    ('H3', None)
+    """
+    m = _CNMC_NAME.match(Path(path).stem)
+    return m.group(1).upper() if m else None
 
 
 def _find_cnmc(base: Path) -> Path | None:

@@ -66,6 +66,7 @@ __all__ = [
     "PRECISIONS",
     "cpu_supports_bfloat16",
     "precision_policy",
+    "file_sha256",
 ]
 
 #: Part of every cache key: bump it when the stored features' meaning changes.
@@ -231,9 +232,11 @@ def resolve_backbone(name: str = "auto", *, verbose: bool = True) -> str:
 _WEIGHTS_HASHES: dict[tuple, str] = {}
 
 
-def _weights_identity(path: Path) -> str:
-    """The SHA-256 of a weights file's content (hashed once per file and process, again if the
-    file changes): two different files with the same name and size never share features."""
+def file_sha256(path: Path) -> str:
+    """The SHA-256 (hex) of a file's content, hashed once per file and process (again if the
+    file changes): two different weights files with the same name and size never share features,
+    and a model file vouches for its weights file by this digest."""
+    path = Path(path)
     st = path.stat()
     memo = (str(path.resolve()), st.st_size, st.st_mtime_ns)
     if memo not in _WEIGHTS_HASHES:
@@ -242,7 +245,12 @@ def _weights_identity(path: Path) -> str:
             for block in iter(lambda: f.read(1 << 20), b""):
                 h.update(block)
         _WEIGHTS_HASHES[memo] = h.hexdigest()
-    return f"sha256:{_WEIGHTS_HASHES[memo]}"
+    return _WEIGHTS_HASHES[memo]
+
+
+def _weights_identity(path: Path) -> str:
+    """A weights file's identity in cache keys: ``sha256:`` and :func:`file_sha256`."""
+    return f"sha256:{file_sha256(path)}"
 
 
 def _weights_info(b: Backbone, weights, seed: int) -> tuple[Path | None, str, str]:

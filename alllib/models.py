@@ -27,7 +27,6 @@ import hashlib
 import io
 import json
 import os
-import re
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -42,14 +41,15 @@ from sklearn.pipeline import Pipeline
 from . import __version__
 from .augmentation import Augmenter, balance
 from .classifiers import fit_classifier
-from .data import Dataset, ImageReadError, read_image
-from .features import BACKBONES, FeatureExtractor, Featurizer
+from .data import Dataset, ImageReadError, cnmc_subject, read_image
+from .features import BACKBONES, FeatureExtractor, Featurizer, file_sha256
 from .preprocessing import rgb_to_lab
+from .protocols import outer_splits, split_problem
 from .segmentation import MIN_SIZE, EmptyMaskWarning
 
 __all__ = ["ModelFileError", "TrainingError", "calibration_problem", "train_image_classifier", "grouped_report",
            "choose_threshold", "probability_threshold", "THRESHOLDS", "REPORTED", "save_model", "load_model",
-           "predict_images", "predict_files", "describe_model", "subject_of", "subject_calls",
+           "predict_images", "predict_files", "describe_model", "subject_calls",
            "Prediction", "visible_cell_problem", "training_statistics", "unfamiliar", "fitted_scaler", "LABEL_NAMES", "MAGIC", "FORMAT_VERSION", "TRUSTED_TYPES"]
 
 MAGIC = b"ALLLIB-MODEL "
@@ -129,7 +129,7 @@ def train_image_classifier(ds: Dataset, *, backbone: str = "auto", weights="imag
         "backbone": featurize.backbone,
         "backbone_label": BACKBONES[featurize.backbone].label,
         "weights": featurize.weights_label,
-        **({"weights_sha256": _file_sha256(Path(weights))} if weights not in (None, "imagenet", "random") else {}),
+        **({"weights_sha256": file_sha256(Path(weights))} if weights not in (None, "imagenet", "random") else {}),
         "segmentation": segmentation,
         "preprocessing": extractor.transform_.describe(),
         "classifier": classifier,
@@ -216,12 +216,6 @@ def unfamiliar(stats: dict | None, img: np.ndarray | None = None, distance: floa
     return out
 
 
-def _file_sha256(path: Path) -> str:
-    from .features import _weights_identity
-
-    return _weights_identity(path).split(":", 1)[1]
-
-
 #: How ``train`` sets the decision threshold: ``"balanced"``, the threshold that maximises balanced
 #: accuracy on cross-validated decisions, grouped; ``"default"``, the classifier's own (a calibrated
 #: probability of one half).
@@ -264,7 +258,8 @@ def _refit(model: Pipeline, X: np.ndarray, y: np.ndarray) -> Pipeline:
 
 
 def _group_folds(y: np.ndarray, groups: np.ndarray, n_splits: int) -> int:
-    return min(n_splits, *(len(np.unique(groups[y == c])) for c in np.unique(y)))
+    """Grouped folds the data allow (:func:`~alllib.protocols.outer_splits`), 0 where none."""
+    return 0 if split_problem(y, groups) else outer_splits(y, groups, n_splits)
 
 
 def grouped_report(model: Pipeline, X: np.ndarray, y: np.ndarray, groups: np.ndarray, *, originals=None,
@@ -336,30 +331,18 @@ def grouped_report(model: Pipeline, X: np.ndarray, y: np.ndarray, groups: np.nda
 
 
 _UNITS = {"cnmc": "subject", "all_idb2": "slide"}
-_CNMC_SUBJECT = re.compile(r"^UID_([A-Za-z]?\d+)_\d+_\d+_(?:all|hem)$", re.IGNORECASE)
-
-
-def subject_of(path: str) -> str | None:
-    """The subject of a C-NMC cell, from its file name (``UID_<subject>_<image>_<cell>_<all|hem>``),
-    upper-cased as the loader does; ``None`` for any other name.
-
-    >>> subject_of("cells/UID_h3_12_1_hem.bmp"), subject_of("cell.png")
-    ('H3', None)
-    """
-    m = _CNMC_SUBJECT.match(Path(path).stem)
-    return m.group(1).upper() if m else None
 
 
 def subject_calls(rows: list["Prediction"], subjects: dict[str, str] | None = None) -> pd.DataFrame:
     """One call per person from their cells' labels: for each subject (``subjects`` maps an image
-    to its subject; by default :func:`subject_of` reads C-NMC file names), the cells labelled, how
+    to its subject; by default :func:`~alllib.data.cnmc_subject` reads C-NMC file names), the cells labelled, how
     many were called blasts, that share with its 95 % Wilson interval, the mean probability of a
     blast, and the call: ``ALL`` where the whole interval lies above one half, ``normal`` where it
     lies below, ``uncertain`` otherwise. Cells that could not be labelled, or whose subject is
     unknown, are left out (their count is in ``table.attrs["unassigned"]``)."""
     from .metrics import wilson_interval
 
-    found = [(subjects.get(r.image) if subjects is not None else subject_of(r.image), r) for r in rows]
+    found = [(subjects.get(r.image) if subjects is not None else cnmc_subject(r.image), r) for r in rows]
     labelled = [(s, r) for s, r in found if s is not None and r.label is not None]
     out = []
     for subject in sorted({s for s, _ in labelled}):
@@ -565,11 +548,9 @@ def _check_pipeline(pipeline: Pipeline, metadata: dict, path: Path) -> None:
     if not hasattr(extractor, "backbone_"):
         raise ModelFileError(f"{path}: refused, its feature extractor was never fitted")
     if extractor.weights not in (None, "imagenet", "random"):
-        from .features import _weights_identity
-
         weights = Path(extractor.weights)
         vouched = metadata.get("weights_sha256")
-        if not vouched or not weights.is_file() or _weights_identity(weights) != f"sha256:{vouched}":
+        if not vouched or not weights.is_file() or file_sha256(weights) != vouched:
             raise ModelFileError(f"{path}: refused, its weights point at {weights}, a file the model does not vouch "
                                  "for (missing, or not the file it was trained with)")
     dim = BACKBONES[extractor.backbone_].dim
