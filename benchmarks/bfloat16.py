@@ -34,7 +34,7 @@ def inference_speed(name: str, weights: str, precision: str, batches: int, batch
 
 
 def training_speed(precision: str, batches: int, batch: int = 16) -> float:
-    from alllib.finetune import FineTuner
+    from alllib.learn.finetune import FineTuner
 
     tuner = FineTuner(precision=precision)
     tuner._build()
@@ -68,8 +68,8 @@ def main() -> None:
     except DatasetError as err:
         print(f"real ALL-IDB2 not available ({err}): no feature or accuracy check")
         return
+    from alllib.book.candidates import candidates_table, evaluate_candidates, frozen_svm
     from alllib.features import Featurizer, extract_features
-    from alllib.improvements import candidates_table, evaluate_candidates, frozen_svm
 
     a = extract_features(ds, "efficientnet_lite0", progress=False).X
     b = extract_features(ds, "efficientnet_lite0", precision="bfloat16", progress=False).X
@@ -80,7 +80,8 @@ def main() -> None:
                                     for p in ("float32", "bfloat16")}, n_splits=5, progress=False)
     table = candidates_table(runs, "float32")
     r = table.loc["bfloat16"]
-    print(f"honest balanced accuracy (frozen SVM, 5 folds by slide): float32 {table.loc['float32', 'balanced accuracy']:.2%}, "
+    print("honest balanced accuracy (frozen SVM, 5 folds by slide): "
+          f"float32 {table.loc['float32', 'balanced accuracy']:.2%}, "
           f"bfloat16 {r['balanced accuracy']:.2%} ({r['difference (points)']:+.1f} points, 95 % interval by slide "
           f"{r['difference low (points)']:+.1f} to {r['difference high (points)']:+.1f}; detectable "
           f"{r['detectable (points)']:.1f} points; corrected t-test p={r['p (corrected t-test)']:.3g})")

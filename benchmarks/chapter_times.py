@@ -34,7 +34,7 @@ def chapter_seconds(manifest: str | os.PathLike) -> pd.Series:
 
 def run_twice(profile: str, data: str | None) -> dict[str, Path]:
     """The book executed cold then warm, each into its own build folder, sharing one new cache."""
-    from alllib.runner import run_book
+    from alllib.book.runner import run_book
 
     work = Path(tempfile.mkdtemp(prefix="chapter-times-"))
     os.environ["ALLLIB_CACHE"] = str(work / "cache")

@@ -3,7 +3,7 @@
     python benchmarks/cnmc_chapter.py                       # full profile: every cell, 8,000 + 8,000, paper grid
     python benchmarks/cnmc_chapter.py --cells-per-subject 40 --target 600 --search small   # the quick profile
 
-Runs exactly what chapter 10 runs (:func:`alllib.protocols.protocol_study`: the paper protocol
+Runs exactly what chapter 10 runs (:func:`alllib.book.studies.protocol_study`: the paper protocol
 and the honest one, with and without augmentation, and the subject probe) with a **cold
 feature cache** (a fresh temporary folder; ``--cache DIR`` to reuse one), then prints the
 seconds of each stage, the total, the time the paper's augmentation alone takes for the
@@ -35,10 +35,10 @@ def main() -> None:
     import numpy as np
 
     from alllib.augmentation import Augmenter, balance
-    from alllib.classifiers import n_jobs
+    from alllib.book.studies import protocol_study
     from alllib.data import load_dataset
     from alllib.features import Featurizer
-    from alllib.protocols import protocol_study
+    from alllib.learn.classifiers import n_jobs
 
     t0 = time.time()
     ds = load_dataset("cnmc").sample_per_group(a.cells_per_subject, seed=a.seed)

@@ -49,8 +49,8 @@ def speed(name: str, weights: str, n: int, batch: int) -> None:
 
 
 def cache(n: int) -> None:
+    from alllib.data.synthetic import make_synthetic
     from alllib.features import extract_features
-    from alllib.synthetic import make_synthetic
 
     ds = make_synthetic(n, seed=11)
     with tempfile.TemporaryDirectory() as d:
@@ -66,8 +66,8 @@ def cache(n: int) -> None:
 
 
 def stream(n: int) -> None:
+    from alllib.data.synthetic import make_synthetic
     from alllib.features import extract_features
-    from alllib.synthetic import make_synthetic
 
     ds = make_synthetic(n, seed=12)
     t = time.perf_counter()

@@ -18,8 +18,8 @@ import numpy as np
 
 from alllib.augmentation import Augmenter
 from alllib.data import find_all_idb2, load_all_idb2
+from alllib.data.synthetic import make_synthetic
 from alllib.segmentation import EmptyMaskWarning, covers_centre, dice, segment
-from alllib.synthetic import make_synthetic
 
 METHODS = {"kmeans K=3": dict(method="kmeans", k=3), "kmeans K=7": dict(method="kmeans", k=7),
            "otsu": dict(method="otsu")}

@@ -13,9 +13,10 @@ import time
 
 import pandas as pd
 
+from alllib.book.studies import compare_protocols
 from alllib.data import load_dataset
 from alllib.features import Featurizer
-from alllib.protocols import compare_protocols, honest_protocol, paper_protocol
+from alllib.learn.protocols import honest_protocol, paper_protocol
 
 
 def main() -> None:

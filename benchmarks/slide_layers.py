@@ -19,7 +19,7 @@ import pandas as pd
 
 from alllib.data import load_dataset
 from alllib.features import Featurizer
-from alllib.protocols import confound_probe, honest_protocol
+from alllib.learn.protocols import confound_probe, honest_protocol
 
 
 def main() -> None:
@@ -41,14 +41,16 @@ def main() -> None:
             r = honest_protocol(d, featurize, ["svm"], target_per_class=a.target, n_splits=5, n_repeats=a.repeats,
                                 search=a.search, seed=a.seed, progress=False)["svm"].summary()
             rows.append({"segmentation": seg_name, "outer split by": name, "images": len(d),
-                         "groups": d.table["group"].nunique(), "balanced accuracy": 100 * r.loc["balanced_accuracy", "value"],
+                         "groups": d.table["group"].nunique(),
+                         "balanced accuracy": 100 * r.loc["balanced_accuracy", "value"],
                          "low": 100 * r.loc["balanced_accuracy", "low"], "high": 100 * r.loc["balanced_accuracy", "high"],
                          "accuracy": 100 * r.loc["accuracy", "value"], "seconds": round(time.time() - t)})
             print(rows[-1], flush=True)
         probes[seg_name] = confound_probe(featurize(ds), ds, "acquisition", among_label=1, seed=a.seed)["balanced accuracy"]
     print(pd.DataFrame(rows).round(1).to_string(index=False))
     for seg_name, b in probes.items():
-        print(f"acquisition probe among the 130 blast crops ({seg_name}), grouped by slide: balanced accuracy {100 * b:.1f} %")
+        print(f"acquisition probe among the 130 blast crops ({seg_name}), grouped by slide: "
+              f"balanced accuracy {100 * b:.1f} %")
 
 
 if __name__ == "__main__":

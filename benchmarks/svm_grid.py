@@ -1,5 +1,5 @@
 """The paper's 50-point SVM grid with 5-fold CV: plain GridSearchCV against the precomputed-kernel
-search of :mod:`alllib.svm_search`, on real deep features.
+search of :mod:`alllib.learn.svm_search`, on real deep features.
 
     python benchmarks/svm_grid.py --dataset cnmc --target 8000 --n-sub 3000
     python benchmarks/svm_grid.py --dataset cnmc --target 8000 --skip-plain      # full size only
@@ -23,10 +23,10 @@ import pandas as pd
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, train_test_split
 
 from alllib.augmentation import Augmenter, balance
-from alllib.classifiers import SVM_GRID, make_classifier, n_jobs
 from alllib.data import load_dataset
 from alllib.features import Featurizer
-from alllib.svm_search import fold_kernels, kernel_from_gram, svm_grid_search
+from alllib.learn.classifiers import SVM_GRID, make_classifier, n_jobs
+from alllib.learn.svm_search import fold_kernels, kernel_from_gram, svm_grid_search
 
 
 def peak_rss_gb() -> float:

@@ -17,7 +17,7 @@ from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from alllib.synthetic import make_synthetic
+from alllib.data.synthetic import make_synthetic
 
 
 def colour_statistics(img: np.ndarray) -> list[float]:

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from alllib.data import find_all_idb2, load_all_idb2
-from alllib.synthetic import make_synthetic
+from alllib.data.synthetic import make_synthetic
+from alllib.learn.evaluation import Evaluation, ProtocolResult
+from alllib.learn.metrics import binary_metrics
 
 
 def write_rgb(path: Path, rgb: np.ndarray) -> Path:
@@ -32,6 +34,31 @@ def write_cnmc_tree(data: Path, synthetic, *, subjects: int = 6, cells: int = 4,
             write_rgb(top / f"fold_{p % 3}" / cls / f"UID_{pid}_{j}_1_{cls}{suffix}",
                       synthetic.image(pool[(p + j) % len(pool)]))
     return data
+
+
+def colour_features(ds):
+    """Cheap stand-in for deep features: per-channel LAB means and spreads."""
+    out = []
+    for i in range(len(ds)):
+        lab = cv2.cvtColor(ds.image(i), cv2.COLOR_RGB2LAB).reshape(-1, 3).astype(float)
+        dark = lab[:, 1] > 145
+        out.append([*lab.mean(0), *lab.std(0), dark.mean()])
+    return np.array(out)
+
+
+def protocol_result(protocol, accs, classifier="svm"):
+    """A made-up :class:`ProtocolResult`: one evaluation of 20 images per accuracy in ``accs``."""
+    evals = []
+    rng = np.random.default_rng(0)
+    for a in accs:
+        y = np.array([0, 1] * 10)
+        pred = y.copy()
+        wrong = int(round((1 - a) * len(y)))
+        pred[:wrong] = 1 - pred[:wrong]
+        m = binary_metrics(y, pred, rng.random(20))
+        evals.append(Evaluation(classifier, y, pred, rng.random(20), np.arange(20), m,
+                                {"shared_source": 0, "shared_group": 0}, train_metrics=m))
+    return {classifier: ProtocolResult(protocol, classifier, evals, {})}
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from alllib.attribution import grad_cam, inside_share, occlusion_map, svm_feature_gradient
-from alllib.classifiers import fit_classifier, make_classifier
+from alllib.learn.classifiers import fit_classifier, make_classifier
 
 
 def _data(seed=0, n=80, d=12):
@@ -64,7 +64,7 @@ def test_occlusion_finds_the_square_the_score_reads():
 @pytest.mark.slow
 def test_attribution_study_explains_each_cell_with_a_model_that_never_saw_its_group():
     pytest.importorskip("keras")
-    from alllib.attribution import attribution_study, inside_table
+    from alllib.book.studies import attribution_study, inside_table
     from alllib.data import load_dataset
     from alllib.features import FeatureExtractor
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from alllib.augmentation import AugmentParams, Augmenter, augment_dataset, balance, balancing_table
+from alllib.augmentation import Augmenter, AugmentParams, augment_dataset, balance, balancing_table
 
 IDENTITY = AugmentParams(angle=0.0, hflip=False, vflip=False, zoom=1.0, brightness=1.0)
 

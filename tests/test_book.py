@@ -8,8 +8,8 @@ import nbformat
 import pandas as pd
 import pytest
 
-from alllib.chapter import ParameterError, check_parameters
-from alllib.runner import BookError, _parse_overrides, notebooks_in_toc, run_book
+from alllib.book.chapter import ParameterError, check_parameters
+from alllib.book.runner import BookError, _parse_overrides, notebooks_in_toc, run_book
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -195,9 +195,9 @@ def test_a_chapter_finds_data_in_the_projects_data_folder(tmp_path, monkeypatch,
 @pytest.fixture
 def featurizer_calls(monkeypatch):
     """Chapters featurise with colour statistics (cheap); the list records each call's size."""
-    from alllib.chapter import Chapter
+    from alllib.book.chapter import Chapter
 
-    from .test_protocols import colour_features
+    from .conftest import colour_features
 
     calls = []
 
@@ -214,7 +214,7 @@ def featurizer_calls(monkeypatch):
 
 def test_chapter_compare_is_memoised(tmp_path, featurizer_calls):
     """Chapters needing the same comparison compute it once; another argument recomputes."""
-    from alllib.chapter import Chapter
+    from alllib.book.chapter import Chapter
 
     calls = featurizer_calls
     ch = Chapter("t", dataset="synthetic", n_synthetic=20, results_dir=str(tmp_path))
@@ -231,7 +231,7 @@ def test_chapter_compare_is_memoised(tmp_path, featurizer_calls):
 
 def test_chapter_compare_memo_follows_the_data_content(tmp_path, featurizer_calls):
     """Same ids, other pixels or other groups: the memo is not reused."""
-    from alllib.chapter import Chapter
+    from alllib.book.chapter import Chapter
 
     calls = featurizer_calls
     args = dict(search="none", n_splits=2, n_repeats=1)
@@ -250,10 +250,10 @@ def test_chapter_compare_memo_follows_the_data_content(tmp_path, featurizer_call
 
 
 def test_the_summary_never_mixes_runs(tmp_path, monkeypatch):
-    from alllib.chapter import Chapter, load_results
-    from alllib.reported import results_frame
+    from alllib.book.chapter import Chapter, load_results
+    from alllib.book.reported import results_frame
 
-    from .test_reported import _result
+    from .conftest import protocol_result as _result
 
     frame = results_frame(_result("paper", [0.9]), dataset="synthetic", backbone="efficientnet_lite0")
     for run, chapter in (("old", "06_classifiers"), ("old", "09_leakage"), ("new", "09_leakage")):
@@ -266,28 +266,31 @@ def test_the_summary_never_mixes_runs(tmp_path, monkeypatch):
     assert [m["run_id"] for m in load_results(str(tmp_path))[1]] == ["new"]  # by hand: the latest run
 
 
-def test_chapter_with_unavailable_backbone_says_so(tmp_path, monkeypatch):
-    """A requested backbone without weights: a visible note and the available network, no failure."""
-    import alllib.chapter as B
-    from alllib.chapter import Chapter
+def test_a_backbone_asked_for_by_name_without_weights_is_a_clear_error(tmp_path, monkeypatch):
+    """One rule for missing weights: a chapter asked for DenseNet-201 that has no weights here stops
+    with the library's error naming the file to place; it never runs another network instead."""
+    import alllib.features.backbones as B
+    from alllib.book.chapter import Chapter
+    from alllib.features import WeightsUnavailableError
 
-    monkeypatch.setattr(B, "imagenet_weights_available", lambda name, download=True: name == "efficientnet_lite0")
-    monkeypatch.setattr(B, "resolve_backbone",
-                        lambda name, verbose=True: "efficientnet_lite0" if name == "auto" else name)
-    ch = Chapter("t", dataset="synthetic", n_synthetic=4, backbone="densenet201", results_dir=str(tmp_path))
-    assert ch.backbone == "efficientnet_lite0" and ch.unavailable == "densenet201"
-    text = repr(ch.banner())
-    assert "DenseNet-201 has no ImageNet weights here" in text
-    assert "densenet201_weights_tf_dim_ordering_tf_kernels_notop.h5" in text and "EfficientNet-Lite0 instead" in text
+    monkeypatch.setattr(B, "keras_home", lambda: tmp_path / "keras")
+    monkeypatch.setitem(B._FAILED_DOWNLOADS, "densenet201", "offline")
+    with pytest.raises(WeightsUnavailableError, match="densenet201_weights_tf_dim_ordering_tf_kernels_notop.h5"):
+        Chapter("t", dataset="synthetic", n_synthetic=4, backbone="densenet201", results_dir=str(tmp_path))
+    ch = Chapter("t", dataset="synthetic", n_synthetic=4, backbone="efficientnet_lite0", results_dir=str(tmp_path))
+    assert ch.backbone == "efficientnet_lite0"
+    with pytest.raises(WeightsUnavailableError, match="VGG-19"):
+        ch.available_backbones("efficientnet_lite0, vgg19")
+    usable, missing, box = ch.available_backbones("available")
+    assert usable == ["efficientnet_lite0"] and "vgg19" in missing and "vgg19_weights" in repr(box)
 
 
 def test_summary_table(tmp_path):
-    import pandas as pd
 
-    from alllib.chapter import summary_table
-    from alllib.reported import results_frame
+    from alllib.book.chapter import summary_table
+    from alllib.book.reported import results_frame
 
-    from .test_reported import _result
+    from .conftest import protocol_result as _result
 
     ours = pd.concat([
         results_frame(_result("paper", [0.9]), dataset="all_idb2", backbone="x", condition="aug"),
@@ -308,11 +311,10 @@ def test_summary_table(tmp_path):
 
 
 def test_backbone_table():
-    import pandas as pd
 
-    from alllib.reported import backbone_table, results_frame
+    from alllib.book.reported import backbone_table, results_frame
 
-    from .test_reported import _result
+    from .conftest import protocol_result as _result
 
     ours = pd.concat([results_frame(_result(p, v), dataset="all_idb2", backbone=b)
                       for b in ("densenet201", "efficientnet_lite0") for p, v in (("paper", [0.9]), ("honest", [0.8, 0.7]))])
@@ -325,7 +327,7 @@ def test_backbone_table():
 
 def test_no_made_up_repository_buttons(tmp_path, monkeypatch):
     """Launch and repository buttons only for a repository given at build time."""
-    from alllib.runner import book_config
+    from alllib.book.runner import book_config
 
     plain = book_config(ROOT)
     assert "repository" not in plain and "launch_buttons" not in plain
@@ -360,7 +362,7 @@ def test_every_chapters_defaults_are_the_quick_profile():
 
     import papermill as pm
 
-    from alllib.runner import profile_parameters
+    from alllib.book.runner import profile_parameters
 
     for nb in notebooks_in_toc(ROOT):
         declared = pm.inspect_notebook(str(nb))
@@ -380,7 +382,32 @@ def test_chapters_side_by_side_keep_the_book_order_and_name_a_failure(tmp_path, 
     nbformat.write(broken, tmp_path / "notebooks" / "b.ipynb")
     with pytest.raises(BookError, match=r"notebooks/b.ipynb failed in cell 3 .*RuntimeError: chapter b is broken"):
         run_book("quick", out=tmp_path / "_build", html=False, jobs=2, progress=lambda *_: None)
-    statuses = {e["notebook"]: e["status"] for e in json.loads((tmp_path / "_build" / "manifest.json").read_text())["notebooks"]}
+    manifest = json.loads((tmp_path / "_build" / "manifest.json").read_text())
+    statuses = {e["notebook"]: e["status"] for e in manifest["notebooks"]}
     assert statuses["notebooks/b.ipynb"] == "failed"
     with pytest.raises(ParameterError, match="jobs must be a positive integer"):
         run_book("quick", out=tmp_path / "_build", html=False, jobs=0)
+
+
+def test_a_page_shows_its_parameters_once_and_no_machine_path(tmp_path):
+    """The values papermill injected go into the chapter's own parameters cell (its comments kept),
+    the injected cell goes, and no absolute path of the build machine is left."""
+    import nbformat
+
+    from alllib.book.runner import _one_parameters_cell
+
+    nb = nbformat.v4.new_notebook()
+    defaults = nbformat.v4.new_code_cell('data_dir = None   # the data\nseed = 0          # every random step\n'
+                                         'results_dir = None  # results')
+    defaults.metadata["tags"] = ["parameters"]
+    injected = nbformat.v4.new_code_cell(f'# Parameters\ndata_dir = "{tmp_path / "lab-data"}"\nseed = 3\n'
+                                         f'results_dir = "{tmp_path / "project" / "_build" / "results"}"\n')
+    injected.metadata["tags"] = ["injected-parameters"]
+    nb.cells = [defaults, injected, nbformat.v4.new_code_cell("print(seed)")]
+    path = tmp_path / "chapter.ipynb"
+    nbformat.write(nb, path)
+    _one_parameters_cell(path, tmp_path / "project", str(tmp_path / "lab-data"))
+    cells = nbformat.read(path, 4).cells
+    assert len(cells) == 2 and str(tmp_path) not in cells[0].source
+    assert cells[0].source.splitlines() == ['data_dir = "<data>"  # the data', "seed = 3          # every random step",
+                                            'results_dir = "_build/results"  # results']

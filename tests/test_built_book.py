@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from alllib.runner import notebooks_in_toc
+from alllib.book.runner import notebooks_in_toc
 
 from . import book_checks
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from alllib.runner import notebooks_in_toc, run_book
+from alllib.book.runner import notebooks_in_toc, run_book
 
 from . import book_checks
 from .conftest import write_cnmc_tree

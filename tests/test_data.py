@@ -7,16 +7,8 @@ import cv2
 import numpy as np
 import pytest
 
-from alllib.data import (
-    DatasetError,
-    ImageReadError,
-    data_dir,
-    duplicate_groups,
-    load_all_idb2,
-    load_cnmc,
-    load_dataset,
-    read_image,
-)
+from alllib.data import DatasetError, ImageReadError, duplicate_groups, load_all_idb2, load_cnmc, load_dataset, read_image
+from alllib.paths import data_dir
 
 from .conftest import write_rgb
 
@@ -230,7 +222,7 @@ def test_data_dir_precedence(monkeypatch, tmp_path):
 
 
 def test_the_cache_never_lands_in_a_data_folder(monkeypatch, tmp_path):
-    from alllib.features import cache_dir
+    from alllib.paths import cache_dir
 
     monkeypatch.delenv("ALLLIB_CACHE", raising=False)
     monkeypatch.setenv("ALLLIB_DATA", str(tmp_path / "shared"))

@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alllib.display import Box, folds_sentence, inflation_sentences, percent_table, probe_sentences
+from alllib.book.prose import Box, folds_sentence, inflation_sentences, percent_table, probe_sentences
 
 
 def _table(paper, honest, low, high):
@@ -79,7 +79,7 @@ def _results(paper, honest, low, high, dataset="all_idb2"):
                              "lower, so this run shows no inflation."),
 ])
 def test_takeaway_follows_the_numbers(paper, honest, low, high, expected):
-    from alllib.display import takeaway_sentences
+    from alllib.book.prose import takeaway_sentences
 
     assert takeaway_sentences(_results(paper, honest, low, high)) == f"On all_idb2, the paper protocol scores {expected}"
 
@@ -91,7 +91,7 @@ def test_takeaway_follows_the_numbers(paper, honest, low, high, expected):
                   "inside this row's interval: no measurable difference)"]),
 ])
 def test_layers_sentences_follow_the_numbers(slide, same, expected):
-    from alllib.display import layers_sentences
+    from alllib.book.prose import layers_sentences
 
     t = pd.DataFrame({"balanced accuracy": [0.90, slide, same], "balanced 95% low": [0.85, slide - 0.05, same - 0.1],
                       "balanced 95% high": [0.95, slide + 0.05, same + 0.1]},

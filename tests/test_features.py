@@ -9,8 +9,9 @@ import pytest
 pytest.importorskip("keras", reason="tensorflow/keras not installed")
 
 from alllib import features as F  # noqa: E402
-from alllib.efficientnet_lite import WeightsFileError, build_efficientnet_lite0, read_torch_state_dict, weights_path  # noqa: E402
-from alllib.synthetic import make_synthetic  # noqa: E402
+from alllib.data.synthetic import make_synthetic  # noqa: E402
+from alllib.features.efficientnet_lite import WeightsFileError, build_efficientnet_lite0, read_torch_state_dict
+from alllib.paths import efficientnet_lite0_weights  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -70,7 +71,7 @@ def test_random_weights_do_not_classify(lite_classifier):
 
 
 def test_state_dict_reader():
-    state = read_torch_state_dict(weights_path())
+    state = read_torch_state_dict(efficientnet_lite0_weights())
     assert state["_conv_stem.weight"].shape == (32, 3, 3, 3)
     assert state["_fc.weight"].shape == (1000, 1280)
     assert (state["_bn0.running_var"] >= 0).all() and state["_bn0.running_var"].max() > 1
@@ -261,7 +262,6 @@ def test_things_named_like_shards_are_skipped_not_opened(tmp_path):
 
 def test_temporary_shards_left_by_a_killed_run_are_swept(tmp_path):
     import os
-    import time
 
     ds = make_synthetic(2, size=80, seed=1)
     _extract(ds, tmp_path)
@@ -345,8 +345,8 @@ def test_bad_parameters():
 def test_local_weights_path_is_accepted():
     x = np.random.default_rng(0).uniform(-1, 1, (1, 64, 64, 3)).astype(np.float32)
     by_name, label = F.load_backbone("efficientnet_lite0", weights="imagenet", input_size=64)
-    by_path, label_path = F.load_backbone("efficientnet_lite0", weights=weights_path(), input_size=64)
-    assert label == "ImageNet" and label_path == f"from {weights_path().name}"
+    by_path, label_path = F.load_backbone("efficientnet_lite0", weights=efficientnet_lite0_weights(), input_size=64)
+    assert label == "ImageNet" and label_path == f"from {efficientnet_lite0_weights().name}"
     assert np.allclose(by_name.predict_on_batch(x), by_path.predict_on_batch(x), atol=1e-5)
 
 

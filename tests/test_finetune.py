@@ -4,14 +4,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from alllib.finetune import FineTuner
+from alllib.learn.finetune import FineTuner
 
 
 def test_parameters_are_checked():
     with pytest.raises(ValueError, match="batch_size"):
-        FineTuner(batch_size=0)
+        FineTuner(batch_size=0).check_params()
     with pytest.raises(ValueError, match="validation"):
-        FineTuner(validation=1.5)
+        FineTuner(validation=1.5).check_params()
 
 
 @pytest.mark.slow

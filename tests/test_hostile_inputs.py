@@ -18,7 +18,15 @@ from sklearn.pipeline import Pipeline
 from alllib.cli import main
 from alllib.data import ImageReadError, declared_size, read_image
 from alllib.features import FeatureExtractor
-from alllib.models import MAGIC, ModelFileError, calibration_problem, load_model, save_model, visible_cell_problem
+from alllib.learn.modelfile import (
+    FORMAT_VERSION,
+    MAGIC,
+    ModelFileError,
+    calibration_problem,
+    load_model,
+    save_model,
+    visible_cell_problem,
+)
 
 from .conftest import write_rgb
 
@@ -84,7 +92,7 @@ def test_a_uniform_colour_is_no_visible_cell_and_costs_little_memory():
 
 # ------------------------------------------------------------------------------ model files
 def _svm_pipeline(**extractor):
-    from alllib.classifiers import fit_classifier
+    from alllib.learn.classifiers import fit_classifier
 
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(60, 1280)), np.repeat([0, 1], 30)
@@ -97,7 +105,7 @@ def _rewrite(path, change):
     """Load the pipeline of a model file without checks, change it, and save it with a valid checksum."""
     import skops.io as sio
 
-    from alllib.models import TRUSTED_TYPES
+    from alllib.learn.modelfile import TRUSTED_TYPES
 
     data = path.read_bytes()
     header = json.loads(data.split(b"\n")[1])
@@ -125,8 +133,8 @@ def test_a_crafted_model_with_a_valid_checksum_is_checked_like_a_trained_one(mod
         load_model(crafted)
 
 
-def _with_header(path, payload: bytes, metadata, version=b"2"):
-    from alllib.models import _digest
+def _with_header(path, payload: bytes, metadata, version=str(FORMAT_VERSION).encode()):
+    from alllib.learn.modelfile import _digest
 
     header = {"sha256": _digest(metadata, payload), "metadata": metadata}
     path.write_bytes(MAGIC + version + b"\n" + json.dumps(header).encode() + b"\n" + payload)
@@ -152,7 +160,7 @@ def test_deeply_nested_metadata_and_unknown_versions_are_refused(model_path, tmp
     payload = model_path.read_bytes().split(b"\n", 2)[2]
     line = b'{"sha256": "x", "metadata": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     deep = tmp_path / "deep.alllib"
-    deep.write_bytes(MAGIC + b"2\n" + line + b"\n" + payload)
+    deep.write_bytes(MAGIC + f"{FORMAT_VERSION}\n".encode() + line + b"\n" + payload)
     with pytest.raises(ModelFileError, match="deep.alllib: a damaged alllib model file .unreadable header"):
         load_model(deep)
     meta = {"classifier": "svm"}
@@ -168,7 +176,7 @@ def test_deeply_nested_metadata_and_unknown_versions_are_refused(model_path, tmp
 def test_fuzzed_checksummed_payloads_fail_with_one_clear_error(model_path, tmp_path):
     """Mutations of the payload, saved with a freshly computed (valid) checksum: a ModelFileError
     or the very model, never another exception."""
-    from alllib.models import _digest
+    from alllib.learn.modelfile import _digest
 
     data = model_path.read_bytes()
     _, line, payload = data.split(b"\n", 2)
@@ -180,7 +188,7 @@ def test_fuzzed_checksummed_payloads_fail_with_one_clear_error(model_path, tmp_p
         for pos in rng.integers(0, len(b), size=rng.integers(1, 8)):
             b[pos] = int(rng.integers(0, 256))
         header = {"sha256": _digest(metadata, bytes(b)), "metadata": metadata}
-        bad.write_bytes(MAGIC + b"2\n" + json.dumps(header).encode() + b"\n" + bytes(b))
+        bad.write_bytes(MAGIC + f"{FORMAT_VERSION}\n".encode() + json.dumps(header).encode() + b"\n" + bytes(b))
         try:
             load_model(bad)
         except ModelFileError as err:
@@ -191,7 +199,7 @@ def test_an_inverted_calibration_is_detected():
     """Alternating labels along a line: each held-out point sits between cells of the other class,
     so Platt's sigmoid, fitted on held-out decisions, comes out inverted and every label of the
     calibrated model would contradict the SVM. ``train`` refuses to save such a model."""
-    from alllib.classifiers import fit_classifier
+    from alllib.learn.classifiers import fit_classifier
 
     X = np.arange(16, dtype=float)[:, None] * np.ones((1, 4))
     y = np.arange(16) % 2

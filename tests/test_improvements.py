@@ -5,9 +5,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from alllib.augmentation import dihedral, transformed
+from alllib.book.candidates import candidates_table, evaluate_candidates, frozen_svm, reinhard_svm
 from alllib.data import load_dataset
-from alllib.improvements import (Reinhard, candidates_table, dihedral, evaluate_candidates, frozen_svm,
-                                 reinhard_svm, transformed)
+from alllib.preprocessing import Reinhard
 
 
 def test_dihedral_gives_eight_distinct_views_and_refuses_a_ninth():
@@ -23,16 +24,16 @@ def test_reinhard_moves_colour_statistics_to_the_training_target():
     train = [np.clip(rng.normal(150, 20, (32, 32, 3)), 0, 255).astype(np.uint8) for _ in range(3)]
     test = np.clip(rng.normal(90, 40, (32, 32, 3)), 0, 255).astype(np.uint8)
     norm = Reinhard().fit(train)
-    out_stats = Reinhard._stats(norm.transform(test))
+    out_stats = Reinhard._stats(norm.transform_image(test))
     np.testing.assert_allclose(out_stats[0], norm.mean_, atol=2.5)  # rounding to uint8 and back through RGB
     assert np.abs(Reinhard._stats(test)[0] - norm.mean_).max() > 10  # it did move
     other = Reinhard().fit([test])
     assert other.recipe != norm.recipe  # a different target is a different cache key
     black = test.copy()
     black[:8] = 0
-    assert (norm.transform(black)[:8] == 0).all()  # pre-segmented background stays black
+    assert (norm.transform_image(black)[:8] == 0).all()  # pre-segmented background stays black
     with pytest.raises(RuntimeError, match="not fitted"):
-        Reinhard().transform(test)
+        Reinhard().transform_image(test)
 
 
 def _fake(ds):
@@ -50,12 +51,13 @@ def test_candidates_are_fitted_on_training_groups_only_and_paired():
 
     res = evaluate_candidates(ds, {"spy": spy, "frozen": frozen_svm(_fake, search="none")}, n_splits=4, progress=False)
     assert len(seen) == 4 and all(not (tr & te) and not shared for tr, te, shared in seen)
-    ids, y, pred = res["spy"].pooled()
+    spied = res["spy"].pooled()
+    ids, y, pred = spied["id"], spied["y_true"], spied["y_pred"]
     assert len(ids) == len(ds) == len(set(ids))
     table = candidates_table(res, "frozen", n_boot=300)
-    from alllib.metrics import binary_metrics
+    from alllib.learn.metrics import binary_metrics
 
-    _, _, base = res["frozen"].pooled()
+    base = res["frozen"].pooled()["y_pred"]
     gap = 100 * (binary_metrics(y, pred)["balanced_accuracy"] - binary_metrics(y, base)["balanced_accuracy"])
     r = table.loc["spy"]
     assert r["difference (points)"] == pytest.approx(gap)
@@ -70,7 +72,7 @@ def test_the_comparison_says_better_or_could_not_tell_and_what_it_could_detect()
     """A candidate that is right wherever the baseline errs is found better; a copy of the
     baseline cannot be told apart, and the sentence says how large a difference the run could
     have seen, never that it "does not help"."""
-    from alllib.display import candidates_sentences
+    from alllib.book.prose import candidates_sentences
 
     ds = load_dataset("synthetic", n=60, size=48, verbose=False)
 
@@ -110,7 +112,8 @@ def test_tta_averages_the_eight_views_and_reinhard_fits_on_the_training_side():
         return _fake(d)
 
     frozen_svm(featurize, search="none", tta=True)(ds.subset(range(16)), ds.subset(range(16, 24)), 0)
-    assert sum("dihedral" in d.source for d in calls) == 8
+    # the training side, then the test side itself and its seven other views
+    assert len(calls) == 9 and sum("dihedral" in d.source for d in calls) == 7
 
     fitted = []
     original_fit = Reinhard.fit
@@ -132,3 +135,21 @@ def test_transformed_datasets_have_their_own_cache_keys():
     ds = load_dataset("synthetic", n=4, size=48, verbose=False)
     flipped = transformed(ds, lambda im: im[:, ::-1], "flip")
     assert flipped.image_key(0) != ds.image_key(0) and (flipped.image(0) == ds.image(0)[:, ::-1]).all()
+
+
+def test_per_group_table_shows_each_normal_subject_and_its_specificity():
+    """C-NMC by subject: a donor's share labelled correctly is its specificity, one row per donor."""
+    from alllib.book.candidates import per_group_table
+    from alllib.book.prose import per_group_sentences
+    from alllib.learn.evaluation import ProtocolResult, score_evaluation
+
+    y = np.array([1, 1, 1, 0, 0, 0, 0])
+    groups = np.array(["P1", "P1", "P2", "H1", "H1", "H2", "H2"], object)
+    scores = np.array([1, 1, -1, -1, -1, 1, -1.0])  # P2 missed, one of H2's two cells called a blast
+    e = score_evaluation("frozen", y, scores, np.arange(7), groups=groups)
+    table = per_group_table({"frozen": ProtocolResult("candidates", "frozen", [e], {})})
+    assert table.loc[("frozen", "H2"), "correct"] == 0.5 and table.loc[("frozen", "H1"), "correct"] == 1.0
+    assert table.loc[("frozen", "P2"), "measures"] == "sensitivity" and table.loc[("frozen", "H2"), "images"] == 2
+    said = per_group_sentences(table, "frozen")
+    assert "the 2 normal subjects' specificity, one by one: H1: 100.0 % of 2 images" in said
+    assert "H2: 50.0 % of 2 images" in said and "spans 50.0 points" in said

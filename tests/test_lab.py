@@ -7,11 +7,15 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from alllib.book.lab import CHECK, SOLUTION, book_edition
 from alllib.cli import main
-from alllib.lab import CHECK, SOLUTION, book_edition, solution_cells
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def solution_cells(nb) -> list:
+    return [c for c in nb.cells if SOLUTION in c.get("metadata", {}).get("tags", [])]
 
 
 def _tags(cell):
@@ -72,7 +76,7 @@ def test_the_book_folds_solutions_and_hides_checks():
 
 
 def test_check_says_correct_wrong_or_unanswered_without_giving_the_answer():
-    from alllib.lab import check
+    from alllib.book.lab import check
 
     assert "Not answered yet" in repr(check("1", None, 42))
     assert repr(check("1", 42, 42)).endswith("Correct.")
@@ -88,7 +92,7 @@ def test_the_student_edition_runs_and_the_instructor_checks_say_correct(lab, tmp
     checks say "not answered yet". The instructor's say "correct"."""
     import papermill as pm
 
-    from alllib.runner import profile_parameters
+    from alllib.book.runner import profile_parameters
 
     monkeypatch.setenv("ALLLIB_DATA", str(tmp_path / "no-data"))
 

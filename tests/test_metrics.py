@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from alllib.metrics import binary_metrics, bootstrap_interval, mcnemar, mean_interval, wilson_interval
+from alllib.learn.metrics import binary_metrics, mcnemar, mean_interval, wilson_interval
 
 
 def test_hand_computed_confusion_matrix():
@@ -52,14 +52,18 @@ def test_wilson_edges():
 
 
 def test_bootstrap_edges_and_seed():
+    """Each image its own group: the grouped bootstrap is the plain one."""
+    from alllib.learn.metrics import grouped_bootstrap
+
     y = np.array([0, 1] * 20)
-    assert bootstrap_interval(y, y, n_boot=200) == (1.0, 1.0)
-    assert bootstrap_interval(y, 1 - y, n_boot=200) == (0.0, 0.0)
+    groups = np.arange(len(y))
+    assert set(grouped_bootstrap(y, groups, [y], "accuracy", n_boot=200)) == {1.0}
+    assert set(grouped_bootstrap(y, groups, [1 - y], "accuracy", n_boot=200)) == {0.0}
     noisy = y.copy()
     noisy[:8] = 1 - noisy[:8]
-    a = bootstrap_interval(y, noisy, n_boot=300, seed=1)
-    assert a == bootstrap_interval(y, noisy, n_boot=300, seed=1)
-    assert a[0] < 0.8 < a[1]
+    a = grouped_bootstrap(y, groups, [noisy], "accuracy", n_boot=300, seed=1)
+    assert np.array_equal(a, grouped_bootstrap(y, groups, [noisy], "accuracy", n_boot=300, seed=1))
+    assert np.percentile(a, 2.5) < 0.8 < np.percentile(a, 97.5)
 
 
 def test_mean_interval():
@@ -97,7 +101,7 @@ def test_weighted_f1_is_the_challenge_metric():
 
 
 def test_grouped_bootstrap_resamples_whole_groups_of_each_class():
-    from alllib.metrics import grouped_bootstrap
+    from alllib.learn.metrics import grouped_bootstrap
 
     # two groups per class; one normal group is always wrong: the specificity is 0, 1/2 or 1, by groups
     y = np.array([1] * 6 + [0] * 6)
@@ -114,7 +118,7 @@ def test_grouped_bootstrap_resamples_whole_groups_of_each_class():
 def test_corrected_resampled_ttest_is_wider_than_the_plain_one():
     from scipy import stats
 
-    from alllib.metrics import corrected_resampled_ttest, detectable_difference
+    from alllib.learn.metrics import corrected_resampled_ttest, detectable_difference
 
     d = np.array([0.02, 0.03, 0.01, 0.02, 0.04, 0.0, 0.03, 0.02, 0.01, 0.02])
     plain = stats.ttest_1samp(d, 0).pvalue

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from sklearn.pipeline import Pipeline
 
-from alllib.classifiers import fit_classifier
 from alllib.features import FeatureExtractor
-from alllib.models import FORMAT_VERSION, MAGIC, ModelFileError, load_model, save_model
+from alllib.learn.classifiers import fit_classifier
+from alllib.learn.modelfile import FORMAT_VERSION, MAGIC, ModelFileError, load_model, save_model
 
 
 def _features():
@@ -61,11 +61,11 @@ def test_an_old_pickle_model_file_is_refused_without_running_it(tmp_path):
 
 
 def _with_valid_checksum(path, payload: bytes, metadata=None):
-    from alllib.models import _digest
+    from alllib.learn.modelfile import _digest
 
     metadata = metadata or {"classifier": "svm"}
     header = {"sha256": _digest(metadata, payload), "metadata": metadata}
-    path.write_bytes(MAGIC + b"2\n" + json.dumps(header).encode() + b"\n" + payload)
+    path.write_bytes(MAGIC + f"{FORMAT_VERSION}\n".encode() + json.dumps(header).encode() + b"\n" + payload)
     return path
 
 
@@ -74,7 +74,8 @@ def test_a_crafted_file_with_a_valid_checksum_cannot_run_code(tmp_path):
     file and code execution."""
     import skops.io as sio
 
-    for i, payload in enumerate([sio.dumps({"run": os.system}), sio.dumps(Pipeline([("features", _Marker(tmp_path / "x"))]))]):
+    payloads = [sio.dumps({"run": os.system}), sio.dumps(Pipeline([("features", _Marker(tmp_path / "x"))]))]
+    for i, payload in enumerate(payloads):
         evil = _with_valid_checksum(tmp_path / f"evil{i}.alllib", payload)
         with pytest.raises(ModelFileError, match=f"evil{i}.alllib: refused, it holds types that alllib does not load"):
             load_model(evil)
@@ -147,7 +148,7 @@ def test_fuzzed_and_truncated_files_are_refused_never_crash(model_file, tmp_path
 
 
 def test_one_call_per_subject_from_its_cells():
-    from alllib.models import Prediction, subject_calls
+    from alllib.learn.modelfile import Prediction, subject_calls
 
     rows = ([Prediction(f"UID_5_{i}_1_all.bmp", label=1, probability=0.9) for i in range(20)]
             + [Prediction(f"UID_h1_{i}_1_hem.bmp", label=0, probability=0.1) for i in range(20)]
@@ -161,7 +162,7 @@ def test_one_call_per_subject_from_its_cells():
 
 
 def test_the_threshold_that_balances_both_classes():
-    from alllib.models import choose_threshold
+    from alllib.learn.modelfile import choose_threshold
 
     y = np.array([0] * 8 + [1] * 2)
     scores = np.array([0.1, 0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.45, 0.9])

@@ -16,8 +16,8 @@ TRAIN_SYNTHETIC = ["train", "--dataset", "synthetic", "--synthetic-n", "24", "--
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    from alllib.models import save_model, train_image_classifier
-    from alllib.synthetic import make_synthetic
+    from alllib.data.synthetic import make_synthetic
+    from alllib.learn.modelfile import save_model, train_image_classifier
 
     ds = make_synthetic(16, size=80, seed=4)
     pipe, meta = train_image_classifier(ds, backbone="efficientnet_lite0", weights="random", size=64,
@@ -28,7 +28,7 @@ def trained(tmp_path_factory):
 
 
 def test_round_trip_gives_identical_predictions(trained):
-    from alllib.models import load_model, predict_images
+    from alllib.learn.modelfile import load_model, predict_images
 
     ds, pipe, meta, path = trained
     images = ds.images()
@@ -44,7 +44,7 @@ def test_round_trip_gives_identical_predictions(trained):
 def test_refuses_foreign_files(tmp_path):
     import joblib
 
-    from alllib.models import ModelFileError, load_model
+    from alllib.learn.modelfile import ModelFileError, load_model
 
     foreign = tmp_path / "foreign.pkl"
     joblib.dump({"not": "ours"}, foreign)
@@ -153,11 +153,15 @@ def test_cli_train_checks_before_training(tmp_path, capsys, monkeypatch, argv, m
 
 
 def test_cli_train_without_weights_offline(tmp_path, capsys, monkeypatch):
-    from alllib import features
+    """The library's one message for missing weights: the file to place and where."""
+    import alllib.features.backbones as B
 
-    monkeypatch.setattr(features, "imagenet_weights_available", lambda name, download=True: False)
+    monkeypatch.setattr(B, "keras_home", lambda: tmp_path / "keras")
+    monkeypatch.setitem(B._FAILED_DOWNLOADS, "densenet201", "offline")
     assert main(["train", "--backbone", "densenet201", "--out", str(tmp_path / "m.alllib")]) == 2
-    assert "--backbone densenet201: its ImageNet weights are not on this machine" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "ImageNet weights for DenseNet-201 are not available offline" in err
+    assert f"densenet201_weights_tf_dim_ordering_tf_kernels_notop.h5 in {tmp_path / 'keras' / 'models'}/" in err
 
 
 @pytest.mark.parametrize("argv,message", [(["--k", "1"], "argument --k: 1 is below the minimum 2"),
@@ -225,10 +229,10 @@ def test_whole_image_to_label_pipeline_fits_and_tunes():
     from sklearn.model_selection import GridSearchCV
     from sklearn.pipeline import Pipeline
 
-    from alllib.classifiers import make_classifier
+    from alllib.data.synthetic import make_synthetic
     from alllib.features import FeatureExtractor
+    from alllib.learn.classifiers import make_classifier
     from alllib.segmentation import Segmenter
-    from alllib.synthetic import make_synthetic
 
     ds = make_synthetic(12, size=80, seed=6)
     pipe = Pipeline([("segment", Segmenter(k=3)),
@@ -272,7 +276,7 @@ def test_cli_train_refuses_to_save_an_inverted_calibration(tmp_path, capsys, mon
 def test_train_reports_what_a_new_patient_gets_and_predict_applies_the_saved_threshold(trained, tmp_path, capsys):
     """The model file carries the grouped cross-validated figures and a threshold chosen on
     cross-validated decisions; ``predict --about`` prints them, and labels follow the threshold."""
-    from alllib.models import REPORTED, load_model, predict_images
+    from alllib.learn.modelfile import REPORTED, load_model, predict_images
 
     ds, pipe, meta, path = trained
     cv, cut = meta["grouped_cv"], meta["threshold"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from alllib.runner import book_config
+from alllib.book.runner import book_config
 
 ROOT = Path(__file__).resolve().parents[1]
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -25,7 +25,8 @@ def maths_page(tmp_path_factory) -> Path:
     config.pop("bibtex_bibfiles", None)
     (book / "_config.yml").write_text(yaml.safe_dump(config))
     (book / "_toc.yml").write_text("format: jb-book\nroot: page\n")
-    (book / "page.md").write_text("# Maths\n\nInline $K = 3$ clusters.\n\n$$\nJ = \\sum_{i} \\lVert a_i - c_{k(i)} \\rVert^2\n$$\n")
+    (book / "page.md").write_text("# Maths\n\nInline $K = 3$ clusters.\n\n"
+                                  "$$\nJ = \\sum_{i} \\lVert a_i - c_{k(i)} \\rVert^2\n$$\n")
     exe = Path(sys.executable).with_name("jupyter-book")
     subprocess.run([str(exe) if exe.is_file() else "jupyter-book", "build", str(book)], check=True,
                    capture_output=True)

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from alllib.data import ImageReadError, _decode, read_image
+from alllib.data import ImageReadError, decode_image, read_image
 from alllib.segmentation import MIN_SIZE, segment
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -44,7 +44,7 @@ def test_read_image_gives_rgb_uint8_of_the_same_size(tmp_path, img, ext):
 def test_any_bytes_decode_or_raise_a_named_error(tmp_path, raw):
     path = tmp_path / "fuzz.png"
     try:
-        rgb = _decode(np.frombuffer(raw, np.uint8), path)
+        rgb = decode_image(np.frombuffer(raw, np.uint8), path)
     except ImageReadError as err:
         assert str(path) in str(err)
     else:

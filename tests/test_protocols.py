@@ -1,23 +1,15 @@
 """Protocols on synthetic data: shapes, leak counts, determinism, grouped splits."""
-import cv2
 import numpy as np
 import pandas as pd
 import pytest
 
 from alllib.augmentation import Augmenter
-from alllib.classifiers import SVM_GRID, fit_classifier, make_classifier, param_grid
-from alllib.protocols import compare_protocols, honest_protocol, leak_audit, paper_protocol
-from alllib.synthetic import make_synthetic
+from alllib.book.studies import compare_protocols
+from alllib.data.synthetic import make_synthetic
+from alllib.learn.classifiers import SVM_GRID, fit_classifier, make_classifier, param_grid
+from alllib.learn.protocols import honest_protocol, leak_audit, paper_protocol
 
-
-def colour_features(ds):
-    """Cheap stand-in for deep features: per-channel LAB means and spreads."""
-    out = []
-    for i in range(len(ds)):
-        lab = cv2.cvtColor(ds.image(i), cv2.COLOR_RGB2LAB).reshape(-1, 3).astype(float)
-        dark = lab[:, 1] > 145
-        out.append([*lab.mean(0), *lab.std(0), dark.mean()])
-    return np.array(out)
+from .conftest import colour_features
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +74,7 @@ def test_honest_inner_cross_validation_keeps_groups_together(small, monkeypatch)
     paper's fixed settings) on the training side holds each group,
     and so each cell's augmented copies, on one side only. The features carry each row's group
     code in a last column, so the spy reads the groups from what the search really received."""
-    import alllib.classifiers as C
+    import alllib.learn.classifiers as C
 
     codes = {}
 
@@ -220,7 +212,7 @@ def test_scaled_target_keeps_the_paper_ratio():
 
 
 def test_per_subject_accuracy_and_subject_probe():
-    from alllib.protocols import per_group_accuracy, subject_probe
+    from alllib.learn.protocols import per_group_accuracy, subject_probe
 
     ds = _subjects(4, 3)
     res = honest_protocol(ds, colour_features, ["rf"], target_per_class=None, n_splits=3, n_repeats=2,
@@ -242,7 +234,7 @@ def test_per_subject_accuracy_and_subject_probe():
 
 
 def test_protocol_study_runs_all_four_settings_and_times_them():
-    from alllib.protocols import protocol_study
+    from alllib.book.studies import protocol_study
 
     ds = _subjects(4, 3)
     st = protocol_study(ds, colour_features, ["svm", "rf"], target_per_class=30, search="small", n_splits=5,
@@ -260,7 +252,7 @@ def test_layers_study_and_acquisition_probe(small):
     """The four ALL-IDB2 layers on a dataset with slides and two acquisitions: the table's rows,
     their datasets' sizes and groups, and a probe that finds an acquisition written into the
     features."""
-    from alllib.protocols import layers_study
+    from alllib.book.studies import layers_study
 
     t = small.table
     ds = small.subset(np.arange(len(small)))
@@ -281,8 +273,8 @@ def test_layers_study_and_acquisition_probe(small):
 def test_the_subject_probe_leaves_out_subjects_with_a_single_cell():
     """A partial C-NMC download can hold subjects with one cell: they are left out and counted
     (the probe used to stop the C-NMC chapter with a ValueError)."""
-    from alllib.display import probe_sentences
-    from alllib.protocols import subject_probe
+    from alllib.book.prose import probe_sentences
+    from alllib.learn.protocols import subject_probe
 
     ds = _subjects(4, 3)
     t = ds.table

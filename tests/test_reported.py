@@ -3,9 +3,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alllib.metrics import binary_metrics
-from alllib.protocols import Evaluation, ProtocolResult
-from alllib.reported import PAPER_SVM_BEST, paper_shape, reported, results_frame
+from alllib.book.reported import PAPER_SVM_BEST, paper_shape, reported, results_frame
+
+from .conftest import protocol_result
 
 
 def test_reported_figures_match_the_paper_page():
@@ -20,23 +20,9 @@ def test_reported_figures_match_the_paper_page():
         reported(colour="red")
 
 
-def _result(protocol, accs, classifier="svm"):
-    evals = []
-    rng = np.random.default_rng(0)
-    for a in accs:
-        y = np.array([0, 1] * 10)
-        pred = y.copy()
-        wrong = int(round((1 - a) * len(y)))
-        pred[:wrong] = 1 - pred[:wrong]
-        m = binary_metrics(y, pred, rng.random(20))
-        evals.append(Evaluation(classifier, y, pred, rng.random(20), np.arange(20), m,
-                                {"shared_source": 0, "shared_group": 0}, train_metrics=m))
-    return {classifier: ProtocolResult(protocol, classifier, evals, {})}
-
-
 def test_paper_shape_places_ours_beside_reported():
-    ours = pd.concat([results_frame(_result("paper", [0.9]), dataset="all_idb2", backbone="efficientnet_lite0"),
-                      results_frame(_result("honest", [0.8, 0.7, 0.75]), dataset="all_idb2",
+    ours = pd.concat([results_frame(protocol_result("paper", [0.9]), dataset="all_idb2", backbone="efficientnet_lite0"),
+                      results_frame(protocol_result("honest", [0.8, 0.7, 0.75]), dataset="all_idb2",
                                     backbone="efficientnet_lite0")])
     t = paper_shape("V", ours, "all_idb2")
     assert t.loc[("svm", "reported (DenseNet-201)"), "accuracy"] == 100
@@ -48,7 +34,7 @@ def test_paper_shape_places_ours_beside_reported():
 
 def test_paper_shape_keeps_the_paper_network_of_multi_network_tables():
     """Table VII reports six networks: ours stand beside DenseNet-201's rows, no average of six."""
-    ours = results_frame(_result("paper", [0.9]), dataset="all_idb2", backbone="efficientnet_lite0", condition="seg")
+    ours = results_frame(protocol_result("paper", [0.9]), dataset="all_idb2", backbone="efficientnet_lite0", condition="seg")
     t = paper_shape("VII", ours, "all_idb2", columns="condition")
     dn = reported("VII", "all_idb2", backbone="densenet201", classifier="svm").set_index("condition")["value"]
     assert t.loc[("svm", "reported (DenseNet-201)"), "seg"] == dn["seg"]
@@ -57,19 +43,20 @@ def test_paper_shape_keeps_the_paper_network_of_multi_network_tables():
 
 
 def test_train_condition_uses_training_metrics():
-    f = results_frame(_result("paper", [0.9]), dataset="cnmc", backbone="densenet201", condition="train")
+    f = results_frame(protocol_result("paper", [0.9]), dataset="cnmc", backbone="densenet201", condition="train")
     assert (f["condition"] == "train").all()
     with pytest.raises(ValueError, match="no training metrics"):
-        res = _result("honest", [0.8])
+        res = protocol_result("honest", [0.8])
         res["svm"].evaluations[0].train_metrics = None
         results_frame(res, dataset="cnmc", backbone="densenet201", condition="train")
 
 
 def test_paper_shape():
-    from alllib.reported import paper_shape
+    from alllib.book.reported import paper_shape
 
-    ours = pd.concat([results_frame(_result("paper", [0.9]), dataset="cnmc", backbone="densenet201", condition="aug"),
-                      results_frame(_result("honest", [0.8, 0.7]), dataset="cnmc", backbone="densenet201",
+    ours = pd.concat([results_frame(protocol_result("paper", [0.9]), dataset="cnmc", backbone="densenet201",
+                                    condition="aug"),
+                      results_frame(protocol_result("honest", [0.8, 0.7]), dataset="cnmc", backbone="densenet201",
                                     condition="aug")])
     t = paper_shape("VIII", ours, "cnmc", columns="condition")
     assert list(t.columns) == ["aug", "noaug"]
@@ -81,6 +68,6 @@ def test_paper_shape():
     six = paper_shape("VI", ours.assign(condition="test"), "cnmc")
     assert list(six.columns)[:2] == ["accuracy", "specificity"] and six.loc[("svm", "reported (DenseNet-201)"), "f1"] == 99.1
     # a stand-in network is named on its own rows, never under the paper's network
-    lite = results_frame(_result("paper", [0.9]), dataset="cnmc", backbone="efficientnet_lite0", condition="test")
+    lite = results_frame(protocol_result("paper", [0.9]), dataset="cnmc", backbone="efficientnet_lite0", condition="test")
     rows = paper_shape("VI", lite, "cnmc").index.get_level_values("figure").unique().tolist()
     assert rows == ["reported (DenseNet-201)", "paper protocol (EfficientNet-Lite0)"]

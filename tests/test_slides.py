@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from alllib.data import load_all_idb2
-from alllib.slides import canonical_slide, match_crop, match_crops, shipped_slide_map
+from alllib.data.slides import canonical_slide, match_crop, match_crops, shipped_slide_map
 
 from .conftest import write_rgb
 
@@ -60,7 +60,7 @@ def test_loader_groups_crops_by_slide(slides_tree, monkeypatch, tmp_path):
 
 
 def test_matches_are_cached(slides_tree, tmp_path, monkeypatch):
-    import alllib.slides as S
+    import alllib.data.slides as S
 
     root, _ = slides_tree
     crops = [np.ascontiguousarray(s[y:y + 96, x:x + 96]) for s, x, y in
@@ -83,7 +83,8 @@ def test_shipped_map():
     assert len(t) == 260 and t["slide"].map(canonical_slide).nunique() == 102
     assert (t["correlation"] == 1).all()
     blasts = t[t.index.str.endswith("_1")]
-    assert int((blasts["slide_width"] == 1712).sum()) == 73 and not (t[t.index.str.endswith("_0")]["slide_width"] == 1712).any()
+    assert int((blasts["slide_width"] == 1712).sum()) == 73
+    assert not (t[t.index.str.endswith("_0")]["slide_width"] == 1712).any()
     assert canonical_slide("Im108_0") == canonical_slide("Im093_0")
 
 
@@ -115,9 +116,9 @@ def test_real_slides_hold_their_crops_where_the_table_says(real_idb2):
 
 @pytest.mark.real_data
 def test_real_all_idb2_groups_by_slide_and_no_slide_crosses_a_split(real_idb2):
-    from alllib.protocols import honest_protocol
+    from alllib.learn.protocols import honest_protocol
 
-    from .test_protocols import colour_features
+    from .conftest import colour_features
 
     t = real_idb2.table
     assert t["group"].nunique() == 97 and t["dup_group"].nunique() == 248

@@ -7,8 +7,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
-from alllib.classifiers import SVM_GRID, fit_classifier, make_classifier
-from alllib.svm_search import fold_kernels, kernel_from_gram, svm_grid_search
+from alllib.learn.classifiers import SVM_GRID, fit_classifier, make_classifier
+from alllib.learn.svm_search import fold_kernels, kernel_from_gram, svm_grid_search
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +86,7 @@ def test_fit_svc_is_the_plain_fit(data, kernel, gamma, C):
     """A plain fitted SVC: same support vectors, decision values and predictions, and it pickles."""
     import pickle
 
-    from alllib.svm_search import fit_svc
+    from alllib.learn.svm_search import fit_svc
 
     X, y = data
     Z = StandardScaler().fit_transform(X)

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from alllib.synthetic import make_synthetic, synthetic_smear
+from alllib.data.synthetic import make_synthetic, synthetic_smear
 
 
 def test_same_seed_same_pixels_any_order():

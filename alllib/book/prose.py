@@ -20,7 +20,9 @@ from dataclasses import dataclass
 import pandas as pd
 
 __all__ = ["Box", "percent_table", "inflation_sentences", "probe_sentences", "folds_sentence", "takeaway_sentences",
-           "layers_sentences", "attribution_sentences", "candidates_sentences", "CLASSIFIER_NAMES"]
+           "layers_sentences", "attribution_sentences", "candidates_sentences", "acquisition_probe_sentences",
+           "probe_change_sentences", "cross_dataset_sentences", "training_sentence", "per_group_sentences",
+           "CLASSIFIER_NAMES"]
 
 _BOX_COLOURS = {"note": ("#e7f2fa", "#6ab0de"), "warning": ("#fff4e5", "#f0b37e"), "important": ("#e8f5e9", "#5cb85c")}
 
@@ -99,7 +101,7 @@ def _pct(v: float) -> str:
 
 def inflation_sentences(table: pd.DataFrame, metric: str = "accuracy", *, held_out: str = "whole subjects are held out",
                         paper_split: str = "splitting by image") -> str:
-    """One sentence per classifier of a :func:`alllib.protocols.compare_protocols` table: the
+    """One sentence per classifier of a :func:`alllib.book.studies.compare_protocols` table: the
     paper-protocol value against the honest one, the difference, and where the paper-protocol
     value lies relative to the honest interval."""
     out = []
@@ -123,7 +125,7 @@ def inflation_sentences(table: pd.DataFrame, metric: str = "accuracy", *, held_o
 
 
 def probe_sentences(probe: pd.DataFrame) -> str:
-    """What a :func:`alllib.protocols.subject_probe` table says, task by task."""
+    """What a :func:`alllib.learn.protocols.subject_probe` table says, task by task."""
     out = []
     for task, r in probe.iterrows():
         ratio = r["accuracy"] / r["chance (largest subject)"]
@@ -150,7 +152,7 @@ def folds_sentence(settings: dict, unit: str = "subjects") -> str:
 
 
 def takeaway_sentences(results: pd.DataFrame, metric: str = "accuracy") -> str:
-    """One sentence per dataset of a :func:`alllib.reported.results_frame` table holding a paper
+    """One sentence per dataset of a :func:`alllib.book.reported.results_frame` table holding a paper
     and an honest row per classifier (values in percent): the mean difference, and for how many
     classifiers the paper-protocol value lies above, inside or below the honest interval."""
     out = []
@@ -177,8 +179,8 @@ def takeaway_sentences(results: pd.DataFrame, metric: str = "accuracy") -> str:
 
 
 def layers_sentences(table: pd.DataFrame, probe: dict | None = None) -> str:
-    """What a :func:`alllib.protocols.layers_table` says, row after row (each against the one
-    before it), and what the acquisition probe (:func:`alllib.protocols.confound_probe`) found."""
+    """What a :func:`alllib.book.studies.layers_table` says, row after row (each against the one
+    before it), and what the acquisition probe (:func:`alllib.learn.protocols.confound_probe`) found."""
     out = []
     rows = list(table.iterrows())
     for (prev, p), (name, r) in zip(rows, rows[1:]):
@@ -202,7 +204,7 @@ def layers_sentences(table: pd.DataFrame, probe: dict | None = None) -> str:
 
 
 def attribution_sentences(table: pd.DataFrame) -> str:
-    """What a :func:`alllib.attribution.inside_table` says, row by row: the Grad-CAM share inside
+    """What a :func:`alllib.book.studies.inside_table` says, row by row: the Grad-CAM share inside
     the nucleus against the nucleus's area (what an even map would score), judged by the
     share's 95 % interval."""
     out = []
@@ -223,7 +225,7 @@ def attribution_sentences(table: pd.DataFrame) -> str:
 
 def candidates_sentences(table: pd.DataFrame, baseline: str, metric: str = "balanced accuracy",
                          goal: float | None = None) -> str:
-    """What a :func:`alllib.improvements.candidates_table` says: each candidate against
+    """What a :func:`alllib.book.candidates.candidates_table` says: each candidate against
     ``baseline`` on ``metric``: the paired difference and its grouped 95 % interval; where the
     interval excludes zero, a real difference; otherwise "could not tell", with the largest
     difference the interval still allows and the smallest one this run could have detected,
@@ -252,3 +254,63 @@ def candidates_sentences(table: pd.DataFrame, baseline: str, metric: str = "bala
         out.append(f"The best, {best}, is {gap:.1f} points short of the goal of {_pct(goal)}." if gap > 0 else
                    f"The best, {best}, reaches the goal of {_pct(goal)} ({-gap:.1f} points above it).")
     return " ".join(out)
+
+
+def acquisition_probe_sentences(balanced: pd.Series) -> str:
+    """What the acquisition probe (:func:`alllib.learn.protocols.confound_probe`, one balanced
+    accuracy per feature setting) says: where each setting stands, and whether any removes the
+    shortcut."""
+    parts = ", ".join(f"{_pct(v)} on the {k} features" for k, v in balanced.items())
+    verdict = ("No candidate removes the shortcut: all still tell the cameras apart far above chance."
+               if balanced.min() >= 0.8 else f"The {balanced.idxmin()} features carry the least of it.")
+    return f"The acquisition probe scores {parts} (chance 50 %). {verdict}"
+
+
+def probe_change_sentences(before: pd.DataFrame, after: pd.DataFrame, change: str = "normalisation") -> str:
+    """Two :func:`alllib.learn.protocols.subject_probe` tables, before and after a ``change``: per
+    task, how much the probe's balanced accuracy moved (a change below 0.05 points reads as none)."""
+    out = []
+    for task in before.index.intersection(after.index):
+        b, a = before.loc[task, "balanced accuracy"], after.loc[task, "balanced accuracy"]
+        d = 100 * (b - a)
+        moved = (f"{'lowers' if d > 0 else 'raises'} the probe's balanced accuracy by {abs(d):.1f} points"
+                 if abs(d) >= 0.05 else "leaves the probe's balanced accuracy unchanged")
+        out.append(f"Among {task}, {change} {moved} ({_pct(b)} to {_pct(a)}).")
+    if len(after) and after["balanced accuracy"].min() > after["chance (1 / subjects)"].max() + 0.1:
+        out.append("Colour statistics are only part of a subject's signature.")
+    return " ".join(out)
+
+
+def cross_dataset_sentences(across: pd.DataFrame) -> str:
+    """What a table of :func:`alllib.book.candidates.cross_dataset` rows (indexed by setting,
+    train, test) says: the best balanced accuracy across datasets, and whether anything carries."""
+    best = across["balanced_accuracy"].max()
+    where = ", ".join(across["balanced_accuracy"].idxmax()[:2])
+    verdict = ("no direction comes near the within-dataset scores: the features learnt on one dataset's images "
+               "do not carry to the other's." if best < 0.75 else
+               "some of what is learnt carries over, though below the within-dataset scores.")
+    return f"Across datasets the best balanced accuracy is {_pct(best)} ({where}); {verdict}"
+
+
+def training_sentence(tuners: list, speed: float, epochs: int) -> str:
+    """How fine-tuning went (:func:`alllib.learn.finetune.training_report`): the speed and the
+    epoch that early stopping kept in each fold."""
+    kept = ", ".join(str(t.best_epoch_) for t in tuners)
+    return (f"Training ran at a median of **{speed:.1f} images/s** on this machine (epochs after the first); "
+            f"early stopping kept epoch {kept} of at most {epochs} in the {len(tuners)} folds.")
+
+
+def per_group_sentences(table: pd.DataFrame, candidate: str, cls: str = "normal", unit: str = "subject") -> str:
+    """What a :func:`alllib.book.candidates.per_group_table` says of ``candidate`` for the groups
+    of class ``cls`` (C-NMC's normal donors): each one's share labelled correctly with its interval,
+    and the spread between the best and the worst."""
+    part = table.loc[candidate]
+    part = part[part["class"] == cls]
+    if part.empty:
+        return f"No {cls} {unit} was tested."
+    each = "; ".join(f"{g}: {_pct(r['correct'])} of {int(r['images'])} images ({_pct(r['95% low'])}-"
+                     f"{_pct(r['95% high'])})" for g, r in part.iterrows())
+    what = part["measures"].iloc[0]
+    return (f"With {candidate}, the {len(part)} {cls} {unit}s' {what}, one by one: {each}. From the worst "
+            f"to the best {unit} it spans {100 * (part['correct'].max() - part['correct'].min()):.1f} points: "
+            f"the pooled {what} hides how differently the model treats each {unit}.")

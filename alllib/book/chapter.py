@@ -5,14 +5,14 @@ the parameters are checked (a wrong type or an unknown backbone stops the page w
 message), the dataset is loaded, the backbone resolved, and a banner says which dataset and
 network produced the page's numbers. ``ch.save(frame)`` stores the chapter's results for the
 summary chapter, which reads them back with :func:`load_results`. The runner that executes the
-chapters and builds the book is :mod:`alllib.runner`.
+chapters and builds the book is :mod:`alllib.book.runner`.
 """
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
-import pickle
 from datetime import datetime, timezone
 from html import escape
 from pathlib import Path
@@ -20,11 +20,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .data import DATASETS, DatasetError, find_all_idb2, load_dataset, project_root, shown_path
-from .display import Box
-from .features import BACKBONES, Featurizer, imagenet_weights_available, keras_weights_file, resolve_backbone
+from alllib import paths
+from alllib.book.prose import Box
+from alllib.data import DATASETS, DatasetError, find_all_idb2, load_dataset
+from alllib.features import (
+    BACKBONES,
+    Featurizer,
+    imagenet_weights,
+    imagenet_weights_available,
+    keras_weights_file,
+    requested_backbones,
+    resolve_backbone,
+)
+from alllib.learn.evaluation import results_from_json, results_to_json
+from alllib.learn.protocols import honest_protocol, paper_protocol
+from alllib.paths import shown_path
 
-__all__ = ["ParameterError", "PARAMETERS", "check_parameters", "results_folder", "Chapter", "load_results",
+__all__ = ["ParameterError", "PARAMETERS", "check_parameters", "Chapter", "load_results",
            "run_id", "summary_table"]
 
 #: The parameters a chapter may declare, their types and allowed values (None: any value of the type).
@@ -61,7 +73,7 @@ def check_parameters(**params) -> dict:
     >>> check_parameters(seed="0")
     Traceback (most recent call last):
     ...
-    alllib.chapter.ParameterError: parameter 'seed' must be int, got str '0'
+    alllib.book.chapter.ParameterError: parameter 'seed' must be int, got str '0'
     """
     for name, value in params.items():
         if name not in PARAMETERS:
@@ -82,15 +94,6 @@ def check_parameters(**params) -> dict:
     return params
 
 
-def results_folder(results_dir: str | None = None) -> Path:
-    """Where chapters store results: ``results_dir``, ``$ALLLIB_RESULTS``, else the project's
-    ``results/`` (whatever the current folder), else ``./results``."""
-    if results_dir or os.environ.get("ALLLIB_RESULTS"):
-        return Path(results_dir or os.environ["ALLLIB_RESULTS"])
-    root = project_root()
-    return root / "results" if root is not None else Path("results")
-
-
 class Chapter:
     """What a chapter needs: checked parameters, its dataset, its backbone, and a banner."""
 
@@ -100,7 +103,7 @@ class Chapter:
                          results_dir=results_dir, **other, **({} if backbone is None else {"backbone": backbone}))
         self.name, self.seed, self.params = name, seed, {"dataset": dataset, "backbone": backbone, "seed": seed,
                                                           **other}
-        self.results = results_folder(results_dir)
+        self.results = paths.results_dir(results_dir)
         if dataset == "auto":  # ALL-IDB2 where present, else the synthetic smears
             dataset = "all_idb2" if find_all_idb2(data_dir) is not None else "synthetic"
         kwargs = {"n": n_synthetic, "seed": seed} if dataset == "synthetic" else {}
@@ -109,10 +112,8 @@ class Chapter:
         except DatasetError as err:
             raise DatasetError(f"chapter {name!r}: {err}") from err
         self.backbone = resolve_backbone(backbone, verbose=False) if backbone else None
-        self.unavailable: str | None = None
-        if backbone not in (None, "auto") and not imagenet_weights_available(self.backbone):
-            # never fail, never fake: say so on the page and use the network that is available
-            self.unavailable, self.backbone = self.backbone, resolve_backbone("auto", verbose=False)
+        if backbone not in (None, "auto"):
+            imagenet_weights(self.backbone)  # asked for by name: its weights or a clear error, never another network
         self._featurizers: dict[str, Featurizer] = {}
 
     @property
@@ -131,7 +132,7 @@ class Chapter:
         label = BACKBONES[self.backbone].label
         if self.backbone != "densenet201":
             label += " (standing in for the paper's DenseNet-201, whose ImageNet weights are not available here)" \
-                if self.params.get("backbone") == "auto" or self.unavailable else " (not the paper's DenseNet-201)"
+                if self.params.get("backbone") == "auto" else " (not the paper's DenseNet-201)"
         return label
 
     def banner(self) -> Box:
@@ -140,16 +141,29 @@ class Chapter:
         if self.backbone:
             parts.append(f" with features from <strong>{escape(self.backbone_label)}</strong>")
         parts.append(f", seed {self.seed}.")
-        if self.unavailable:
-            missing = keras_weights_file(self.unavailable)
-            parts.append(f"<br><strong>Note:</strong> the requested backbone {BACKBONES[self.unavailable].label} has no "
-                         f"ImageNet weights here (place <code>{escape(missing.name)}</code> in "
-                         f"<code>{escape(shown_path(missing.parent))}</code>); this page uses "
-                         f"{BACKBONES[self.backbone].label} instead.")
         if not self.real:
             parts.append("<br><em>Synthetic data</em> (no real dataset was found, or synthetic data was asked for): "
                          "the numbers show the method at work; they are not the paper's setting.")
-        return Box("".join(parts), "warning" if (self.unavailable or not self.real) else "note")
+        return Box("".join(parts), "note" if self.real else "warning")
+
+    def available_backbones(self, spec: str = "available") -> tuple[list[str], list[str], Box]:
+        """The backbones of ``spec`` (:func:`~alllib.features.requested_backbones`) whose ImageNet
+        weights are here, those without, and a box naming them and the file each missing one needs:
+        a chapter that compares networks runs those it has and never fakes the others. Networks
+        asked for by name must all be there (:func:`~alllib.features.imagenet_weights` says which file
+        to place otherwise); ``"available"`` takes those that are."""
+        wanted = requested_backbones(spec)
+        usable = [b for b in wanted if imagenet_weights_available(b)]
+        missing = [b for b in wanted if b not in usable]
+        if missing and spec != "available":
+            imagenet_weights(missing[0])
+        items = "".join(f"<li>{BACKBONES[b].label}: place <code>{escape(keras_weights_file(b).name)}</code> in "
+                        f"<code>{escape(shown_path(keras_weights_file(b).parent))}</code></li>" for b in missing)
+        text = (f"<strong>Networks on this page</strong> (ImageNet weights found here): "
+                f"{', '.join(BACKBONES[b].label for b in usable) or 'none'}."
+                + (f"<br><strong>Not available</strong> (no ImageNet weights here, so not run):<ul>{items}</ul>"
+                   if missing else ""))
+        return usable, missing, Box(text, "warning" if missing else "note")
 
     def targets(self, target_per_class: int, n_splits: int = 5) -> tuple[int, int]:
         """Images per class after balancing: for the paper protocol (at least the largest class),
@@ -172,37 +186,34 @@ class Chapter:
 
         ``target_per_class`` is the paper protocol's per-class size after augmentation (``None``:
         no augmentation); the honest protocol augments its training side to the same training
-        size (:meth:`targets`). Results are remembered on disk beside the chapter results, keyed
-        by every argument, the dataset's images (their content), labels and groups, and the
-        library's source, so chapters that need the same comparison (Tables IV, VII, VIII and the
-        leakage chapter) compute it once, and a change to any input computes it again.
+        size (:meth:`targets`). Results are remembered in the cache (:func:`alllib.paths.cache_dir`,
+        as JSON: reading it runs no code), keyed by every argument, the dataset's images (their
+        content), labels and groups, and the content of the library's source
+        (:func:`source_digest`), so chapters that need the same comparison (Tables IV, VII, VIII
+        and the leakage chapter) compute it once, in the tests and the book alike, and a change
+        to any input computes it again.
         """
-        from .protocols import honest_protocol, paper_protocol
-
         paper_t, honest_t = self.targets(target_per_class, n_splits) if target_per_class else (None, None)
         featurize = self.featurizer(segmentation=segmentation, backbone=backbone)
         key = hashlib.sha256(json.dumps({
             "features": featurize.description, "settings": featurize.settings, "paper_t": paper_t,
             "honest_t": honest_t, "search": search, "n_splits": n_splits, "n_repeats": n_repeats, "seed": self.seed,
-            "data": [self.ds.name, self.ds.source, list(map(str, self.ds.ids)),
-                     [self.ds.image_key(i) for i in range(len(self.ds))], self.ds.labels.tolist(),
-                     list(map(str, self.ds.groups))],
-            "code": _code_fingerprint(),
+            "data": [self.ds.name, list(map(str, self.ds.ids)), [self.ds.image_key(i) for i in range(len(self.ds))],
+                     self.ds.labels.tolist(), list(map(str, self.ds.groups))],
+            "code": source_digest(),
         }, sort_keys=True, default=str).encode()).hexdigest()[:24]
-        memo = self.results / "protocol-cache" / f"{key}.pkl"
-        if memo.is_file():
-            with open(memo, "rb") as f:
-                return pickle.load(f)
+        memo = paths.cache_dir() / f"protocols-v{MEMO_VERSION}" / f"{key}.json.gz"
+        stored = _read_memo(memo)
+        if stored is not None:
+            return stored["paper"], stored["honest"]
         paper = paper_protocol(self.ds, featurize, target_per_class=paper_t, search=search, seed=self.seed)
         honest = honest_protocol(self.ds, featurize, target_per_class=honest_t, n_splits=n_splits,
                                  n_repeats=n_repeats, search=search, seed=self.seed)
-        memo.parent.mkdir(parents=True, exist_ok=True)
-        with open(memo, "wb") as f:
-            pickle.dump((paper, honest), f)
+        _write_memo(memo, {"paper": results_to_json(paper), "honest": results_to_json(honest)})
         return paper, honest
 
     def save(self, frame: pd.DataFrame | None = None, **meta) -> None:
-        """Store the chapter's results (a :func:`alllib.reported.results_frame`-shaped table) and
+        """Store the chapter's results (a :func:`alllib.book.reported.results_frame`-shaped table) and
         what produced them, for the summary chapter and the run manifest."""
         self.results.mkdir(parents=True, exist_ok=True)
         run = run_id()
@@ -222,11 +233,11 @@ class Chapter:
 
 def summary_table(ours: pd.DataFrame, table: str, chapter: str):
     """What ``chapter`` computed, laid out as the paper's Table ``table`` for each dataset of the
-    run (:func:`alllib.reported.paper_shape`; Table IV per network,
-    :func:`alllib.reported.backbone_table`), as a readable table
-    (:func:`alllib.display.percent_table`); a sentence where the chapter stored nothing."""
-    from .display import percent_table
-    from .reported import backbone_table, paper_shape
+    run (:func:`alllib.book.reported.paper_shape`; Table IV per network,
+    :func:`alllib.book.reported.backbone_table`), as a readable table
+    (:func:`alllib.book.prose.percent_table`); a sentence where the chapter stored nothing."""
+    from alllib.book.prose import percent_table
+    from alllib.book.reported import backbone_table, paper_shape
 
     part = ours[ours["chapter"] == chapter] if len(ours) else ours
     if len(part) == 0:
@@ -242,10 +253,44 @@ def summary_table(ours: pd.DataFrame, table: str, chapter: str):
     return percent_table(pd.concat(frames, names=["dataset"]), fractions=False, decimals=2)
 
 
-def _code_fingerprint() -> list:
-    """Size and modification time of every module of the package: a change invalidates memos."""
-    here = Path(__file__).parent
-    return [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(here.glob("*.py"))]
+def source_digest() -> str:
+    """SHA-256 of the content of every module of the library's core (not the book's layer, whose
+    prose and plots do not change a result): a change to the code invalidates the memos."""
+    core = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for p in sorted(core.rglob("*.py")):
+        if "book" not in p.relative_to(core).parts:
+            h.update(str(p.relative_to(core)).encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()
+
+
+#: Part of the protocol memo's folder name: bump it when what is stored changes meaning.
+MEMO_VERSION = 1
+
+
+def _read_memo(path: Path) -> dict | None:
+    """Stored protocol results, or ``None`` (absent, unreadable: recomputed)."""
+    try:
+        with gzip.open(path, "rt") as f:
+            data = json.load(f)
+        return {k: results_from_json(v) for k, v in data.items()}
+    except FileNotFoundError:
+        return None
+    except Exception as err:  # a damaged memo is computed again, and says so
+        print(f"alllib: ignoring the unreadable protocol memo {shown_path(path)} ({type(err).__name__}); recomputing")
+        return None
+
+
+def _write_memo(path: Path, data: dict) -> None:
+    """Write atomically (a temporary file renamed); a cache that cannot be written costs a rerun only."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+        with gzip.open(tmp, "wt") as f:
+            json.dump(data, f, default=lambda v: v.item() if hasattr(v, "item") else str(v))
+        tmp.replace(path)
+    except OSError as err:
+        print(f"alllib: could not store the protocol memo in {shown_path(path.parent)} ({err.strerror or err})")
 
 
 def run_id() -> str:
@@ -258,7 +303,7 @@ def load_results(results_dir: str | None = None, run: str | None = None) -> tupl
     """The stored results (one long table) and metadata of the chapters of one book run: ``run``,
     else this process's :func:`run_id`, else (a summary opened by hand) the most recent run.
     Results of other runs are never mixed in."""
-    folder = results_folder(results_dir)
+    folder = paths.results_dir(results_dir)
     metas = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
     if run is None:
         run = os.environ.get("ALLLIB_RUN_ID") or max(metas, key=lambda m: m.get("saved", ""), default={}).get("run_id")

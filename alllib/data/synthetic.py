@@ -8,7 +8,7 @@ overlapping distributions so that no single cue separates the classes:
 ==========================  ======================  ======================
 cue                         blast (label 1)          normal (label 0)
 ==========================  ======================  ======================
-cell radius (x crop size)   0.20 +- 0.03             0.17 +- 0.03  
+cell radius (x crop size)   0.20 +- 0.03             0.17 +- 0.03
 nucleus / cell radius       0.86 +- 0.05             0.74 +- 0.07
 chromatin                   fine, faint              coarse, clumped
 nucleoli (pale spots)       70 % of cells            10 % of cells
@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from .data import Dataset
+from alllib.data.dataset import Dataset
 
 __all__ = ["make_synthetic", "synthetic_smear", "CLASS_PARAMETERS", "GENERATOR_VERSION"]
 

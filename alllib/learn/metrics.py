@@ -29,7 +29,6 @@ __all__ = [
     "METRICS",
     "binary_metrics",
     "wilson_interval",
-    "bootstrap_interval",
     "mean_interval",
     "mcnemar",
     "grouped_bootstrap",
@@ -50,6 +49,18 @@ def binary_metrics(y_true, y_pred, scores=None) -> dict:
 
     ``scores`` (higher = more likely a blast) gives ROC AUC; without it, or with a single class
     in ``y_true``, ROC AUC is NaN. A ratio with a zero denominator is NaN, never a made-up 0.
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like
+        True and predicted labels (1: ALL).
+    scores : array-like, optional
+        Decision values or probabilities (higher: more likely ALL).
+
+    Returns
+    -------
+    dict
+        Every metric of :data:`METRICS` and the counts ``tp, tn, fp, fn``.
     """
     y_true, y_pred = np.asarray(y_true, int), np.asarray(y_pred, int)
     if y_true.shape != y_pred.shape or y_true.ndim != 1:
@@ -96,22 +107,6 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return float(max(0.0, centre - half)), float(min(1.0, centre + half))
-
-
-def bootstrap_interval(y_true, y_pred, scores=None, metric: str = "accuracy", n_boot: int = 2000,
-                       confidence: float = 0.95, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval of any metric of :func:`binary_metrics` (test samples resampled)."""
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    rng = np.random.default_rng(seed)
-    values = []
-    for _ in range(n_boot):
-        idx = rng.integers(0, len(y_true), len(y_true))
-        s = None if scores is None else np.asarray(scores)[idx]
-        values.append(binary_metrics(y_true[idx], y_pred[idx], s)[metric])
-    values = np.array(values, float)
-    values = values[~np.isnan(values)]
-    a = (1 - confidence) / 2
-    return float(np.quantile(values, a)), float(np.quantile(values, 1 - a))
 
 
 def mean_interval(values, confidence: float = 0.95) -> tuple[float, float, float]:

@@ -15,8 +15,8 @@ from importlib import resources
 
 import pandas as pd
 
-from .classifiers import CLASSIFIERS
-from .metrics import METRICS
+from alllib.learn.classifiers import CLASSIFIERS
+from alllib.learn.metrics import METRICS
 
 __all__ = ["reported", "PAPER_SVM_BEST", "results_frame", "paper_shape", "network_label",
            "backbone_table", "TABLE_CONDITIONS", "CITATION"]
@@ -29,7 +29,7 @@ PAPER_SVM_BEST = {"C": 10, "gamma": 0.01, "kernel": "rbf"}
 
 @lru_cache(maxsize=1)
 def _table() -> pd.DataFrame:
-    with resources.files("alllib").joinpath("reported.csv").open() as f:
+    with resources.files("alllib.book").joinpath("reported.csv").open() as f:
         return pd.read_csv(f)
 
 
@@ -49,7 +49,7 @@ def reported(table: str | None = None, dataset: str | None = None, **filters) ->
 def results_frame(results: dict, *, dataset: str, backbone: str, condition: str = "test") -> pd.DataFrame:
     """Long table of our results (percent) in the shape of :func:`reported`.
 
-    ``results`` maps classifier -> :class:`alllib.protocols.ProtocolResult`; ``backbone`` is the
+    ``results`` maps classifier -> :class:`alllib.learn.protocols.ProtocolResult`; ``backbone`` is the
     network that really produced the features (the tables name it on every row of ours). Adds
     ``protocol``, ``low`` and ``high`` (the interval) columns. With ``condition="train"`` the
     paper protocol's training metrics are used (Table III).
@@ -79,7 +79,7 @@ _FIGURES = {"paper": "paper protocol", "honest": "honest"}
 
 def network_label(key) -> str:
     """A backbone's name as the paper prints it (``densenet201`` -> ``DenseNet-201``)."""
-    from .features import BACKBONES
+    from alllib.features import BACKBONES
 
     return BACKBONES[key].label if key in BACKBONES else str(key)
 

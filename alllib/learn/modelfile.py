@@ -38,26 +38,27 @@ import pandas as pd
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.pipeline import Pipeline
 
-from . import __version__
-from .augmentation import Augmenter, balance
-from .classifiers import fit_classifier
-from .data import Dataset, ImageReadError, cnmc_subject, read_image
-from .features import BACKBONES, FeatureExtractor, Featurizer, file_sha256
-from .preprocessing import rgb_to_lab
-from .protocols import outer_splits, split_problem
-from .segmentation import MIN_SIZE, EmptyMaskWarning
+from alllib import __version__
+from alllib.augmentation import Augmenter, balance
+from alllib.data import Dataset, ImageReadError, cnmc_subject, read_image
+from alllib.features import BACKBONES, FeatureExtractor, Featurizer, file_sha256
+from alllib.learn.classifiers import fit_classifier
+from alllib.learn.evaluation import grouped_folds, inner_fold_count, split_problem
+from alllib.preprocessing import rgb_to_lab
+from alllib.segmentation import MIN_SIZE, EmptyMaskWarning
 
 __all__ = ["ModelFileError", "TrainingError", "calibration_problem", "train_image_classifier", "grouped_report",
            "choose_threshold", "probability_threshold", "THRESHOLDS", "REPORTED", "save_model", "load_model",
            "predict_images", "predict_files", "describe_model", "subject_calls",
-           "Prediction", "visible_cell_problem", "training_statistics", "unfamiliar", "fitted_scaler", "LABEL_NAMES", "MAGIC", "FORMAT_VERSION", "TRUSTED_TYPES"]
+           "Prediction", "visible_cell_problem", "training_statistics", "unfamiliar", "fitted_scaler", "LABEL_NAMES",
+           "MAGIC", "FORMAT_VERSION", "TRUSTED_TYPES"]
 
 MAGIC = b"ALLLIB-MODEL "
 #: The model file format this alllib writes and reads.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: the package in layers (alllib.features.extract); files of 2 must be retrained
 #: Types a model file may rebuild besides skops' defaults (scikit-learn estimators, numpy).
 TRUSTED_TYPES = [
-    "alllib.features.FeatureExtractor", "alllib.features.ImageTransform",
+    "alllib.features.extract.FeatureExtractor", "alllib.features.extract.ImageTransform",
     "sklearn.calibration._CalibratedClassifier", "sklearn.calibration._SigmoidCalibration",
     "sklearn.tree._tree.Tree", "xgboost.core.Booster", "xgboost.sklearn.XGBClassifier",
 ]
@@ -100,7 +101,36 @@ def train_image_classifier(ds: Dataset, *, backbone: str = "auto", weights="imag
     copies); returns ``(pipeline, metadata)``. The SVM is calibrated for probabilities. The
     metadata hold what the model is worth for a new patient (:func:`grouped_report`) and the
     decision threshold on the probability of a blast (``threshold``, see :data:`THRESHOLDS`)
-    that :func:`predict_files` applies."""
+    that :func:`predict_files` applies.
+
+    Parameters
+    ----------
+    ds : Dataset
+        The training images.
+    backbone, weights : str
+        The feature extractor and its weights (see :func:`~alllib.features.load_backbone`).
+    classifier : str
+        A key of :data:`~alllib.learn.classifiers.CLASSIFIERS`.
+    segmentation : dict, optional
+        Arguments of :func:`~alllib.segmentation.segment`.
+    target_per_class : int, optional
+        Balance each class to this many images with augmented copies.
+    search : str
+        The hyper-parameter grid.
+    size : int
+        The network input's side.
+    seed : int
+        Seeds every random step.
+    threshold : {"balanced", "default"}
+        How the decision threshold is chosen.
+    progress, cache : bool
+        Show progress; use the feature store.
+
+    Returns
+    -------
+    (Pipeline, dict)
+        The fitted pipeline (images in, labels out) and its metadata.
+    """
     if threshold not in THRESHOLDS:
         raise ValueError(f"threshold must be one of {', '.join(THRESHOLDS)}, not {threshold!r}")
     featurize = Featurizer(backbone, weights=weights, segmentation=segmentation, size=size, progress=progress,
@@ -151,7 +181,7 @@ def train_image_classifier(ds: Dataset, *, backbone: str = "auto", weights="imag
 
 def fitted_scaler(clf):
     """The ``StandardScaler`` fitted on all the training features, inside a classifier that
-    :func:`~alllib.classifiers.fit_classifier` returned (calibrated or not)."""
+    :func:`~alllib.learn.classifiers.fit_classifier` returned (calibrated or not)."""
     if isinstance(clf, CalibratedClassifierCV):
         clf = clf.calibrated_classifiers_[0].estimator
     return clf.named_steps["scale"]
@@ -243,23 +273,18 @@ def choose_threshold(y: np.ndarray, scores: np.ndarray, default: float) -> float
 
 
 def _refit(model: Pipeline, X: np.ndarray, y: np.ndarray) -> Pipeline:
-    """``clone(model).fit(X, y)``; an SVM through one Gram matrix (:func:`~alllib.svm_search.fit_svc`)."""
+    """``clone(model).fit(X, y)``; an SVM through one Gram matrix (:func:`~alllib.learn.svm_search.fit_svc`)."""
     from sklearn.base import clone
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
 
-    from .svm_search import fit_svc
+    from alllib.learn.svm_search import fit_svc
 
     if isinstance(model[-1], SVC):
         scaler = StandardScaler().fit(X)
         params = {k: v for k, v in model[-1].get_params().items()}
         return Pipeline([("scale", scaler), (model.steps[-1][0], fit_svc(scaler.transform(X), y, **params))])
     return clone(model).fit(X, y)
-
-
-def _group_folds(y: np.ndarray, groups: np.ndarray, n_splits: int) -> int:
-    """Grouped folds the data allow (:func:`~alllib.protocols.outer_splits`), 0 where none."""
-    return 0 if split_problem(y, groups) else outer_splits(y, groups, n_splits)
 
 
 def grouped_report(model: Pipeline, X: np.ndarray, y: np.ndarray, groups: np.ndarray, *, originals=None,
@@ -280,30 +305,30 @@ def grouped_report(model: Pipeline, X: np.ndarray, y: np.ndarray, groups: np.nda
     from sklearn.model_selection import StratifiedGroupKFold
     from tqdm import tqdm
 
-    from .classifiers import decision_scores
-    from .metrics import binary_metrics
+    from alllib.learn.classifiers import decision_scores
+    from alllib.learn.metrics import binary_metrics
 
     if threshold not in THRESHOLDS:
         raise ValueError(f"threshold must be one of {', '.join(THRESHOLDS)}, not {threshold!r}")
     X, y, groups = np.asarray(X), np.asarray(y, int), np.asarray(groups)
     originals = np.ones(len(y), bool) if originals is None else np.asarray(originals, bool)
-    folds = _group_folds(y, groups, n_splits)
-    if folds < 2:
+    if split_problem(y, groups):
         return {"folds": 0, "note": "too few groups per class to cross-validate"}
     from sklearn.svm import SVC
 
     default = 0.0 if isinstance(model[-1], SVC) else 0.5  # the decision function's zero, or a probability's half
     rows, oof = [], np.full(len(y), np.nan)
     pred_all = np.full(len(y), -1)
-    splits = list(StratifiedGroupKFold(folds, shuffle=True, random_state=seed).split(X, y, groups))
-    for train, test in tqdm(splits, desc="grouped cross-validation", unit="fold", disable=not progress):
-        test = test[originals[test]]
+    splits = grouped_folds(y, groups, n_splits=n_splits, seed=seed)
+    folds = len(splits)
+    for fold in tqdm(splits, desc="grouped cross-validation", unit="fold", disable=not progress):
+        train, test = fold.train, fold.test[originals[fold.test]]
         cut = default
         if threshold == "balanced":
-            inner = _group_folds(y[train], groups[train], 3)
+            inner = inner_fold_count(y[train], groups[train])
             if inner >= 2:
                 inner_scores = np.full(len(train), np.nan)
-                for a, b in StratifiedGroupKFold(inner, shuffle=True, random_state=seed).split(
+                for a, b in StratifiedGroupKFold(inner, shuffle=True, random_state=fold.seed).split(
                         X[train], y[train], groups[train]):
                     inner_scores[b] = decision_scores(_refit(model, X[train][a], y[train][a]), X[train][b])
                 keep = originals[train]
@@ -340,7 +365,7 @@ def subject_calls(rows: list["Prediction"], subjects: dict[str, str] | None = No
     blast, and the call: ``ALL`` where the whole interval lies above one half, ``normal`` where it
     lies below, ``uncertain`` otherwise. Cells that could not be labelled, or whose subject is
     unknown, are left out (their count is in ``table.attrs["unassigned"]``)."""
-    from .metrics import wilson_interval
+    from alllib.learn.metrics import wilson_interval
 
     found = [(subjects.get(r.image) if subjects is not None else cnmc_subject(r.image), r) for r in rows]
     labelled = [(s, r) for s, r in found if s is not None and r.label is not None]
@@ -436,7 +461,23 @@ def load_model(path: str | os.PathLike) -> tuple[Pipeline, dict]:
     within bounded memory: the size, the format version, the header and the checksum are checked
     first, then what the payload's parts declare they unpack to; only known types are rebuilt,
     and every rebuilt parameter is checked as at training time. Any failure is one
-    :class:`ModelFileError` naming the file."""
+    :class:`ModelFileError` naming the file.
+
+    Parameters
+    ----------
+    path : str or path
+        A model file.
+
+    Returns
+    -------
+    (Pipeline, dict)
+        The pipeline and its metadata.
+
+    Raises
+    ------
+    ModelFileError
+        For any file that is not a sound alllib model file, naming it and the problem.
+    """
     path = Path(path)
     if path.is_dir():
         raise ModelFileError(f"{path}: a directory, not a model file")
@@ -620,7 +661,24 @@ def predict_files(pipeline: Pipeline, paths: list, *, chunk: int = 64, metadata:
     ``error`` row and the others are still labelled; an image with no visible cell (uniform,
     grayscale, or where segmentation keeps no nucleus), or one unlike the training images
     (:func:`unfamiliar`, with the model's ``metadata``), gets a ``warning`` row naming the file
-    and the reason. One row per input, in order. Files are prepared in chunks of ``chunk``."""
+    and the reason. One row per input, in order. Files are prepared in chunks of ``chunk``.
+
+    Parameters
+    ----------
+    pipeline : Pipeline
+        From :func:`load_model` or :func:`train_image_classifier`.
+    paths : list
+        Image files.
+    chunk : int
+        Files prepared at a time.
+    metadata : dict, optional
+        The model's metadata (its threshold and training statistics).
+
+    Returns
+    -------
+    list of Prediction
+        One row per file, in order: label, probability, or the error or warning.
+    """
     extractor = pipeline.named_steps["features"]
     stats = (metadata or {}).get("training_statistics")
     rows = [Prediction(str(p)) for p in paths]

@@ -1,0 +1,305 @@
+"""The chapters' studies: several protocols, settings or maps run together and tabled, as a chapter shows them.
+
+* :func:`protocol_study`: the paper's and the honest protocol, with and without augmentation, and
+  the subject probe (chapter 10);
+* :func:`layers_study`: ALL-IDB2's layers of structure (duplicates, slides, acquisition) for one setting (chapter 9);
+* :func:`attribution_study`: Grad-CAM through the real SVM for every image, with grouped folds (chapter 11).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from alllib.attribution import (
+    conv_maps,
+    grad_cam,
+    inside_share,
+    network_mode,
+    nucleus_mask,
+    occlusion_map,
+    svm_feature_gradient,
+    upsample,
+)
+from alllib.augmentation import Augmenter
+from alllib.data import Dataset
+from alllib.features import BACKBONES, FeatureExtractor
+from alllib.learn.classifiers import CLASSIFIERS, fit_classifier
+from alllib.learn.evaluation import ProtocolResult, grouped_folds
+from alllib.learn.metrics import mean_interval
+from alllib.learn.protocols import Featurize, confound_probe, honest_protocol, paper_protocol, subject_probe
+from alllib.preprocessing import imagenet_preprocess, resize
+
+__all__ = ["compare_protocols", "Study", "protocol_study", "layers_table", "layers_study", "AttributionStudy",
+           "attribution_study", "occlusion_check", "inside_table"]
+
+def compare_protocols(paper: dict[str, ProtocolResult], honest: dict[str, ProtocolResult],
+                      metric: str = "accuracy") -> pd.DataFrame:
+    """One row per classifier: paper-protocol value, honest mean and interval, inflation, and the
+    leak counts (test samples sharing a source image or a group with the training side; the
+    honest count adds both and is zero by construction)."""
+    rows = []
+    for name in paper:
+        p = paper[name].summary().loc[metric]
+        h = honest[name].summary().loc[metric] if name in honest else None
+        rows.append({
+            "classifier": name,
+            f"paper protocol {metric}": p["value"],
+            f"honest {metric}": np.nan if h is None else h["value"],
+            "honest 95% low": np.nan if h is None else h["low"],
+            "honest 95% high": np.nan if h is None else h["high"],
+            "inflation (points)": np.nan if h is None else 100 * (p["value"] - h["value"]),
+            "paper leaks (test sharing a source)": paper[name].leaks,
+            "paper leaks (test sharing a group)": paper[name].group_leaks,
+            "honest leaks": np.nan if h is None else honest[name].leaks + honest[name].group_leaks,
+        })
+    return pd.DataFrame(rows).set_index("classifier")
+
+
+class _TimedFeaturize:
+    """A featurize callable that adds up the seconds spent in it."""
+
+    def __init__(self, featurize: Featurize):
+        self.featurize, self.seconds = featurize, 0.0
+
+    def __call__(self, ds: Dataset) -> np.ndarray:
+        t0 = time.perf_counter()
+        try:
+            return self.featurize(ds)
+        finally:
+            self.seconds += time.perf_counter() - t0
+
+
+@dataclass
+class Study:
+    """The paper's protocol and the honest one on one dataset, each with and without the
+    paper's augmentation, plus the subject probe: everything the C-NMC chapter shows."""
+
+    ds: Dataset
+    paper: dict[str, ProtocolResult]
+    paper_noaug: dict[str, ProtocolResult]
+    honest: dict[str, ProtocolResult]
+    honest_noaug: dict[str, ProtocolResult]
+    probe: pd.DataFrame | None
+    timings: pd.DataFrame
+
+    def comparison(self, metric: str = "accuracy") -> pd.DataFrame:
+        """:func:`compare_protocols` of the augmented runs (the paper's headline setting)."""
+        return compare_protocols(self.paper, self.honest, metric)
+
+
+def protocol_study(ds: Dataset, featurize: Featurize, classifiers: Sequence[str] = CLASSIFIERS, *,
+                   target_per_class: int, augmenter: Augmenter | None = None, search: str = "paper",
+                   n_splits: int = 5, n_repeats: int = 1, inner_splits: int = 3, probe_column: str | None = "patient",
+                   seed: int = 0, progress: bool = True) -> Study:
+    """Run the four protocol settings and the subject probe, timing each stage.
+
+    The paper protocol balances the whole ``ds`` to ``target_per_class`` per class (at least the
+    larger class) and splits by image; the honest one splits by group first and grows each
+    training side by the same ratio (``scale_target``). ``timings`` has one row per stage:
+    feature extraction (reading, augmenting and running the network, cached features read back)
+    and each classifier's fitting and tuning, in seconds.
+    """
+    timed = _TimedFeaturize(featurize)
+    target = max(int(target_per_class), int(np.bincount(ds.labels).max()))
+    rows, runs = [], {}
+    for key, label, run in (
+        ("paper", "paper protocol, augmented", lambda: paper_protocol(
+            ds, timed, classifiers, target_per_class=target, augmenter=augmenter, search=search, seed=seed)),
+        ("paper_noaug", "paper protocol, no augmentation", lambda: paper_protocol(
+            ds, timed, classifiers, target_per_class=None, search=search, seed=seed)),
+        ("honest", "honest protocol, augmented", lambda: honest_protocol(
+            ds, timed, classifiers, target_per_class=target, scale_target=True, augmenter=augmenter,
+            n_splits=n_splits, n_repeats=n_repeats, inner_splits=inner_splits, search=search, seed=seed,
+            progress=progress)),
+        ("honest_noaug", "honest protocol, no augmentation", lambda: honest_protocol(
+            ds, timed, classifiers, target_per_class=None, n_splits=n_splits, n_repeats=n_repeats,
+            inner_splits=inner_splits, search=search, seed=seed, progress=progress)),
+    ):
+        before = timed.seconds
+        runs[key] = run()
+        rows.append({"stage": f"{label}: features", "seconds": timed.seconds - before})
+        for name, res in runs[key].items():
+            rows.append({"stage": f"{label}: {name}", "seconds": sum(e.seconds for e in res.evaluations)})
+    probe = None
+    if probe_column is not None:
+        t0 = time.perf_counter()
+        probe = subject_probe(timed(ds), ds, column=probe_column, seed=seed)
+        rows.append({"stage": "subject probe", "seconds": time.perf_counter() - t0})
+    return Study(ds, runs["paper"], runs["paper_noaug"], runs["honest"], runs["honest_noaug"], probe,
+                 pd.DataFrame(rows).set_index("stage"))
+
+
+def layers_table(evaluations: dict[str, tuple[ProtocolResult, Dataset]]) -> pd.DataFrame:
+    """One row per evaluation (name -> its result and the dataset it ran on): images, groups,
+    accuracy, balanced accuracy and the balanced accuracy's interval, as fractions. For setting
+    the paper protocol, the duplicate-grouped, the slide-grouped and the same-acquisition
+    honest estimates side by side."""
+    rows = []
+    for name, (result, ds) in evaluations.items():
+        s = result.summary()
+        rows.append({"evaluation": name, "images": len(ds), "groups": int(ds.table["group"].nunique()),
+                     "accuracy": s.loc["accuracy", "value"], "balanced accuracy": s.loc["balanced_accuracy", "value"],
+                     "balanced 95% low": s.loc["balanced_accuracy", "low"],
+                     "balanced 95% high": s.loc["balanced_accuracy", "high"]})
+    return pd.DataFrame(rows).set_index("evaluation")
+
+
+def layers_study(ds: Dataset, featurize: Featurize, *, paper_target: int | None, honest_target: int | None,
+                 acquisition: str = "2592x1944", n_splits: int = 5, n_repeats: int = 1, search: str = "paper",
+                 seed: int = 0, paper: ProtocolResult | None = None,
+                 honest: ProtocolResult | None = None) -> tuple[pd.DataFrame, dict]:
+    """ALL-IDB2's layers of structure for one feature setting, with the SVM: the paper protocol,
+    the honest protocol split by duplicate group (``dup_group``), split by slide (``group``),
+    and split by slide on the crops of one ``acquisition`` only; then the acquisition probe
+    among the blast crops. Returns ``(layers_table(...), confound_probe(...))``. ``paper`` and
+    ``honest`` reuse SVM results already computed on ``ds`` with the same settings."""
+    run = dict(target_per_class=honest_target, n_splits=n_splits, n_repeats=n_repeats, search=search, seed=seed,
+               progress=False)
+    paper = paper or paper_protocol(ds, featurize, ["svm"], target_per_class=paper_target, search=search,
+                                    seed=seed)["svm"]
+    honest = honest or honest_protocol(ds, featurize, ["svm"], **run)["svm"]
+    by_duplicates = ds.regroup("dup_group")
+    one = ds.subset(np.flatnonzero(ds.table["acquisition"] == acquisition))
+    table = layers_table({
+        "the paper protocol (split by image after augmenting)": (paper, ds),
+        "the honest protocol split by duplicate group": (
+            honest_protocol(by_duplicates, featurize, ["svm"], **run)["svm"], by_duplicates),
+        "the honest protocol split by slide": (honest, ds),
+        f"the honest protocol on {acquisition} slides only, split by slide": (
+            honest_protocol(one, featurize, ["svm"], **run)["svm"], one),
+    })
+    return table, confound_probe(featurize(ds), ds, "acquisition", among_label=1, seed=seed)
+
+
+@dataclass
+class AttributionStudy:
+    """Grad-CAM of every image, each scored by an SVM that never saw it (grouped outer folds).
+
+    ``table``: one row per image with ``id``, ``label``, ``fold``, the SVM's decision
+    ``score``, ``pred``, ``correct``, ``margin`` (signed toward the true class: the most negative
+    are the largest errors), ``mask_area`` and ``cam_inside`` (the Grad-CAM share inside the
+    nucleus mask). ``cams`` are the coarse maps, ``pixels`` the network's view of each image
+    (after segmentation, if any), ``masks`` the nucleus masks, ``models`` each fold's SVM.
+    """
+
+    table: pd.DataFrame
+    cams: np.ndarray = field(repr=False)
+    pixels: list = field(repr=False)
+    masks: np.ndarray = field(repr=False)
+    models: list = field(repr=False)
+    extractor: FeatureExtractor = field(repr=False)
+    description: str = ""
+
+    def network_input(self, i: int) -> np.ndarray:
+        """The ``i``-th image as the network saw it (segmented, resized and normalised)."""
+        return imagenet_preprocess(self.pixels[i], network_mode(self.extractor))
+
+    def cam(self, i: int) -> np.ndarray:
+        """The ``i``-th image's Grad-CAM at the network input's size."""
+        return upsample(self.cams[i], self.extractor.size)
+
+    def occlusion(self, i: int, *, patch: int = 48, stride: int = 24) -> np.ndarray:
+        """Occlusion sensitivity of the ``i``-th image under the SVM of its own test fold."""
+        model = self.models[int(self.table["fold"].iloc[i])]
+        score = lambda batch: model.decision_function(self.extractor.embed(list(batch)))  # noqa: E731
+        sign = 1.0 if self.table["pred"].iloc[i] == model[-1].classes_[1] else -1.0
+        return occlusion_map(score, self.network_input(i), patch=patch, stride=stride, sign=sign)
+
+    def pick(self, n: int = 4) -> dict[str, list[int]]:
+        """The run's own choice of cells to show: the ``n`` most confident correct decisions and the
+        ``n`` largest errors (most negative margins)."""
+        order = self.table.sort_values("margin")
+        wrong = order[~order["correct"]].index[:n].tolist()
+        right = order[order["correct"]].index[::-1][:n].tolist()
+        return {"largest errors": wrong, "most confident correct": right}
+
+
+def attribution_study(ds: Dataset, extractor: FeatureExtractor, *, n_splits: int = 5, search: str = "small",
+                      seed: int = 0, mask_k: int = 3, progress: bool = True) -> AttributionStudy:
+    """Grad-CAM through the real SVM for every image of ``ds``, with grouped outer folds.
+
+    The images are split by ``ds.groups`` (slide or subject) into ``n_splits`` folds (fewer
+    where a class has fewer groups); each fold's SVM is fitted (and tuned with ``search``, by
+    grouped inner CV) on the other folds' features only, and explains its own test images.
+    The features are the spatial means of the same maps Grad-CAM weighs, so both come from one
+    pass through the network.
+    """
+    if not hasattr(extractor, "backbone_"):
+        extractor.fit()
+    y, groups, ids = ds.labels, ds.groups, ds.ids
+    pixels, masks = [], []
+    truth = ds.mask_reader is not None  # synthetic smears know their nuclei
+    for i in tqdm(range(len(ds)), desc="images and nucleus masks", unit="img", disable=not progress):
+        img = ds.image(i)
+        pixels.append(extractor.transform_.pixels(img, image_id=ids[i]))
+        masks.append(resize(ds.mask(i).astype(np.uint8), extractor.size, "nearest").astype(bool) if truth
+                     else nucleus_mask(img, extractor.size, k=mask_k, seed=seed, image_id=ids[i]))
+    maps = conv_maps(extractor, [imagenet_preprocess(p, network_mode(extractor)) for p in pixels], progress=progress)
+    X = maps.mean(axis=(1, 2))
+    cams = np.zeros(maps.shape[:3], np.float32)
+    score, fold_of, models = np.zeros(len(ds)), np.zeros(len(ds), int), []
+    for fold in grouped_folds(y, groups, n_splits=n_splits, seed=seed):
+        train, test = fold.train, fold.test
+        model, _ = fit_classifier("svm", X[train], y[train], groups=groups[train], search=search, cv_splits=3,
+                                  seed=fold.seed)
+        f, grad = svm_feature_gradient(model, X[test])
+        cams[test] = grad_cam(maps[test], grad * np.where(f >= 0, 1.0, -1.0)[:, None])
+        score[test], fold_of[test] = f, fold.index
+        models.append(model)
+    masks = np.stack(masks)
+    pred = np.where(score >= 0, 1, 0)
+    table = pd.DataFrame({"id": ids, "label": y, "group": groups, "fold": fold_of, "score": score, "pred": pred,
+                          "correct": pred == y, "margin": score * np.where(y == 1, 1, -1),
+                          "mask_area": masks.mean(axis=(1, 2)),
+                          "cam_inside": [inside_share(upsample(c, extractor.size), m) for c, m in zip(cams, masks)]})
+    seg = extractor.segmentation
+    description = (f"{BACKBONES[extractor.backbone_].label} features, "
+                   f"{'K-means segmentation' if seg else 'no segmentation'}, SVM, {len(models)} grouped folds; "
+                   f"nucleus masks: {'the ground truth' if truth else 'K-means on A'}")
+    return AttributionStudy(table, cams, pixels, masks, models, extractor, description)
+
+
+def occlusion_check(study: AttributionStudy, indices: list[int], *, patch: int = 48,
+                    stride: int = 24) -> tuple[pd.DataFrame, dict[int, np.ndarray]]:
+    """Occlusion sensitivity of the cells at ``indices``, beside their Grad-CAM: the share of each
+    map inside the nucleus mask and the Spearman rank correlation of the two maps (1: they rank
+    the pixels alike). Returns the table and the maps."""
+    from scipy.stats import spearmanr
+
+    rows, maps = [], {}
+    for i in indices:
+        occ = maps[i] = study.occlusion(i, patch=patch, stride=stride)
+        cam = study.cam(i)
+        r = study.table.iloc[i]
+        flat = cam.std() == 0 or occ.std() == 0  # an empty map ranks nothing
+        rows.append({"id": r["id"], "label": int(r["label"]), "correct": bool(r["correct"]),
+                     "nucleus area": r["mask_area"], "Grad-CAM inside": r["cam_inside"],
+                     "occlusion inside": inside_share(occ, study.masks[i]),
+                     "rank correlation": np.nan if flat else float(spearmanr(cam.ravel(), occ.ravel()).statistic)})
+    return pd.DataFrame(rows).set_index("id"), maps
+
+
+def inside_table(studies: dict[str, AttributionStudy], class_names: dict[int, str] | None = None) -> pd.DataFrame:
+    """Per study and class: cells, the mean nucleus-mask area (what an even map would score), the
+    mean Grad-CAM share inside the mask with its 95 % interval, and their ratio (above 1: the map
+    concentrates on the nucleus). Cells without a usable mask or map are left out."""
+    class_names = class_names or {1: "ALL blast", 0: "not a blast"}
+    rows = []
+    for name, study in studies.items():
+        t = study.table.dropna(subset=["cam_inside"])
+        t = t[(t["mask_area"] > 0) & (t["mask_area"] < 1)]
+        for label in sorted(t["label"].unique(), reverse=True):
+            part = t[t["label"] == label]
+            mean, lo, hi = mean_interval(part["cam_inside"])
+            rows.append({"setting": name, "class": class_names.get(int(label), str(label)), "cells": len(part),
+                         "nucleus area": part["mask_area"].mean(), "Grad-CAM inside": mean,
+                         "inside 95% low": lo, "inside 95% high": hi,
+                         "ratio": mean / part["mask_area"].mean()})
+    return pd.DataFrame(rows).set_index(["setting", "class"])
+
+

@@ -1,0 +1,14 @@
+"""Learning and judging: classifiers and the exact SVM grid search, the one cross-validation engine
+(:mod:`alllib.learn.evaluation`), the paper's and the honest protocol, metrics with their
+intervals and tests, fine-tuning, and model files.
+
+The modules, each imported by its full name (``from alllib.learn.protocols import honest_protocol``):
+
+- :mod:`~alllib.learn.classifiers`, :mod:`~alllib.learn.svm_search`: SVM / random forest / XGBoost
+  with their grids, and the precomputed-kernel SVM search
+- :mod:`~alllib.learn.evaluation`: grouped folds with spawned seeds, :class:`~alllib.learn.evaluation.ProtocolResult`
+- :mod:`~alllib.learn.protocols`: the paper's protocol, the honest one, the leak audit, the probes
+- :mod:`~alllib.learn.metrics`: metrics, intervals, the grouped bootstrap and the corrected t-test
+- :mod:`~alllib.learn.finetune`: EfficientNet-Lite0 fine-tuned end to end
+- :mod:`~alllib.learn.modelfile`: train, save, load and predict with a checked model file
+"""

@@ -1,0 +1,332 @@
+"""The one cross-validation engine: grouped folds, their seeds, and one result type.
+
+Every estimate of the library is made here: the honest protocol, the candidates of chapters 12
+and 13, the attribution study and ``train``'s grouped report run :func:`cross_validate` (or, where
+they need the folds themselves, :func:`grouped_folds`); the paper protocol's single split by image
+returns the same :class:`ProtocolResult`.
+
+* **Outer folds** (:func:`grouped_folds`): ``StratifiedGroupKFold`` on the groups (slides,
+  subjects), reshuffled for each repeat; never more folds than the smaller class has groups
+  (:func:`fold_count`), and a clear error where the data cannot be split by group at all
+  (:func:`split_problem`).
+* **Inner folds** (:func:`inner_fold_count`): the same rule on a training side, at most 3; below 2,
+  no tuning (the classifier keeps its defaults).
+* **Seeds**: one root ``seed``; ``numpy.random.SeedSequence(seed)`` spawns one sequence per repeat
+  and each of those one per fold, so every fold of every repeat has its own independent seed and
+  no two runs share folds by accident (with seeds made by addition, seed 0's second repeat would
+  be seed 1's first).
+
+>>> folds = grouped_folds([0, 0, 0, 1, 1, 1], ["a", "b", "c", "d", "e", "f"], n_splits=3, n_repeats=2)
+>>> len(folds), [f.repeat for f in folds], len({f.seed for f in folds})
+(6, [0, 0, 0, 1, 1, 1], 6)
+>>> sorted(np.concatenate([f.test for f in folds if f.repeat == 0]).tolist())
+[0, 1, 2, 3, 4, 5]
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedGroupKFold
+from tqdm import tqdm
+
+from alllib.data import Dataset
+from alllib.learn.metrics import METRICS, binary_metrics, mean_interval, wilson_interval
+
+__all__ = ["Fold", "Evaluation", "ProtocolResult", "groups_per_class", "split_problem", "fold_count",
+           "inner_fold_count", "fold_seeds", "grouped_folds", "score_evaluation", "cross_validate", "results_to_json",
+           "results_from_json"]
+
+#: The most inner folds used to tune on a training side.
+INNER_SPLITS = 3
+
+
+def groups_per_class(labels, groups) -> dict[int, int]:
+    """How many distinct groups each class has.
+
+    >>> groups_per_class([0, 0, 1, 1], ["a", "a", "b", "c"])
+    {0: 1, 1: 2}
+    """
+    labels, groups = np.asarray(labels), np.asarray(groups)
+    return {int(c): pd.Series(groups[labels == c]).nunique() for c in np.unique(labels)}
+
+
+def split_problem(labels, groups) -> str | None:
+    """Why the data cannot be split by group, or ``None``: a single class, or a class with fewer
+    than 2 groups (one normal subject of a partial C-NMC download cannot be both tested and
+    trained on).
+
+    >>> split_problem([0, 0, 1, 1], ["H1", "H1", "2", "3"])[:60]
+    'class 0 has 1 group (subject/cell); a split by group needs a'
+    """
+    per_class = groups_per_class(labels, groups)
+    if len(per_class) < 2:
+        return "the dataset holds a single class; a classifier needs both"
+    lonely = [c for c, n in per_class.items() if n < 2]
+    if lonely:
+        return (f"class {lonely[0]} has {per_class[lonely[0]]} group (subject/cell); a split by group needs "
+                "at least 2 per class, so one can be tested while another trains")
+    return None
+
+
+def fold_count(labels, groups, n_splits: int) -> int:
+    """The number of grouped outer folds the data allow: ``n_splits``, or fewer where a class has
+    fewer groups (C-NMC's fold_1 has 3 normal subjects, so at most 3 folds). Data that cannot be
+    split by group at all (:func:`split_problem`): :class:`ValueError`.
+
+    >>> fold_count([0, 0, 0, 1, 1], ["a", "b", "c", "d", "e"], 5)
+    2
+    """
+    problem = split_problem(labels, groups)
+    if problem:
+        raise ValueError(problem)
+    return min(n_splits, *groups_per_class(labels, groups).values())
+
+
+def inner_fold_count(labels, groups, n_splits: int = INNER_SPLITS) -> int:
+    """Inner folds for tuning on a training side: ``n_splits`` or fewer (the groups of its smaller
+    class); 0 where a grouped inner split is impossible, and then nothing is tuned.
+
+    >>> inner_fold_count([0, 0, 1, 1], ["a", "b", "c", "d"]), inner_fold_count([0, 1], ["a", "b"])
+    (2, 0)
+    """
+    return 0 if split_problem(labels, groups) else min(n_splits, *groups_per_class(labels, groups).values())
+
+
+def fold_seeds(seed: int, n: int) -> list[int]:
+    """``n`` independent seeds (0 to 2**32 - 1) spawned from ``seed`` by ``numpy.random.SeedSequence``.
+
+    >>> a, b = fold_seeds(0, 2), fold_seeds(1, 2)
+    >>> a == fold_seeds(0, 2), a[1] in b
+    (True, False)
+    """
+    return [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(n)]
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One outer fold: positions of its training and test images, its repeat and running index,
+    and the seed of everything random inside it (augmentation, tuning, network initialisation)."""
+
+    repeat: int
+    index: int
+    train: np.ndarray = field(repr=False)
+    test: np.ndarray = field(repr=False)
+    seed: int
+
+
+def grouped_folds(labels, groups, *, n_splits: int = 5, n_repeats: int = 1, seed: int = 0) -> list[Fold]:
+    """The grouped outer folds of ``n_repeats`` repeats (see the module docstring).
+
+    Parameters
+    ----------
+    labels, groups : array-like
+        Each image's class (0/1) and group.
+    n_splits : int
+        Folds asked for (:func:`fold_count` says how many the data allow).
+    n_repeats : int
+        Reshuffled repeats.
+    seed : int
+        The root of the split and fold seeds.
+
+    Returns
+    -------
+    list of Fold
+        Every fold of every repeat, repeat by repeat.
+    """
+    labels, groups = np.asarray(labels, int), np.asarray(groups)
+    used = fold_count(labels, groups, n_splits)
+    folds = []
+    for r, repeat in enumerate(np.random.SeedSequence(seed).spawn(n_repeats)):
+        split_seed, *seeds = (int(s.generate_state(1)[0]) for s in repeat.spawn(used + 1))
+        splitter = StratifiedGroupKFold(n_splits=used, shuffle=True, random_state=split_seed)
+        for k, (train, test) in enumerate(splitter.split(np.zeros(len(labels)), labels, groups)):
+            folds.append(Fold(r, len(folds), train, test, seeds[k]))
+    return folds
+
+
+@dataclass
+class Evaluation:
+    """One fitted model scored on one test set: its predictions, decision values and metrics."""
+
+    classifier: str
+    y_true: np.ndarray
+    y_pred: np.ndarray
+    scores: np.ndarray
+    test_ids: np.ndarray
+    metrics: dict
+    leak: dict = field(default_factory=dict)
+    train_metrics: dict | None = None
+    best_params: dict = field(default_factory=dict)
+    grid: pd.DataFrame | None = None
+    fold: int | None = None
+    model: object | None = field(default=None, repr=False)
+    seconds: float = 0.0  # fitting, tuning and scoring time
+    repeat: int = 0
+    groups: np.ndarray | None = field(default=None, repr=False)
+    n_train: int = 0
+
+
+def score_evaluation(name: str, y_true, scores, ids, *, threshold: float = 0.0, **fields) -> Evaluation:
+    """An :class:`Evaluation` from decision values (positive: ALL at ``threshold``)."""
+    y_true, scores = np.asarray(y_true, int), np.asarray(scores, float)
+    pred = (scores >= threshold).astype(int)
+    return Evaluation(name, y_true, pred, scores, np.asarray(ids), binary_metrics(y_true, pred, scores), **fields)
+
+
+@dataclass
+class ProtocolResult:
+    """Every evaluation of one classifier (or candidate) under one protocol: one, or one per fold
+    of every repeat. The one result type of the library."""
+
+    protocol: str
+    classifier: str
+    evaluations: list[Evaluation]
+    settings: dict
+
+    @property
+    def name(self) -> str:
+        return self.classifier
+
+    def fold_metrics(self) -> pd.DataFrame:
+        """One row per evaluation, one column per metric."""
+        return pd.DataFrame([{m: e.metrics[m] for m in METRICS} for e in self.evaluations])
+
+    def summary(self, confidence: float = 0.95) -> pd.DataFrame:
+        """Per metric: the value (mean over folds) and its interval.
+
+        One test set: Wilson interval for accuracy, sensitivity and specificity, none for the
+        others. Several folds: Student-t interval of the per-fold values.
+        """
+        rows = []
+        if len(self.evaluations) == 1:
+            e = self.evaluations[0]
+            m = e.metrics
+            counts = {"accuracy": (m["tp"] + m["tn"], len(e.y_true)), "sensitivity": (m["tp"], m["tp"] + m["fn"]),
+                      "specificity": (m["tn"], m["tn"] + m["fp"])}
+            for name in METRICS:
+                lo = hi = np.nan
+                if name in counts and counts[name][1]:
+                    lo, hi = wilson_interval(*counts[name], confidence)
+                rows.append({"metric": name, "value": m[name], "low": lo, "high": hi})
+        else:
+            folds = self.fold_metrics()
+            for name in METRICS:
+                mean, lo, hi = mean_interval(folds[name], confidence)
+                rows.append({"metric": name, "value": mean, "low": max(0.0, lo), "high": min(1.0, hi)})
+        return pd.DataFrame(rows).set_index("metric")
+
+    @property
+    def leaks(self) -> int:
+        """Test samples sharing a source image with the training side, summed over folds."""
+        return sum(e.leak.get("shared_source", 0) for e in self.evaluations)
+
+    @property
+    def group_leaks(self) -> int:
+        return sum(e.leak.get("shared_group", 0) for e in self.evaluations)
+
+    @property
+    def repeats(self) -> list[int]:
+        return sorted({e.repeat for e in self.evaluations})
+
+    def pooled(self, repeat: int | None = None) -> pd.DataFrame:
+        """Test predictions of every fold (of one ``repeat``: each original once), sorted by id:
+        columns ``id, group, y_true, y_pred, score``."""
+        evs = [e for e in self.evaluations if repeat is None or e.repeat == repeat]
+        frame = pd.DataFrame({
+            "id": np.concatenate([e.test_ids for e in evs]),
+            "group": np.concatenate([e.groups if e.groups is not None else np.full(len(e.y_true), None)
+                                     for e in evs]),
+            "y_true": np.concatenate([e.y_true for e in evs]), "y_pred": np.concatenate([e.y_pred for e in evs]),
+            "score": np.concatenate([e.scores for e in evs])})
+        return frame.sort_values("id", kind="stable").reset_index(drop=True)
+
+
+#: What :func:`cross_validate` runs for each name on each fold: ``(train, test, fold) ->
+#: Evaluation`` (or the test images' decision values, positive: ALL).
+Fitter = Callable[[Dataset, Dataset, Fold], "Evaluation | np.ndarray"]
+
+
+def cross_validate(ds: Dataset, fitters: dict[str, Fitter], *, n_splits: int = 5, n_repeats: int = 1,
+                   seed: int = 0, protocol: str = "honest", settings: dict | None = None,
+                   progress: bool = True, desc: str = "folds") -> dict[str, ProtocolResult]:
+    """Run every fitter on the same grouped outer folds of ``ds`` (:func:`grouped_folds`); each
+    sees only its fold's training side when it fits. Returns one :class:`ProtocolResult` per
+    fitter, with the folds really used in ``settings["n_splits"]``.
+
+    Parameters
+    ----------
+    ds : Dataset
+        The images and their groups.
+    fitters : dict of str to callable
+        ``(train, test, fold) -> Evaluation`` or the test images' decision values.
+    n_splits, n_repeats : int
+        Outer folds asked for (fewer where a class has fewer groups), and repeats.
+    seed : int
+        The root seed of the folds (:func:`grouped_folds`).
+    protocol : str
+        The name the results carry.
+    settings : dict, optional
+        Recorded in every result's ``settings``.
+    progress : bool
+        Show a progress bar.
+    desc : str
+        The progress bar's label.
+
+    Returns
+    -------
+    dict of str to ProtocolResult
+        One result per fitter, its evaluations in fold order.
+    """
+    folds = grouped_folds(ds.labels, ds.groups, n_splits=n_splits, n_repeats=n_repeats, seed=seed)
+    used = len(folds) // n_repeats
+    settings = {"dataset": ds.name, "n_originals": len(ds), "n_splits": used, "n_splits_asked": n_splits,
+                "n_repeats": n_repeats, "seed": seed, "split": "by group", **(settings or {})}
+    evals: dict[str, list[Evaluation]] = {name: [] for name in fitters}
+    bar = tqdm(total=len(folds) * len(fitters), desc=desc, disable=not progress)
+    for fold in folds:
+        train, test = ds.subset(fold.train), ds.subset(fold.test)
+        for name, fit in fitters.items():
+            t0 = time.perf_counter()
+            out = fit(train, test, fold)
+            e = out if isinstance(out, Evaluation) else score_evaluation(name, test.labels, out, test.ids)
+            e.fold, e.repeat, e.groups, e.n_train = fold.index, fold.repeat, test.groups, len(fold.train)
+            e.seconds = e.seconds or time.perf_counter() - t0
+            evals[name].append(e)
+            bar.update(1)
+    bar.close()
+    return {name: ProtocolResult(protocol, name, evals[name], settings) for name in fitters}
+
+
+_ARRAYS = ("y_true", "y_pred", "scores", "test_ids", "groups")
+
+
+def results_to_json(results: dict[str, ProtocolResult]) -> dict:
+    """``results`` as plain JSON data (lists, numbers, strings): a format that runs no code when
+    read, unlike a pickle. Fitted models are not kept. :func:`results_from_json` reads it back."""
+    def evaluation(e: Evaluation) -> dict:
+        out = {k: v for k, v in vars(e).items() if k not in ("model", "grid", *_ARRAYS)}
+        out.update({k: None if getattr(e, k) is None else np.asarray(getattr(e, k)).tolist() for k in _ARRAYS})
+        out["grid"] = None if e.grid is None else e.grid.to_json(orient="split", default_handler=str)
+        return out
+
+    return {name: {"protocol": r.protocol, "classifier": r.classifier, "settings": r.settings,
+                   "evaluations": [evaluation(e) for e in r.evaluations]} for name, r in results.items()}
+
+
+def results_from_json(data: dict) -> dict[str, ProtocolResult]:
+    """The results written by :func:`results_to_json`."""
+    import io
+
+    def evaluation(d: dict) -> Evaluation:
+        d = dict(d)
+        for k in _ARRAYS:
+            d[k] = None if d[k] is None else np.asarray(d[k], dtype=object if k in ("test_ids", "groups") else None)
+        d["grid"] = None if d["grid"] is None else pd.read_json(io.StringIO(d["grid"]), orient="split", dtype=False)
+        return Evaluation(**d)
+
+    return {name: ProtocolResult(r["protocol"], r["classifier"], [evaluation(e) for e in r["evaluations"]],
+                                 r["settings"]) for name, r in data.items()}

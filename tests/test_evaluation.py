@@ -1,0 +1,93 @@
+"""The one evaluation engine: grouped folds with spawned seeds, one result type, its JSON form."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from alllib.data import load_dataset
+from alllib.learn.evaluation import (
+    Evaluation,
+    cross_validate,
+    fold_count,
+    fold_seeds,
+    grouped_folds,
+    inner_fold_count,
+    results_from_json,
+    results_to_json,
+)
+
+
+def _labels_groups(n_groups: int = 10, per_group: int = 3):
+    groups = np.repeat([f"g{i}" for i in range(n_groups)], per_group)
+    labels = np.repeat([i % 2 for i in range(n_groups)], per_group)
+    return labels, groups
+
+
+def test_folds_never_split_a_group_and_cover_every_image_once_per_repeat():
+    y, g = _labels_groups()
+    folds = grouped_folds(y, g, n_splits=5, n_repeats=3, seed=7)
+    assert len(folds) == 15 and [f.index for f in folds] == list(range(15))
+    for f in folds:
+        assert not set(g[f.train]) & set(g[f.test]) and set(y[f.test]) == {0, 1}
+    for r in range(3):
+        assert sorted(np.concatenate([f.test for f in folds if f.repeat == r])) == list(range(len(y)))
+
+
+def test_seeds_are_spawned_not_added():
+    """Seed 0's second repeat is not seed 1's first (as it was with ``seed + repeat``), each fold
+    has its own seed, and the same seed gives the same folds."""
+    y, g = _labels_groups()
+    a, b = grouped_folds(y, g, n_repeats=2, seed=0), grouped_folds(y, g, n_repeats=2, seed=1)
+    second_of_a = [f.test.tolist() for f in a if f.repeat == 1]
+    first_of_b = [f.test.tolist() for f in b if f.repeat == 0]
+    assert second_of_a != first_of_b
+    assert len({f.seed for f in a}) == len(a) and not {f.seed for f in a} & {f.seed for f in b}
+    assert [f.test.tolist() for f in grouped_folds(y, g, n_repeats=2, seed=0)] == [f.test.tolist() for f in a]
+    assert fold_seeds(0, 3) == fold_seeds(0, 3) and len(set(fold_seeds(0, 3))) == 3
+
+
+def test_fold_rules():
+    y, g = _labels_groups(n_groups=6)
+    assert fold_count(y, g, 5) == 3 and inner_fold_count(y, g) == 3 and inner_fold_count(y[:6], g[:6]) == 0
+    with pytest.raises(ValueError, match="class 0 has 1 group"):
+        fold_count([0, 0, 1, 1], ["a", "a", "b", "c"], 5)
+
+
+def test_cross_validate_gives_every_fitter_the_same_folds_and_pools_them():
+    ds = load_dataset("synthetic", n=24, size=32, verbose=False)
+    seen = {"a": [], "b": []}
+
+    def fitter(name):
+        def fit(train, test, fold):
+            seen[name].append((tuple(test.ids), fold.seed))
+            assert not set(train.groups) & set(test.groups)
+            return np.where(test.labels == 1, 1.0, -1.0) if name == "a" else np.zeros(len(test)) - 1
+        return fit
+
+    res = cross_validate(ds, {"a": fitter("a"), "b": fitter("b")}, n_splits=3, n_repeats=2, seed=5, progress=False)
+    assert seen["a"] == seen["b"] and len(seen["a"]) == 6
+    assert res["a"].settings["n_splits"] == 3 and res["a"].repeats == [0, 1]
+    pooled = res["a"].pooled(1)
+    assert len(pooled) == len(ds) and pooled["id"].is_unique and (pooled["y_pred"] == pooled["y_true"]).all()
+    assert res["a"].summary().loc["accuracy", "value"] == 1.0 and res["b"].summary().loc["specificity", "value"] == 1.0
+    assert all(e.n_train + len(e.test_ids) == len(ds) for e in res["a"].evaluations)
+
+
+def test_results_survive_their_json_form():
+    """The protocol memo's format: plain JSON (no code runs when it is read), the same numbers back."""
+    import json
+
+    grid = pd.DataFrame({"C": [1.0, 10.0], "mean_test_score": [0.5, 0.75]})
+    e = Evaluation("svm", np.array([0, 1]), np.array([0, 0]), np.array([-0.5, -0.1]), np.array(["x", "y"], object),
+                   {"accuracy": 0.5, "tp": 0}, {"shared_source": 0}, None, {"C": 10.0}, grid, 0, object(), 1.5,
+                   repeat=0, groups=np.array(["g1", "g2"], object), n_train=8)
+    from alllib.learn.evaluation import ProtocolResult
+
+    back = results_from_json(json.loads(json.dumps(results_to_json(
+        {"svm": ProtocolResult("honest", "svm", [e], {"seed": 0})}))))["svm"]
+    b = back.evaluations[0]
+    assert b.model is None and b.metrics == e.metrics and b.best_params == {"C": 10.0} and b.n_train == 8
+    assert np.array_equal(b.scores, e.scores) and list(b.test_ids) == ["x", "y"] and list(b.groups) == ["g1", "g2"]
+    pd.testing.assert_frame_equal(b.grid, grid)
+    assert back.settings == {"seed": 0} and back.protocol == "honest"
