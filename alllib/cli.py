@@ -130,7 +130,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             print(f"# {args.model}\n{describe_model(meta)}", file=sys.stderr if args.images else sys.stdout)
             if not args.images:
                 return 0
-        rows = predict_files(pipeline, args.images, metadata=meta)
+        rows = predict_files(pipeline, args.images, metadata=meta, neighbours=args.neighbours)
     except (ModelFileError, WeightsUnavailableError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -279,6 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(UID_<subject>_...), or by --subjects; ALL, normal or uncertain, from the share of cells "
                         "called blasts and its 95 %% interval")
     p.add_argument("--subjects", metavar="CSV", help="a CSV with columns image and subject, for --by-subject")
+    p.add_argument("--neighbours", type=_int_at_least(1), default=0, metavar="K",
+                   help="mix each cell's probability half and half with its K most similar cells of this batch "
+                        "(Pan et al. 2019's neighbourhood correction): for many cells of each person at once")
     p.add_argument("--about", action="store_true",
                    help="say what the model is and what grouped cross-validation found for a new patient (with "
                         "images: on stderr, before their labels)")

@@ -150,3 +150,12 @@ def test_every_environment_variable_is_declared_once_and_listed_in_the_readme():
     assert read - {"ALLLIB_EXAMPLE"} == set(ENVIRONMENT)  # ALLLIB_EXAMPLE: the settings module's doctest
     table = re.findall(r"^\| `([A-Z_]+)` \|", (ROOT / "README.md").read_text(), re.M)
     assert sorted(table) == sorted(ENVIRONMENT)
+
+
+def test_the_module_map_names_every_module():
+    """CONTRIBUTING.md's module map lists every module of the package, and nothing that is gone."""
+    import re
+
+    listed = set(re.findall(r"^\| `(alllib/[\w/]+\.py)` \|", (ROOT / "CONTRIBUTING.md").read_text(), re.M))
+    present = {str(p.relative_to(ROOT)) for p in PACKAGE.rglob("*.py") if p.name != "__main__.py"}
+    assert listed == present

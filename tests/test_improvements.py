@@ -153,3 +153,44 @@ def test_per_group_table_shows_each_normal_subject_and_its_specificity():
     said = per_group_sentences(table, "frozen")
     assert "the 2 normal subjects' specificity, one by one: H1: 100.0 % of 2 images" in said
     assert "H2: 50.0 % of 2 images" in said and "spans 50.0 points" in said
+
+
+def test_neighbourhood_correction_pulls_a_cell_toward_the_cells_most_like_it():
+    from alllib.learn.neighbours import neighbourhood_correction
+
+    rng = np.random.default_rng(0)
+    person_a = rng.normal([5, 0, 0], 0.1, (6, 3))
+    person_b = rng.normal([0, 5, 0], 0.1, (6, 3))
+    X = np.vstack([person_a, person_b])
+    scores = np.r_[[-1.0] * 5, 2.0, [1.0] * 6]  # one of person a's cells called a blast
+    out = neighbourhood_correction(X, scores, k=5, weight=0.5)
+    assert out[5] == pytest.approx(0.5 * 2.0 + 0.5 * -1.0, abs=1e-6) and (out[6:] > 0).all()
+    assert np.array_equal(neighbourhood_correction(X, scores, weight=0), scores)
+    with pytest.raises(ValueError, match="weight must be in"):
+        neighbourhood_correction(X, scores, weight=2)
+    with pytest.raises(ValueError, match="k must be a positive integer"):
+        neighbourhood_correction(X, scores, k=0)
+
+
+def test_class_weights_reach_every_classifier():
+    from alllib.learn.classifiers import fit_classifier
+
+    X = np.random.default_rng(1).normal(size=(40, 4))
+    y = np.r_[np.ones(30, int), np.zeros(10, int)]
+    svm, _ = fit_classifier("svm", X, y, search="none", class_weight="balanced")
+    rf, _ = fit_classifier("rf", X, y, search="none", class_weight="balanced")
+    xgb, _ = fit_classifier("xgboost", X, y, search="none", class_weight="balanced")
+    assert svm[-1].class_weight == "balanced" and rf[-1].class_weight == "balanced"
+    assert xgb[-1].get_params()["scale_pos_weight"] == pytest.approx(10 / 30)
+    with pytest.raises(ValueError, match="class_weight must be None or 'balanced'"):
+        fit_classifier("svm", X, y, search="none", class_weight="heavy")
+
+
+def test_nucleus_features_see_a_larger_nucleus():
+    """Synthetic blasts have larger nuclei (alllib.data.synthetic): the nucleus area tells them apart."""
+    from alllib.features.nucleus import NUCLEUS_FEATURES, NucleusFeaturizer
+
+    ds = load_dataset("synthetic", n=20, size=96, seed=4, verbose=False)
+    X = NucleusFeaturizer(progress=False)(ds)
+    area = X[:, NUCLEUS_FEATURES.index("area")]
+    assert area[ds.labels == 1].mean() > area[ds.labels == 0].mean() and (X[:, 0] > 0).all()

@@ -302,3 +302,23 @@ def test_predict_by_subject_gives_one_call_per_person(trained, tmp_path, capsys)
     assert all(r["call"] in ("ALL", "normal", "uncertain") for r in calls.values())
     assert float(calls["H2"]["share 95% low"]) <= float(calls["H2"]["share blast"]) <= float(calls["H2"]["share 95% high"])
     assert "1 image(s) not labelled or without a known subject" in out.err
+
+
+def test_predict_with_the_neighbourhood_correction_mixes_each_cell_with_its_batch(trained, tmp_path):
+    """--neighbours K: each probability becomes half its own, half its nearest cells'. A cell and
+    its copy are each other's nearest: unchanged; a third cell unlike both moves halfway to them."""
+    from alllib.learn.modelfile import load_model, predict_files
+
+    ds, _, _, path = trained
+    pipe, meta = load_model(path)
+    blast, normal = int(np.flatnonzero(ds.labels == 1)[0]), int(np.flatnonzero(ds.labels == 0)[0])
+    files = [write_rgb(tmp_path / "a.png", ds.image(blast)), write_rgb(tmp_path / "a2.png", ds.image(blast)),
+             write_rgb(tmp_path / "b.png", ds.image(normal))]
+    plain = [r.probability for r in predict_files(pipe, files, metadata=meta)]
+    mixed = [r.probability for r in predict_files(pipe, files, metadata=meta, neighbours=1)]
+    assert abs(plain[0] - plain[2]) > 1e-6
+    assert mixed[0] == pytest.approx(plain[0], abs=1e-6) and mixed[1] == pytest.approx(plain[1], abs=1e-6)
+    assert mixed[2] == pytest.approx((plain[2] + plain[0]) / 2, abs=1e-6)
+    with pytest.raises(SystemExit) as exit_:
+        main(["predict", str(path), *map(str, files), "--neighbours", "0"])
+    assert exit_.value.code == 2

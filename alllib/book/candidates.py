@@ -37,11 +37,12 @@ from alllib.learn.metrics import (
     grouped_bootstrap,
     wilson_interval,
 )
+from alllib.learn.neighbours import neighbourhood_correction
 from alllib.learn.protocols import Featurize
 from alllib.preprocessing import Reinhard
 
 __all__ = ["evaluate_candidates", "candidates_table", "CANDIDATE_METRICS", "frozen_svm", "reinhard_svm",
-           "cross_dataset", "tta_features", "candidates_record", "per_group_table"]
+           "cross_dataset", "tta_features", "candidates_record", "per_group_table", "side_by_side"]
 
 FitScore = Callable[[Dataset, Dataset, int], np.ndarray]
 
@@ -158,22 +159,37 @@ def candidates_table(results: dict[str, ProtocolResult], baseline: str, metric: 
 
 
 def frozen_svm(featurize: Featurize, *, search: str = "small", target_per_class: int | None = None,
-               augmenter: Augmenter | None = None, tta: bool = False) -> FitScore:
+               augmenter: Augmenter | None = None, tta: bool = False, class_weight: str | None = None,
+               neighbours: int = 0, neighbour_weight: float = 0.5) -> FitScore:
     """The earlier chapters' pipeline as a candidate: frozen features and an SVM tuned by grouped
     inner CV on the training side, which is first grown to ``target_per_class`` images per class
     with ``augmenter`` (``None``: the originals only). With ``tta``, each test image's decision
-    is the mean over its eight :func:`~alllib.augmentation.dihedral_views`."""
+    is the mean over its eight :func:`~alllib.augmentation.dihedral_views`; ``class_weight=
+    "balanced"`` weighs both classes the same in the fit; with ``neighbours``, each test decision
+    is corrected by its nearest test cells' (:func:`~alllib.learn.neighbours.neighbourhood_correction`,
+    Pan et al. 2019: the batch is the test fold, whole subjects)."""
     def fit_score(train: Dataset, test: Dataset, seed: int) -> np.ndarray:
         if target_per_class:
             train = balance(train, max(target_per_class, int(np.bincount(train.labels).max())),
                             augmenter or Augmenter(seed=seed))
         inner = inner_fold_count(train.labels, train.groups)
         model, _ = fit_classifier("svm", featurize(train), train.labels, groups=train.groups,
-                                  search=search if inner >= 2 else "none", cv_splits=max(inner, 2), seed=seed)
-        return np.mean([decision_scores(model, featurize(view)) for view in (dihedral_views(test) if tta else [test])],
-                       axis=0)
+                                  search=search if inner >= 2 else "none", cv_splits=max(inner, 2), seed=seed,
+                                  class_weight=class_weight)
+        scores = np.mean([decision_scores(model, featurize(view)) for view in (dihedral_views(test) if tta else [test])],
+                         axis=0)
+        if neighbours:
+            scores = neighbourhood_correction(featurize(test), scores, k=neighbours, weight=neighbour_weight)
+        return scores
 
     return fit_score
+
+
+def side_by_side(*featurizers: Featurize) -> Featurize:
+    """A featurizer whose features are those of ``featurizers`` side by side (e.g. deep features
+    and :class:`~alllib.features.nucleus.NucleusFeaturizer`'s); the SVM's scaler puts them on one
+    scale."""
+    return lambda ds: np.hstack([np.asarray(f(ds), np.float32) for f in featurizers])
 
 
 def reinhard_svm(featurize: Featurize, *, search: str = "small") -> FitScore:

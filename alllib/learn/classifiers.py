@@ -80,7 +80,7 @@ def param_grid(name: str, search: str = "paper") -> dict:
 
 
 def fit_classifier(name: str, X: np.ndarray, y: np.ndarray, *, groups=None, search: str = "paper",
-                   cv_splits: int = 5, seed: int = 0, probability: bool = False):
+                   cv_splits: int = 5, seed: int = 0, probability: bool = False, class_weight: str | None = None):
     """Fit (and, where a grid is given, tune) a classifier on the training side only.
 
     With ``groups``, the inner cross-validation is ``StratifiedGroupKFold``: no sample's
@@ -108,6 +108,9 @@ def fit_classifier(name: str, X: np.ndarray, y: np.ndarray, *, groups=None, sear
         Seeds the folds and the classifier.
     probability : bool
         Calibrate the SVM for probabilities.
+    class_weight : {None, "balanced"}
+        ``"balanced"``: each class weighs the same in the fit (the SVM's and the forest's
+        ``class_weight``, XGBoost's ``scale_pos_weight``), whatever its number of images.
 
     Returns
     -------
@@ -115,7 +118,14 @@ def fit_classifier(name: str, X: np.ndarray, y: np.ndarray, *, groups=None, sear
         The refitted best pipeline, and the grid's results.
     """
     X, y = np.asarray(X), np.asarray(y, int)
-    base = make_classifier(name, seed)
+    if class_weight not in (None, "balanced"):
+        raise ValueError(f"class_weight must be None or 'balanced', not {class_weight!r}")
+    weights = {}
+    if class_weight and name == "xgboost":
+        weights = {"scale_pos_weight": float((y == 0).sum() / max((y == 1).sum(), 1))}
+    elif class_weight:
+        weights = {"class_weight": "balanced"}
+    base = make_classifier(name, seed, **weights)
     grid = param_grid(name, search)
     if groups is not None:
         cv = StratifiedGroupKFold(n_splits=cv_splits, shuffle=True, random_state=seed)

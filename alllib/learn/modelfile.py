@@ -44,6 +44,7 @@ from alllib.data import Dataset, ImageReadError, cnmc_subject, read_image
 from alllib.features import BACKBONES, FeatureExtractor, Featurizer, file_sha256
 from alllib.learn.classifiers import fit_classifier
 from alllib.learn.evaluation import grouped_folds, inner_fold_count, split_problem
+from alllib.learn.neighbours import neighbourhood_correction
 from alllib.preprocessing import rgb_to_lab
 from alllib.segmentation import MIN_SIZE, EmptyMaskWarning
 
@@ -655,7 +656,8 @@ def visible_cell_problem(img: np.ndarray) -> str | None:
     return None
 
 
-def predict_files(pipeline: Pipeline, paths: list, *, chunk: int = 64, metadata: dict | None = None) -> list[Prediction]:
+def predict_files(pipeline: Pipeline, paths: list, *, chunk: int = 64, metadata: dict | None = None,
+                  neighbours: int = 0) -> list[Prediction]:
     """Label image files one by one, at the model's saved threshold (``metadata``): a file that
     cannot be read or is too small gets an
     ``error`` row and the others are still labelled; an image with no visible cell (uniform,
@@ -673,6 +675,10 @@ def predict_files(pipeline: Pipeline, paths: list, *, chunk: int = 64, metadata:
         Files prepared at a time.
     metadata : dict, optional
         The model's metadata (its threshold and training statistics).
+    neighbours : int
+        With ``k > 0``, each file's probability is mixed half and half with those of its ``k``
+        most similar files of this batch (:func:`~alllib.learn.neighbours.neighbourhood_correction`,
+        Pan et al. 2019), before the threshold: for a batch holding many cells of each person.
 
     Returns
     -------
@@ -681,7 +687,9 @@ def predict_files(pipeline: Pipeline, paths: list, *, chunk: int = 64, metadata:
     """
     extractor = pipeline.named_steps["features"]
     stats = (metadata or {}).get("training_statistics")
+    threshold = ((metadata or {}).get("threshold") or {}).get("probability")
     rows = [Prediction(str(p)) for p in paths]
+    labelled, features = [], []  # for the neighbourhood correction, once the whole batch is in
     for start in range(0, len(rows), chunk):
         ready = []
         for row in rows[start:start + chunk]:
@@ -706,11 +714,19 @@ def predict_files(pipeline: Pipeline, paths: list, *, chunk: int = 64, metadata:
             ready.append((row, x, problems))
         if ready:
             feats = extractor.embed([x for _, x, _ in ready])
-            labels, proba = _classify(pipeline, feats, ((metadata or {}).get("threshold") or {}).get("probability"))
+            labels, proba = _classify(pipeline, feats, threshold)
             far = _distance(fitted_scaler(pipeline.named_steps["classifier"]), feats) if stats else [None] * len(ready)
             for (row, _, problems), label, p, d in zip(ready, labels, proba, far):
                 row.label, row.probability = int(label), float(p)
                 problems = problems + unfamiliar(stats, distance=d)
                 if problems:
                     row.status, row.message = "warning", f"{row.image}: " + "; ".join(problems)
+            if neighbours:
+                labelled += [row for row, _, _ in ready]
+                features.append(feats)
+    if neighbours and len(labelled) > 1:
+        proba = neighbourhood_correction(np.concatenate(features), np.array([r.probability for r in labelled]),
+                                         k=neighbours, weight=0.5)
+        for row, p in zip(labelled, proba):
+            row.probability, row.label = float(p), int(p >= (0.5 if threshold is None else threshold))
     return rows
