@@ -69,3 +69,20 @@ def test_every_chapter_has_a_page(build):
         pytest.skip("the book was executed without its HTML (--no-html)")
     for chapter in CHAPTERS:
         assert (html / "notebooks" / f"{chapter}.html").is_file(), chapter
+
+
+def test_no_page_shows_the_build_machines_paths_and_the_api_is_documented(build):
+    """The pages show the parameters once and paths relative to the project or the data folder,
+    never the build machine's; the API reference documents the core's entry points."""
+    html = build / "html"
+    if not (html / "index.html").is_file():
+        pytest.skip("the book was executed without its HTML (--no-html)")
+    data = book_checks.manifest(build).get("data")
+    machine = [str(build.resolve().parent)] + ([str(Path(data).resolve())] if data else [])
+    for chapter in CHAPTERS:
+        page = (html / "notebooks" / f"{chapter}.html").read_text()
+        assert not [m for m in machine if m in page], f"{chapter} shows a path of the build machine"
+        assert page.count("injected-parameters") == 0, f"{chapter} shows its parameters twice"
+    api = (html / "book" / "api.html").read_text()
+    for entry in ("alllib.data.load_dataset", "alllib.learn.evaluation.grouped_folds", "alllib.book.chapter.Chapter"):
+        assert f'id="{entry}"' in api, entry

@@ -103,7 +103,7 @@ class Chapter:
                          results_dir=results_dir, **other, **({} if backbone is None else {"backbone": backbone}))
         self.name, self.seed, self.params = name, seed, {"dataset": dataset, "backbone": backbone, "seed": seed,
                                                           **other}
-        self.results = paths.results_dir(results_dir)
+        self.results, self.data_dir = paths.results_dir(results_dir), data_dir
         if dataset == "auto":  # ALL-IDB2 where present, else the synthetic smears
             dataset = "all_idb2" if find_all_idb2(data_dir) is not None else "synthetic"
         kwargs = {"n": n_synthetic, "seed": seed} if dataset == "synthetic" else {}
@@ -164,6 +164,15 @@ class Chapter:
                 + (f"<br><strong>Not available</strong> (no ImageNet weights here, so not run):<ul>{items}</ul>"
                    if missing else ""))
         return usable, missing, Box(text, "warning" if missing else "note")
+
+    def shown_table(self, frame: pd.DataFrame | None = None) -> pd.DataFrame:
+        """``frame`` (by default the first rows of the dataset's table) as a page shows it: file
+        paths relative to the data folder (``<data>/ALL_IDB2/img/Im001_1.tif``), never the build
+        machine's (:func:`alllib.paths.shown_path`)."""
+        frame = self.ds.table.head() if frame is None else frame
+        if "path" not in frame.columns:
+            return frame
+        return frame.assign(path=[shown_path(p, self.data_dir) for p in frame["path"]])
 
     def targets(self, target_per_class: int, n_splits: int = 5) -> tuple[int, int]:
         """Images per class after balancing: for the paper protocol (at least the largest class),
