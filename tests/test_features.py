@@ -10,6 +10,9 @@ pytest.importorskip("keras", reason="tensorflow/keras not installed")
 
 from alllib import features as F  # noqa: E402
 from alllib.data.synthetic import make_synthetic  # noqa: E402
+from alllib.features import backbones as B  # noqa: E402
+from alllib.features import extract as E  # noqa: E402
+from alllib.features import store as S  # noqa: E402
 from alllib.features.efficientnet_lite import WeightsFileError, build_efficientnet_lite0, read_torch_state_dict
 from alllib.paths import efficientnet_lite0_weights  # noqa: E402
 
@@ -110,7 +113,7 @@ def test_missing_weights_offline_names_the_file(tmp_path, monkeypatch):
     import keras
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
-    monkeypatch.setattr(F, "_FAILED_DOWNLOADS", {})
+    monkeypatch.setattr(B, "_FAILED_DOWNLOADS", {})
 
     def offline(*a, **k):
         raise Exception("URL fetch failure: [Errno -2] Name or service not known")
@@ -176,7 +179,8 @@ def test_cache_key_changes_with_every_input(tmp_path, change):
 def test_cache_key_changes_with_image_content_and_format(tmp_path, monkeypatch):
     _extract(make_synthetic(2, size=80, seed=1), tmp_path)
     assert _extract(make_synthetic(2, size=80, seed=2), tmp_path).computed == 2
-    monkeypatch.setattr(F, "FEATURE_FORMAT_VERSION", F.FEATURE_FORMAT_VERSION + 1)
+    monkeypatch.setattr(E, "FEATURE_FORMAT_VERSION", F.FEATURE_FORMAT_VERSION + 1)
+    monkeypatch.setattr(S, "FEATURE_FORMAT_VERSION", F.FEATURE_FORMAT_VERSION + 1)
     assert _extract(make_synthetic(2, size=80, seed=1), tmp_path).computed == 2
 
 
@@ -240,7 +244,7 @@ def test_a_damaged_shard_in_a_read_only_cache_is_ignored_in_memory(tmp_path, mon
         raise OSError(30, "Read-only file system")
 
     monkeypatch.setattr(Path, "unlink", read_only)
-    monkeypatch.setattr(F._FeatureStore, "writable", lambda self: False)
+    monkeypatch.setattr(S.FeatureStore, "writable", lambda self: False)
     with pytest.warns(F.FeatureCacheWarning, match="could not be removed .Read-only file system., so it is ignored"):
         again = _extract(ds, tmp_path)
     assert again.computed == 2 and np.allclose(again.X, first.X, atol=1e-5) and shard.exists()
@@ -269,7 +273,7 @@ def test_temporary_shards_left_by_a_killed_run_are_swept(tmp_path):
     old, fresh = folder / ".tmp-killed.npz", folder / ".tmp-writing-now.npz"
     old.write_bytes(b"half a shard")
     fresh.write_bytes(b"another run's shard, being written")
-    past = F._PROCESS_START - F._FeatureStore.STALE_SECONDS - 60
+    past = S._PROCESS_START - S.FeatureStore.STALE_SECONDS - 60
     os.utime(old, (past, past))
     assert _extract(ds, tmp_path).computed == 0
     assert not old.exists() and fresh.exists()
@@ -285,7 +289,7 @@ def test_a_read_only_cache_is_reported_before_the_work(tmp_path, monkeypatch):
         raise PermissionError(13, "Permission denied")
 
     monkeypatch.setattr(tempfile, "NamedTemporaryFile", refuse)
-    monkeypatch.setattr(F, "_run_batches", lambda *a, **k: calls.append("work") or np.zeros((2, 1280), np.float32))
+    monkeypatch.setattr(E, "_run_batches", lambda *a, **k: calls.append("work") or np.zeros((2, 1280), np.float32))
     with pytest.warns(F.FeatureCacheWarning, match="cannot write to .*Permission denied.*not stored") as caught:
         out = _extract(ds, tmp_path)
     assert out.computed == 2 and calls == ["work"]
@@ -300,10 +304,10 @@ def test_a_failed_write_leaves_no_temporary_file(tmp_path, monkeypatch):
         real(f, **arrays)
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(F.np, "savez", full_disk)
+    monkeypatch.setattr(S.np, "savez", full_disk)
     with pytest.warns(F.FeatureCacheWarning, match="No space left on device"):
         assert _extract(ds, tmp_path).computed == 2
-    monkeypatch.setattr(F.np, "savez", real)
+    monkeypatch.setattr(S.np, "savez", real)
     assert not list(tmp_path.rglob(".tmp-*")) and not _shards(tmp_path)
     assert _extract(ds, tmp_path).computed == 2
 
@@ -356,12 +360,12 @@ def test_weights_identity_is_the_files_content(tmp_path):
     for path, byte in ((a, b"\x01"), (b, b"\x02")):
         path.parent.mkdir()
         path.write_bytes(byte * 1000)
-    assert F._weights_identity(a) != F._weights_identity(b)
+    assert B._weights_identity(a) != B._weights_identity(b)
     twin = tmp_path / "twin.h5"
     twin.write_bytes(a.read_bytes())
-    assert F._weights_identity(twin) == F._weights_identity(a)
+    assert B._weights_identity(twin) == B._weights_identity(a)
     a.write_bytes(b"\x03" * 1000)  # changed in place: hashed again
-    assert F._weights_identity(a) != F._weights_identity(twin)
+    assert B._weights_identity(a) != B._weights_identity(twin)
 
 
 def test_bfloat16_is_an_option_cached_apart_and_close_to_float32(tmp_path):

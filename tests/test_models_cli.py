@@ -144,7 +144,7 @@ def test_cli_predict_without_the_weights_offline(trained, tmp_path, capsys, monk
     (["--weights", "{tmp}/missing.h5"], "no such weights file"),
 ])
 def test_cli_train_checks_before_training(tmp_path, capsys, monkeypatch, argv, message):
-    from alllib import models
+    from alllib.learn import modelfile as models
 
     monkeypatch.setattr(models, "train_image_classifier", lambda *a, **k: pytest.fail("trained despite a bad option"))
     (tmp_path / "afile").write_text("a file, not a folder")
@@ -263,7 +263,7 @@ def test_an_image_unlike_the_training_images_is_labelled_but_flagged(trained, tm
 
 
 def test_cli_train_refuses_to_save_an_inverted_calibration(tmp_path, capsys, monkeypatch):
-    from alllib import models
+    from alllib.learn import modelfile as models
 
     monkeypatch.setattr(models, "calibration_problem", lambda clf: "the probability calibration came out inverted")
     out = tmp_path / "m.alllib"
