@@ -234,8 +234,6 @@ def transformed(ds: Dataset, fn: Callable[[np.ndarray], np.ndarray], recipe: str
                    keyer=lambda row: f"{base_key(row)}|{recipe}")
 
 
-
-
 def dihedral_views(ds: Dataset) -> list[Dataset]:
     """The eight :func:`dihedral` views of every image of ``ds``, as eight datasets (view 0 is ``ds``
     itself): test-time augmentation averages a model's output over them."""

@@ -128,7 +128,6 @@ def decode_image(raw: np.ndarray, path: Path) -> np.ndarray:
     return np.ascontiguousarray(img[:, :, 2::-1])
 
 
-
 _MD5_MEMO: dict[tuple[str, int, int], str] = {}
 
 
@@ -139,7 +138,6 @@ def file_md5(path: str | os.PathLike) -> str:
     if memo not in _MD5_MEMO:
         _MD5_MEMO[memo] = hashlib.md5(Path(path).read_bytes()).hexdigest()
     return _MD5_MEMO[memo]
-
 
 
 def image_files(folder: Path) -> list[Path]:

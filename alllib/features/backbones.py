@@ -84,7 +84,6 @@ def get_backbone(name: str) -> Backbone:
     return BACKBONES[name]
 
 
-
 def requested_backbones(spec: str) -> list[str]:
     """The backbones a comma-separated list names (``"available"``: all of them, in the registry's
     order); ``ValueError`` naming any unknown one.

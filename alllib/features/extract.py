@@ -98,9 +98,6 @@ class Features:
         return f"{BACKBONES[self.backbone].label} ({self.weights} weights), {self.X.shape[1]}-d"
 
 
-
-
-
 _MODELS: dict[tuple, object] = {}
 
 

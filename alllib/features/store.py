@@ -26,7 +26,6 @@ __all__ = ["FEATURE_FORMAT_VERSION", "FeatureCacheWarning", "FeatureStore", "cle
 FEATURE_FORMAT_VERSION = 2  # 2: every shard carries the SHA-256 of its content
 
 
-
 def clear_cache(path: str | os.PathLike | None = None) -> int:
     """Delete every cached feature under the cache folder; returns how many sets were removed."""
     root = cache_dir(path) / f"features-v{FEATURE_FORMAT_VERSION}"
