@@ -78,7 +78,8 @@ def test_no_page_shows_the_build_machines_paths_and_the_api_is_documented(build)
     if not (html / "index.html").is_file():
         pytest.skip("the book was executed without its HTML (--no-html)")
     data = book_checks.manifest(build).get("data")
-    machine = [str(build.resolve().parent)] + ([str(Path(data).resolve())] if data else [])
+    folders = [build.resolve().parent] + ([Path(data).resolve()] if data else [])
+    machine = [f"{folder}/" for folder in folders] + [f'"{folder}"' for folder in folders]
     for chapter in CHAPTERS:
         page = (html / "notebooks" / f"{chapter}.html").read_text()
         assert not [m for m in machine if m in page], f"{chapter} shows a path of the build machine"

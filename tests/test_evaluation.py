@@ -10,7 +10,6 @@ from alllib.learn.evaluation import (
     Evaluation,
     cross_validate,
     fold_count,
-    fold_seeds,
     grouped_folds,
     inner_fold_count,
     results_from_json,
@@ -44,7 +43,6 @@ def test_seeds_are_spawned_not_added():
     assert second_of_a != first_of_b
     assert len({f.seed for f in a}) == len(a) and not {f.seed for f in a} & {f.seed for f in b}
     assert [f.test.tolist() for f in grouped_folds(y, g, n_repeats=2, seed=0)] == [f.test.tolist() for f in a]
-    assert fold_seeds(0, 3) == fold_seeds(0, 3) and len(set(fold_seeds(0, 3))) == 3
 
 
 def test_fold_rules():

@@ -37,7 +37,7 @@ from alllib.data import Dataset
 from alllib.learn.metrics import METRICS, binary_metrics, mean_interval, wilson_interval
 
 __all__ = ["Fold", "Evaluation", "ProtocolResult", "groups_per_class", "split_problem", "fold_count",
-           "inner_fold_count", "fold_seeds", "grouped_folds", "score_evaluation", "cross_validate", "results_to_json",
+           "inner_fold_count", "grouped_folds", "score_evaluation", "cross_validate", "results_to_json",
            "results_from_json"]
 
 #: The most inner folds used to tune on a training side.
@@ -94,16 +94,6 @@ def inner_fold_count(labels, groups, n_splits: int = INNER_SPLITS) -> int:
     (2, 0)
     """
     return 0 if split_problem(labels, groups) else min(n_splits, *groups_per_class(labels, groups).values())
-
-
-def fold_seeds(seed: int, n: int) -> list[int]:
-    """``n`` independent seeds (0 to 2**32 - 1) spawned from ``seed`` by ``numpy.random.SeedSequence``.
-
-    >>> a, b = fold_seeds(0, 2), fold_seeds(1, 2)
-    >>> a == fold_seeds(0, 2), a[1] in b
-    (True, False)
-    """
-    return [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(n)]
 
 
 @dataclass(frozen=True)
