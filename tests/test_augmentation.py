@@ -132,3 +132,51 @@ def test_the_cache_key_of_a_copy_follows_the_augmenter(synthetic):
     assert keys["a"] == keys["same"]
     for name in ("seed", "rotation", "zoom", "brightness", "border", "flips"):
         assert not set(keys[name]) & set(keys["a"]), name
+
+
+def _stained_cell():
+    """A purple-stained disc on a black background, as C-NMC's segmented cells come."""
+    img = np.zeros((48, 48, 3), np.uint8)
+    yy, xx = np.mgrid[:48, :48]
+    img[(yy - 24) ** 2 + (xx - 24) ** 2 < 15 ** 2] = (150, 80, 170)
+    return img
+
+
+def test_stain_jitter_moves_the_stain_not_the_shape_nor_the_background():
+    from alllib.augmentation import hsv_jitter, stain_jitter
+
+    img = _stained_cell()
+    same = stain_jitter(img, (1, 1, 1), (0, 0, 0))
+    assert np.abs(same.astype(int) - img).max() <= 1  # the deconvolution round-trips
+    more_haematoxylin = stain_jitter(img, (1.3, 1, 1), (0.05, 0, 0))
+    cell = img.any(axis=2)
+    assert (more_haematoxylin[~cell] == 0).all()  # the black background stays black
+    assert more_haematoxylin[cell].mean() < img[cell].mean() - 5  # a denser stain is darker
+    faint = stain_jitter(img, (0.05, 0.05, 0.05), (0, 0, 0))  # would turn black to grey-purple
+    assert (faint[~cell] == 0).all() and faint[cell].mean() > img[cell].mean() + 20
+    turned = hsv_jitter(img, 0.1, 1.0)
+    assert (turned[~cell] == 0).all() and np.abs(turned[cell].astype(int) - img[cell]).max() > 10
+    grey = hsv_jitter(img, 0.0, 0.0)
+    assert np.ptp(grey[cell].astype(int), axis=1).max() <= 1  # no saturation left: grey
+
+
+def test_colour_jitter_is_opt_in_and_leaves_the_papers_draws_alone():
+    """The paper's augmentation draws what it always drew (the cache keys of its copies hold),
+    and only an augmenter asked for stain jitter changes the colours."""
+    img, rng = _stained_cell(), np.random.default_rng
+    assert repr(Augmenter(seed=2)) == "Augmenter(seed=2)"
+    assert Augmenter(hed=0.0).sample(rng(0)) == Augmenter().sample(rng(0))
+    paper = Augmenter(brightness=(1.0, 1.0), rotation=(0, 0), zoom=0.0)
+    jitter = Augmenter(brightness=(1.0, 1.0), rotation=(0, 0), zoom=0.0, hed=0.1, hue=0.05, saturation=0.3)
+    geometry = ("angle", "hflip", "vflip", "zoom", "brightness")
+    p, q = paper.sample(rng(5)), jitter.sample(rng(5))
+    assert all(getattr(p, f) == getattr(q, f) for f in geometry)
+    colours = [jitter(img, rng(s))[24, 24] for s in range(20)]
+    assert len({tuple(c) for c in colours}) > 15 and all(tuple(paper(img, rng(s))[24, 24]) == (150, 80, 170)
+                                                          for s in range(3))
+
+
+@pytest.mark.parametrize("bad", [dict(hed=-0.1), dict(hed=1.5), dict(hue=0.6), dict(saturation=True)])
+def test_colour_jitter_settings_are_checked(bad):
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        Augmenter(**bad).sample(np.random.default_rng(0))

@@ -13,26 +13,51 @@ from alllib.data.synthetic import make_synthetic  # noqa: E402
 from alllib.features import backbones as B  # noqa: E402
 from alllib.features import extract as E  # noqa: E402
 from alllib.features import store as S  # noqa: E402
-from alllib.features.efficientnet_lite import WeightsFileError, build_efficientnet_lite0, read_torch_state_dict
-from alllib.paths import efficientnet_lite0_weights  # noqa: E402
+from alllib.features.efficientnet_lite import VARIANTS, WeightsFileError, build_efficientnet_lite, read_torch_state_dict
+from alllib.paths import efficientnet_lite_weights  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
 
-def _imagenet_input(img):
+def _imagenet_input(img, side=224):
+    """ImageNet's evaluation crop: the short side resized to side / 0.875, the centre side x side."""
     import cv2
 
     h, w = img.shape[:2]
-    s = 256 / min(h, w)
+    s = round(side / 0.875) / min(h, w)
     img = cv2.resize(img, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
     h, w = img.shape[:2]
-    y, x = (h - 224) // 2, (w - 224) // 2
-    return ((img[y:y + 224, x:x + 224].astype(np.float32) - 127) / 128)[None]
+    y, x = (h - side) // 2, (w - side) // 2
+    return ((img[y:y + side, x:x + side].astype(np.float32) - 127) / 128)[None]
 
 
 @pytest.fixture(scope="module")
 def lite_classifier():
-    return build_efficientnet_lite0(weights="imagenet", include_top=True)
+    return build_efficientnet_lite("efficientnet_lite0", weights="imagenet", include_top=True)
+
+
+@pytest.mark.parametrize("name", ["efficientnet_lite1", "efficientnet_lite2"])
+def test_larger_ports_classify_at_their_native_size(name):
+    """Lite1 and Lite2, built from their own stage tables and packages, find the espresso and the
+    cat at 240 and 260 pixels; the same networks with random weights do not."""
+    from skimage import data
+
+    side = VARIANTS[name][1]
+    model = build_efficientnet_lite(name, weights="imagenet", include_top=True)
+    assert model.input_shape == (None, side, side, 3) and model.output_shape == (None, 1000)
+    coffee = model.predict(_imagenet_input(data.coffee(), side), verbose=0)[0]
+    cat = model.predict(_imagenet_input(data.chelsea(), side), verbose=0)[0]
+    assert int(np.argmax(coffee)) == 967 and int(np.argmax(cat)) in range(281, 286)
+    rand = build_efficientnet_lite(name, weights=None, include_top=True)
+    assert int(np.argmax(rand.predict(_imagenet_input(data.coffee(), side), verbose=0)[0])) != 967
+
+
+def test_a_variants_weights_do_not_fit_another():
+    """Lite1's deeper stages do not fit Lite0, nor Lite2's wider ones Lite1: refused, naming the file."""
+    with pytest.raises(WeightsFileError, match="lite1-.*does not hold efficientnet_lite0 weights"):
+        build_efficientnet_lite("efficientnet_lite0", weights=efficientnet_lite_weights(1))
+    with pytest.raises(WeightsFileError, match="does not hold efficientnet_lite1 weights"):
+        build_efficientnet_lite("efficientnet_lite1", weights=efficientnet_lite_weights(2))
 
 
 def test_port_classifies_espresso(lite_classifier):
@@ -61,7 +86,7 @@ def test_port_matches_pytorch_reference(lite_classifier):
     ref = np.load(REFERENCE_FILE)
     x = reference_input()
     np.testing.assert_allclose(lite_classifier.predict(x, verbose=0), ref["logits"], atol=1e-4, rtol=0)
-    features = build_efficientnet_lite0(weights="imagenet").predict(x, verbose=0)
+    features = build_efficientnet_lite("efficientnet_lite0", weights="imagenet").predict(x, verbose=0)
     np.testing.assert_allclose(features, ref["features"], atol=1e-4, rtol=0)
 
 
@@ -69,12 +94,12 @@ def test_random_weights_do_not_classify(lite_classifier):
     """The check above can fail: the same network with random weights does not find espresso."""
     from skimage import data
 
-    rand = build_efficientnet_lite0(weights=None, include_top=True)
+    rand = build_efficientnet_lite("efficientnet_lite0", weights=None, include_top=True)
     assert int(np.argmax(rand.predict(_imagenet_input(data.coffee()), verbose=0)[0])) != 967
 
 
 def test_state_dict_reader():
-    state = read_torch_state_dict(efficientnet_lite0_weights())
+    state = read_torch_state_dict(efficientnet_lite_weights(0))
     assert state["_conv_stem.weight"].shape == (32, 3, 3, 3)
     assert state["_fc.weight"].shape == (1000, 1280)
     assert (state["_bn0.running_var"] >= 0).all() and state["_bn0.running_var"].max() > 1
@@ -349,8 +374,8 @@ def test_bad_parameters():
 def test_local_weights_path_is_accepted():
     x = np.random.default_rng(0).uniform(-1, 1, (1, 64, 64, 3)).astype(np.float32)
     by_name, label = F.load_backbone("efficientnet_lite0", weights="imagenet", input_size=64)
-    by_path, label_path = F.load_backbone("efficientnet_lite0", weights=efficientnet_lite0_weights(), input_size=64)
-    assert label == "ImageNet" and label_path == f"from {efficientnet_lite0_weights().name}"
+    by_path, label_path = F.load_backbone("efficientnet_lite0", weights=efficientnet_lite_weights(0), input_size=64)
+    assert label == "ImageNet" and label_path == f"from {efficientnet_lite_weights(0).name}"
     assert np.allclose(by_name.predict_on_batch(x), by_path.predict_on_batch(x), atol=1e-5)
 
 

@@ -155,6 +155,35 @@ def test_per_group_table_shows_each_normal_subject_and_its_specificity():
     assert "H2: 50.0 % of 2 images" in said and "spans 50.0 points" in said
 
 
+def test_one_call_per_person_from_held_out_cells():
+    """Subject-level accuracy: each person is called ALL, normal or uncertain from their held-out
+    cells' labels (Wilson interval of the share of blasts against one half); an uncertain call
+    counts against the candidate."""
+    from alllib.book.candidates import per_group_table, subject_level_table
+    from alllib.learn.evaluation import ProtocolResult, score_evaluation
+
+    groups = np.repeat(["P1", "P2", "H1", "H2"], 20).astype(object)
+    y = np.repeat([1, 1, 0, 0], 20)
+    blasts = {"P1": 18, "P2": 11, "H1": 2, "H2": 17}  # P2 near one half: uncertain; H2 called ALL
+    scores = np.concatenate([np.r_[np.ones(b), -np.ones(20 - b)] for b in blasts.values()])
+    e = score_evaluation("frozen", y, scores, np.arange(80), groups=groups)
+    table = per_group_table({"frozen": ProtocolResult("candidates", "frozen", [e], {})})
+    assert table.xs("frozen")["call"].to_dict() == {"H1": "normal", "H2": "ALL", "P1": "ALL", "P2": "uncertain"}
+    people = subject_level_table(table).loc["frozen"]
+    assert (people["called right"], people["uncertain"], people["called wrong"]) == (2, 1, 1)
+    assert people["person-level accuracy"] == 0.5 and people["normal called right"] == "1/2"
+    from alllib.book.prose import person_level_sentences
+
+    both = subject_level_table(per_group_table({"frozen": ProtocolResult("candidates", "frozen", [e], {}),
+                                                "oracle": ProtocolResult("candidates", "oracle", [
+                                                    score_evaluation("oracle", y, 2.0 * y - 1, np.arange(80),
+                                                                     groups=groups)], {})}))
+    said = person_level_sentences(both, "frozen")
+    assert "gets 2 of 4 subjects right: 1/2 healthy donors and 1/2 patients, with 1 left uncertain" in said
+    assert "More people right: oracle, 4 (2/2 donors)" in said
+    assert "No candidate calls more" in person_level_sentences(both.loc[["frozen"]], "frozen")
+
+
 def test_neighbourhood_correction_pulls_a_cell_toward_the_cells_most_like_it():
     from alllib.learn.neighbours import neighbourhood_correction
 

@@ -170,3 +170,29 @@ def test_the_threshold_that_balances_both_classes():
     pred = scores >= cut
     assert pred[y == 1].all() and pred[y == 0].sum() == 3  # both blasts found, at the cost of three normal cells
     assert choose_threshold(np.array([1, 1]), np.array([0.2, 0.3]), 0.5) == 0.5  # one class: the default
+
+
+def test_the_grouped_report_measures_the_neighbourhood_correction_it_will_apply():
+    """With ``neighbours``, each held-out cell's decision is corrected by its most similar held-out
+    cells before it is scored, as predict does with a batch: where each person's cells are noisy
+    around the person's own place, the corrected report scores higher, and it records k."""
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    from alllib.learn.modelfile import grouped_report
+
+    rng = np.random.default_rng(0)
+    people = 12
+    y = np.repeat(np.arange(people) % 2, 30)
+    groups = np.repeat([f"s{i}" for i in range(people)], 30)
+    where = rng.normal(0, 20, (people, 6))  # each person's own place, far apart
+    where[:, 0] = 0
+    X = where[np.repeat(np.arange(people), 30)] + rng.normal(0, 0.2, (len(y), 6))
+    X[:, 0] = np.where(y == 1, 1.0, -1.0) + rng.normal(0, 1.2, len(y))  # a weak, noisy class signal
+    model = Pipeline([("scale", StandardScaler()), ("svm", SVC(C=1.0, gamma=0.01))])
+    plain = grouped_report(model, X, y, groups, threshold="default", progress=False)
+    mixed = grouped_report(model, X, y, groups, threshold="default", neighbours=10, progress=False)
+    assert plain["neighbours"] == 0 and mixed["neighbours"] == 10
+    gain = mixed["metrics"]["balanced_accuracy"]["mean"] - plain["metrics"]["balanced_accuracy"]["mean"]
+    assert gain > 0.01

@@ -319,6 +319,7 @@ def test_predict_with_the_neighbourhood_correction_mixes_each_cell_with_its_batc
     assert abs(plain[0] - plain[2]) > 1e-6
     assert mixed[0] == pytest.approx(plain[0], abs=1e-6) and mixed[1] == pytest.approx(plain[1], abs=1e-6)
     assert mixed[2] == pytest.approx((plain[2] + plain[0]) / 2, abs=1e-6)
-    with pytest.raises(SystemExit) as exit_:
-        main(["predict", str(path), *map(str, files), "--neighbours", "0"])
+    assert [r.probability for r in predict_files(pipe, files, metadata={**meta, "neighbours": 1})] == mixed
+    with pytest.raises(SystemExit) as exit_:  # the model's own setting is the default; 0 turns it off
+        main(["predict", str(path), *map(str, files), "--neighbours", "-1"])
     assert exit_.value.code == 2

@@ -35,6 +35,7 @@ from alllib.learn.metrics import (
     corrected_resampled_ttest,
     detectable_difference,
     grouped_bootstrap,
+    person_call,
     wilson_interval,
 )
 from alllib.learn.neighbours import neighbourhood_correction
@@ -42,7 +43,7 @@ from alllib.learn.protocols import Featurize
 from alllib.preprocessing import Reinhard
 
 __all__ = ["evaluate_candidates", "candidates_table", "CANDIDATE_METRICS", "frozen_svm", "reinhard_svm",
-           "cross_dataset", "tta_features", "candidates_record", "per_group_table", "side_by_side"]
+           "cross_dataset", "tta_features", "candidates_record", "per_group_table", "side_by_side", "subject_level_table"]
 
 FitScore = Callable[[Dataset, Dataset, int], np.ndarray]
 
@@ -90,9 +91,11 @@ def candidates_table(results: dict[str, ProtocolResult], baseline: str, metric: 
     ``metric``: the paired difference in points with its grouped bootstrap interval (the same
     groups drawn for both, every repeat scored), the smallest difference this run could have
     detected (80 % power at the 5 % level, from the bootstrap's standard error:
-    :func:`~alllib.learn.metrics.detectable_difference`), and the p-value of Nadeau and Bengio's
+    :func:`~alllib.learn.metrics.detectable_difference`), the p-value of Nadeau and Bengio's
     corrected resampled t-test over every fold of every repeat
-    (:func:`~alllib.learn.metrics.corrected_resampled_ttest`).
+    (:func:`~alllib.learn.metrics.corrected_resampled_ttest`), and in how many of those folds the
+    candidate scored higher (with 3 normal donors, a gain in every fold is worth more than a
+    larger mean gain from one).
 
     Parameters
     ----------
@@ -146,7 +149,8 @@ def candidates_table(results: dict[str, ProtocolResult], baseline: str, metric: 
             row.update({"difference low (points)": 100 * float(np.nanpercentile(diff, 2.5)),
                         "difference high (points)": 100 * float(np.nanpercentile(diff, 97.5)),
                         "detectable (points)": 100 * detectable_difference(float(np.nanstd(diff))),
-                        "p (corrected t-test)": corrected_resampled_ttest(per_fold, n_train, n_test)["p_value"]})
+                        "p (corrected t-test)": corrected_resampled_ttest(per_fold, n_train, n_test)["p_value"],
+                        "better in folds": f"{sum(d > 0 for d in per_fold)}/{len(per_fold)}"})
         rows.append(row)
     table = pd.DataFrame(rows).set_index("candidate")
     if len(table) > 1:
@@ -221,8 +225,10 @@ def tta_features(featurize: Featurize, ds: Dataset) -> np.ndarray:
 
 
 def candidates_record(table: pd.DataFrame) -> dict:
-    """A :func:`candidates_table` as a chapter stores it in its results (numbers only, rounded)."""
-    return {name: {m: round(float(v), 6) for m, v in row.items() if pd.notna(v)} for name, row in table.iterrows()}
+    """A :func:`candidates_table` as a chapter stores it in its results (numbers rounded; the folds
+    a candidate won, as ``"k/n"``)."""
+    return {name: {m: v if isinstance(v, str) else round(float(v), 6) for m, v in row.items() if pd.notna(v)}
+            for name, row in table.iterrows()}
 
 
 def per_group_table(results: dict[str, ProtocolResult], names: dict[int, str] | None = None) -> pd.DataFrame:
@@ -230,17 +236,43 @@ def per_group_table(results: dict[str, ProtocolResult], names: dict[int, str] | 
     class, its images, and the share labelled correctly with a 95 % Wilson interval. A C-NMC subject
     is either a patient or a healthy donor, so the share is the sensitivity for a patient and the
     specificity for a donor: with 3 normal donors in fold_1, they are the whole "normal" class, one
-    by one. Repeats are pooled (every image counts once per repeat)."""
+    by one. ``call`` is the one call per person from the group's cells
+    (:func:`~alllib.learn.metrics.person_call`: ALL, normal or uncertain), made while the group was
+    held out. Repeats are pooled (every image counts once per repeat; the call is on one repeat's
+    worth of cells)."""
     names = names or {1: "ALL", 0: "normal"}
     rows = []
     for name, res in results.items():
         pooled = res.pooled()
+        repeats = max(len(res.repeats), 1)
         for group, part in pooled.groupby("group", sort=True):
             label = int(part["y_true"].mode().iloc[0])
             correct = int((part["y_pred"] == part["y_true"]).sum())
             low, high = wilson_interval(correct, len(part))
+            images = len(part) // repeats
+            blasts = round(int((part["y_pred"] == 1).sum()) / repeats)
             rows.append({"candidate": name, "group": str(group), "class": names.get(label, str(label)),
-                         "images": len(part) // max(len(res.repeats), 1), "correct": correct / len(part),
-                         "95% low": low, "95% high": high,
-                         "measures": "sensitivity" if label == 1 else "specificity"})
+                         "images": images, "correct": correct / len(part), "95% low": low, "95% high": high,
+                         "measures": "sensitivity" if label == 1 else "specificity",
+                         "call": person_call(blasts, images)})
     return pd.DataFrame(rows).set_index(["candidate", "group"])
+
+
+def subject_level_table(by_group: pd.DataFrame, names: dict[int, str] | None = None) -> pd.DataFrame:
+    """Per candidate, the calls per person of a :func:`per_group_table` (each made while that person
+    was held out by the grouped cross-validation): people called right, called wrong, left
+    uncertain, and the person-level accuracy (called right / people; an uncertain call counts
+    against it), overall and per class."""
+    names = names or {1: "ALL", 0: "normal"}
+    rows = []
+    for name, part in by_group.groupby(level="candidate", sort=False):
+        right = part["call"] == part["class"]
+        row = {"candidate": name, "people": len(part), "called right": int(right.sum()),
+               "uncertain": int((part["call"] == "uncertain").sum()),
+               "called wrong": int((~right & (part["call"] != "uncertain")).sum()),
+               "person-level accuracy": float(right.mean())}
+        for label in names.values():
+            mine = part["class"] == label
+            row[f"{label} called right"] = f"{int(right[mine].sum())}/{int(mine.sum())}"
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("candidate")

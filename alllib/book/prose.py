@@ -238,6 +238,8 @@ def candidates_sentences(table: pd.DataFrame, baseline: str, metric: str = "bala
         d, lo, hi = r["difference (points)"], r["difference low (points)"], r["difference high (points)"]
         p, detect = r["p (corrected t-test)"], r["detectable (points)"]
         test = f"corrected t-test p = {p:.3g}" if not pd.isna(p) else "too few folds for the t-test"
+        if "better in folds" in r and isinstance(r["better in folds"], str):
+            test += f"; higher in {r['better in folds'].replace('/', ' of ')} folds"
         if lo == hi == 0 and d == 0:
             verdict = "the same calls as the baseline on every image"
         elif lo > 0 or hi < 0:
@@ -253,6 +255,24 @@ def candidates_sentences(table: pd.DataFrame, baseline: str, metric: str = "bala
         gap = 100 * (goal - table.loc[best, metric])
         out.append(f"The best, {best}, is {gap:.1f} points short of the goal of {_pct(goal)}." if gap > 0 else
                    f"The best, {best}, reaches the goal of {_pct(goal)} ({-gap:.1f} points above it).")
+    return " ".join(out)
+
+
+def person_level_sentences(people: pd.DataFrame, baseline: str) -> str:
+    """What a :func:`alllib.book.candidates.subject_level_table` says: how many people the baseline
+    calls right (donors and patients apart), and which candidates call more of them right, if any;
+    with a dozen people, one person more is a hint, not a result."""
+    base = people.loc[baseline]
+    out = [f"Called by person, the baseline, {baseline}, gets {base['called right']} of {base['people']} subjects "
+           f"right: {base['normal called right']} healthy donors and {base['ALL called right']} patients"
+           + (f", with {base['uncertain']} left uncertain." if base["uncertain"] else ".")]
+    better = people[people["called right"] > base["called right"]].sort_values("called right", ascending=False)
+    if len(better):
+        out.append("More people right: " + "; ".join(
+            f"{name}, {r['called right']} ({r['normal called right']} donors)" for name, r in better.iterrows())
+            + f". With {base['people']} people, a person or two more is a hint, not a result.")
+    else:
+        out.append("No candidate calls more people right than the baseline.")
     return " ".join(out)
 
 

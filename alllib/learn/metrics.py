@@ -29,6 +29,7 @@ __all__ = [
     "METRICS",
     "binary_metrics",
     "wilson_interval",
+    "person_call",
     "mean_interval",
     "mcnemar",
     "grouped_bootstrap",
@@ -107,6 +108,18 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def person_call(blasts: int, cells: int) -> str:
+    """One call per person from their cells: ``"ALL"`` where the 95 % Wilson interval of the share
+    of cells called blasts lies wholly above one half, ``"normal"`` where it lies wholly below,
+    ``"uncertain"`` otherwise (a subject is either a patient or a healthy donor).
+
+    >>> person_call(30, 40), person_call(5, 40), person_call(22, 40)
+    ('ALL', 'normal', 'uncertain')
+    """
+    low, high = wilson_interval(blasts, cells)
+    return "ALL" if low > 0.5 else "normal" if high < 0.5 else "uncertain"
 
 
 def mean_interval(values, confidence: float = 0.95) -> tuple[float, float, float]:

@@ -49,7 +49,8 @@ from alllib.preprocessing import rgb_to_lab
 from alllib.segmentation import MIN_SIZE, EmptyMaskWarning
 
 __all__ = ["ModelFileError", "TrainingError", "calibration_problem", "train_image_classifier", "grouped_report",
-           "choose_threshold", "probability_threshold", "THRESHOLDS", "REPORTED", "save_model", "load_model",
+           "choose_threshold", "probability_threshold", "THRESHOLDS", "REPORTED", "TRAIN_DEFAULTS", "train_defaults",
+           "save_model", "load_model",
            "predict_images", "predict_files", "describe_model", "subject_calls",
            "Prediction", "visible_cell_problem", "training_statistics", "unfamiliar", "fitted_scaler", "LABEL_NAMES",
            "MAGIC", "FORMAT_VERSION", "TRUSTED_TYPES"]
@@ -94,10 +95,32 @@ def calibration_problem(clf) -> str | None:
             "where a rising probability needs a < 0): its labels would contradict the SVM's decisions")
 
 
+#: What ``train`` uses for a dataset where it is not told otherwise, and why: the setting that won
+#: on that dataset (for C-NMC, ``benchmarks/cnmc_specificity.py`` on fold_1's 3,554 cells by subject:
+#: the neighbourhood correction was the one candidate better than frozen features alone in every
+#: subject fold; no candidate could be told from it by its interval). Other datasets keep the
+#: paper's pipeline (K-means segmentation, no correction).
+TRAIN_DEFAULTS = {
+    "cnmc": {"segmentation": None, "neighbours": 10,
+             "why": "C-NMC cells come segmented; the neighbourhood correction (k = 10) was the one candidate better "
+                    "than frozen features alone in every subject fold of benchmarks/cnmc_specificity.py"},
+    "*": {"segmentation": {"method": "kmeans", "k": 3}, "neighbours": 0, "why": "the paper's pipeline"},
+}
+
+
+def train_defaults(dataset: str) -> dict:
+    """The settings ``train`` uses for ``dataset`` unless told otherwise (:data:`TRAIN_DEFAULTS`).
+
+    >>> train_defaults("cnmc")["neighbours"], train_defaults("all_idb2")["segmentation"]
+    (10, {'method': 'kmeans', 'k': 3})
+    """
+    return dict(TRAIN_DEFAULTS.get(dataset, TRAIN_DEFAULTS["*"]))
+
+
 def train_image_classifier(ds: Dataset, *, backbone: str = "auto", weights="imagenet", classifier: str = "svm",
                            segmentation: dict | None = None, target_per_class: int | None = None,
                            search: str = "paper", size: int = 224, seed: int = 0, threshold: str = "balanced",
-                           progress: bool = True, cache: bool = True) -> tuple[Pipeline, dict]:
+                           neighbours: int = 0, progress: bool = True, cache: bool = True) -> tuple[Pipeline, dict]:
     """Train an image -> label pipeline on all of ``ds`` (optionally balanced with augmented
     copies); returns ``(pipeline, metadata)``. The SVM is calibrated for probabilities. The
     metadata hold what the model is worth for a new patient (:func:`grouped_report`) and the
@@ -124,6 +147,9 @@ def train_image_classifier(ds: Dataset, *, backbone: str = "auto", weights="imag
         Seeds every random step.
     threshold : {"balanced", "default"}
         How the decision threshold is chosen.
+    neighbours : int
+        ``k > 0``: ``predict`` corrects each image by its ``k`` most similar images of the batch
+        (Pan et al. 2019), and the grouped report measures the model so.
     progress, cache : bool
         Show progress; use the feature store.
 
@@ -149,8 +175,10 @@ def train_image_classifier(ds: Dataset, *, backbone: str = "auto", weights="imag
     pipe = Pipeline([("features", extractor), ("classifier", clf)])
     inner = clf.estimator if isinstance(clf, CalibratedClassifierCV) else clf  # the tuned scaler + classifier
     originals = ~train.table["augmented"].to_numpy(bool) if "augmented" in train.table else None
+    if not _is_count(neighbours):
+        raise ValueError(f"neighbours must be a whole number >= 0, not {neighbours!r}")
     report = grouped_report(inner, X, y, train.groups, originals=originals, threshold=threshold, seed=seed,
-                            progress=progress)
+                            neighbours=neighbours, progress=progress)
     cut = report.get("final_threshold", 0.0 if classifier == "svm" else 0.5)
     params = {k.split("__", 1)[1]: v for k, v in inner.get_params().items()
               if k.startswith(f"{classifier}__") and not callable(v) and isinstance(v, (int, float, str, bool, type(None)))}
@@ -167,6 +195,7 @@ def train_image_classifier(ds: Dataset, *, backbone: str = "auto", weights="imag
         "classifier_params": params,
         "search": search,
         "seed": seed,
+        "neighbours": neighbours,
         "grouped_cv": report,
         "threshold": {"rule": threshold, "decision": cut if threshold == "balanced" else None,
                       "probability": probability_threshold(clf, cut) if threshold == "balanced" else None},
@@ -289,7 +318,8 @@ def _refit(model: Pipeline, X: np.ndarray, y: np.ndarray) -> Pipeline:
 
 
 def grouped_report(model: Pipeline, X: np.ndarray, y: np.ndarray, groups: np.ndarray, *, originals=None,
-                   threshold: str = "balanced", n_splits: int = 5, seed: int = 0, progress: bool = True) -> dict:
+                   threshold: str = "balanced", n_splits: int = 5, seed: int = 0, neighbours: int = 0,
+                   progress: bool = True) -> dict:
     """What a model with ``model``'s settings is worth for a new patient (slide): grouped
     cross-validation on the training data (no group on both sides; up to ``n_splits`` folds,
     fewer where a class has fewer groups), scored on the original images of each held-out fold
@@ -301,7 +331,9 @@ def grouped_report(model: Pipeline, X: np.ndarray, y: np.ndarray, groups: np.nda
     deviation), each group's share of correctly labelled images for the class with fewer groups
     (its specificity, for C-NMC's normal donors), the pooled out-of-fold decisions' threshold
     for the final model, and the settings. The hyper-parameters were tuned on all of the data,
-    which makes the figures somewhat optimistic; chapters 9, 10 and 13 measure honestly.
+    which makes the figures somewhat optimistic; chapters 9, 10 and 13 measure honestly. With
+    ``neighbours``, every held-out decision is first corrected by its most similar held-out images
+    (:func:`~alllib.learn.neighbours.neighbourhood_correction`), as ``predict`` does with a batch.
     """
     from sklearn.model_selection import StratifiedGroupKFold
     from tqdm import tqdm
@@ -331,10 +363,11 @@ def grouped_report(model: Pipeline, X: np.ndarray, y: np.ndarray, groups: np.nda
                 inner_scores = np.full(len(train), np.nan)
                 for a, b in StratifiedGroupKFold(inner, shuffle=True, random_state=fold.seed).split(
                         X[train], y[train], groups[train]):
-                    inner_scores[b] = decision_scores(_refit(model, X[train][a], y[train][a]), X[train][b])
+                    inner_scores[b] = _corrected(decision_scores(_refit(model, X[train][a], y[train][a]), X[train][b]),
+                                                 X[train][b], neighbours)
                 keep = originals[train]
                 cut = choose_threshold(y[train][keep], inner_scores[keep], default)
-        scores = decision_scores(_refit(model, X[train], y[train]), X[test])
+        scores = _corrected(decision_scores(_refit(model, X[train], y[train]), X[test]), X[test], neighbours)
         pred = (scores >= cut).astype(int)
         oof[test], pred_all[test] = scores, pred
         rows.append({**binary_metrics(y[test], pred, scores), "threshold": cut})
@@ -349,11 +382,20 @@ def grouped_report(model: Pipeline, X: np.ndarray, y: np.ndarray, groups: np.nda
         "folds": folds, "threshold_rule": threshold, "scored": int(scored.sum()),
         "metrics": {m: {"mean": float(table[m].mean()), "std": float(table[m].std(ddof=0))} for m in REPORTED},
         "fold_thresholds": [round(float(t), 6) for t in table["threshold"]],
-        "smaller_class": int(smaller), "per_group": per_group,
+        "smaller_class": int(smaller), "per_group": per_group, "neighbours": neighbours,
         "final_threshold": choose_threshold(y[scored], oof[scored], default) if threshold == "balanced" else default,
         "note": "grouped cross-validation on the training data; hyper-parameters tuned on all of it (somewhat "
                 "optimistic)",
     }
+
+
+def _is_count(value, most: int | None = None) -> bool:
+    return (isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 0
+            and (most is None or value <= most))
+
+
+def _corrected(scores: np.ndarray, X: np.ndarray, neighbours: int) -> np.ndarray:
+    return neighbourhood_correction(X, scores, k=neighbours, weight=0.5) if neighbours and len(scores) > 1 else scores
 
 
 _UNITS = {"cnmc": "subject", "all_idb2": "slide"}
@@ -366,7 +408,7 @@ def subject_calls(rows: list["Prediction"], subjects: dict[str, str] | None = No
     blast, and the call: ``ALL`` where the whole interval lies above one half, ``normal`` where it
     lies below, ``uncertain`` otherwise. Cells that could not be labelled, or whose subject is
     unknown, are left out (their count is in ``table.attrs["unassigned"]``)."""
-    from alllib.learn.metrics import wilson_interval
+    from alllib.learn.metrics import person_call, wilson_interval
 
     found = [(subjects.get(r.image) if subjects is not None else cnmc_subject(r.image), r) for r in rows]
     labelled = [(s, r) for s, r in found if s is not None and r.label is not None]
@@ -378,7 +420,7 @@ def subject_calls(rows: list["Prediction"], subjects: dict[str, str] | None = No
         out.append({"subject": subject, "cells": len(mine), "blast cells": blasts, "share blast": blasts / len(mine),
                     "share 95% low": low, "share 95% high": high,
                     "mean p(blast)": float(np.mean([r.probability for r in mine])),
-                    "call": "ALL" if low > 0.5 else "normal" if high < 0.5 else "uncertain"})
+                    "call": person_call(blasts, len(mine))})
     table = pd.DataFrame(out, columns=["subject", "cells", "blast cells", "share blast", "share 95% low",
                                        "share 95% high", "mean p(blast)", "call"]).set_index("subject")
     table.attrs["unassigned"] = len(rows) - len(labelled)
@@ -414,6 +456,12 @@ def describe_model(meta: dict) -> str:
         lines.append(f"({cv.get('note')})")
     elif cv:
         lines.append(f"not cross-validated: {cv.get('note')}")
+    if meta.get("neighbours"):
+        lines.append(f"predict corrects each cell by its {meta['neighbours']} most similar cells of the batch "
+                     "(neighbourhood correction, Pan et al. 2019; the figures above include it; --neighbours 0 "
+                     "turns it off)")
+    if meta.get("defaults"):
+        lines.append(f"settings: the default for {data.get('dataset')} ({meta['defaults']})")
     cut = meta.get("threshold") or {}
     if cut.get("probability") is not None:
         lines.append(f"decision threshold: a blast where p(blast) >= {cut['probability']:.3f} (chosen for balanced "
@@ -552,6 +600,8 @@ def _check_metadata(metadata: dict) -> None:
                       ("weights", str), ("threshold", dict), ("training_statistics", dict)):
         if key in metadata and metadata[key] is not None and not isinstance(metadata[key], kind):
             raise TypeError(f"metadata entry {key!r} is {type(metadata[key]).__name__}, not {kind.__name__}")
+    if "neighbours" in metadata and not _is_count(metadata["neighbours"], 1000):
+        raise ValueError(f"metadata neighbours {metadata['neighbours']!r} is not a count of neighbours (0 to 1000)")
     cut = (metadata.get("threshold") or {}).get("probability")
     if cut is not None and not (isinstance(cut, (int, float)) and not isinstance(cut, bool) and 0 <= cut <= 1):
         raise ValueError(f"metadata threshold probability {cut!r} is not a probability")
@@ -657,7 +707,7 @@ def visible_cell_problem(img: np.ndarray) -> str | None:
 
 
 def predict_files(pipeline: Pipeline, paths: list, *, chunk: int = 64, metadata: dict | None = None,
-                  neighbours: int = 0) -> list[Prediction]:
+                  neighbours: int | None = None) -> list[Prediction]:
     """Label image files one by one, at the model's saved threshold (``metadata``): a file that
     cannot be read or is too small gets an
     ``error`` row and the others are still labelled; an image with no visible cell (uniform,
@@ -675,10 +725,11 @@ def predict_files(pipeline: Pipeline, paths: list, *, chunk: int = 64, metadata:
         Files prepared at a time.
     metadata : dict, optional
         The model's metadata (its threshold and training statistics).
-    neighbours : int
+    neighbours : int, optional
         With ``k > 0``, each file's probability is mixed half and half with those of its ``k``
         most similar files of this batch (:func:`~alllib.learn.neighbours.neighbourhood_correction`,
         Pan et al. 2019), before the threshold: for a batch holding many cells of each person.
+        ``None``: the model's own setting (``metadata["neighbours"]``, 0 where absent).
 
     Returns
     -------
@@ -686,6 +737,7 @@ def predict_files(pipeline: Pipeline, paths: list, *, chunk: int = 64, metadata:
         One row per file, in order: label, probability, or the error or warning.
     """
     extractor = pipeline.named_steps["features"]
+    neighbours = int((metadata or {}).get("neighbours") or 0) if neighbours is None else neighbours
     stats = (metadata or {}).get("training_statistics")
     threshold = ((metadata or {}).get("threshold") or {}).get("probability")
     rows = [Prediction(str(p)) for p in paths]
