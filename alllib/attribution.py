@@ -6,8 +6,14 @@ c), and the classifier is ``StandardScaler`` + an RBF (or linear) SVM whose deci
 ``df/dx`` is computed exactly from the fitted SVM (:func:`svm_feature_gradient`), the gradient
 with respect to each map cell is ``df/dx_c / (h w)``, and the class activation map is
 ``ReLU(sum_c (df/dx_c / (h w)) A_c)``, signed toward the predicted class
-(:func:`grad_cam`). :func:`occlusion_map` is the model-agnostic check: it greys out one
-patch at a time and records how much the decision moves toward the other class.
+(:func:`grad_cam`). :func:`occlusion_map` covers one patch at a time (with a fill drawn from the
+image itself: :func:`blurred_fill`) and records how much a score moves toward the other class: the
+SVM's decision, or :func:`svm_evidence`, the share of the kernel's votes for the class, which a
+patch that only makes the image atypical (every kernel similarity shrinking alike) leaves unchanged.
+
+A map earns a reading only if it passes sanity checks (:func:`deletion_insertion` against
+:func:`random_smooth_map`, and randomised weights: :func:`permuted_svm`); the book runs them in
+:func:`alllib.book.studies.sanity_checks` before it reads any map.
 
 :func:`inside_share` turns a map into a number: the share of the positive attribution that
 falls inside the nucleus mask. A map spread evenly over the image would score the mask's area,
@@ -31,7 +37,8 @@ from alllib.preprocessing import BACKBONE_PREPROCESSING, resize
 from alllib.segmentation import segment_kmeans
 
 __all__ = ["conv_maps", "svm_feature_gradient", "grad_cam", "upsample", "occlusion_map", "inside_share",
-           "nucleus_mask", "network_mode"]
+           "nucleus_mask", "network_mode", "blurred_fill", "svm_evidence", "permuted_svm", "random_smooth_map",
+           "deletion_insertion", "map_similarity"]
 
 
 def _maps_model(extractor: FeatureExtractor):
@@ -87,12 +94,18 @@ def svm_feature_gradient(model: Pipeline, X: np.ndarray) -> tuple[np.ndarray, np
         grad = np.broadcast_to(w, Z.shape).copy()
     else:
         raise ValueError(f"svm_feature_gradient supports the 'rbf' and 'linear' kernels, not {svc.kernel!r}")
-    steps = [step for _, step in model.steps[:-1]]
-    for step in steps:
-        if not hasattr(step, "scale_"):
-            raise TypeError(f"cannot differentiate through {type(step).__name__}; only scalers are supported")
-    denom = np.prod([np.where(step.scale_ == 0, 1, step.scale_) for step in steps], axis=0) if steps else 1.0
-    return f, grad / denom
+    from sklearn.preprocessing import MinMaxScaler, StandardScaler
+
+    chain = np.ones(Z.shape[1])  # dz/dx through the scalers: StandardScaler divides by scale_, MinMaxScaler multiplies
+    for _, step in model.steps[:-1]:
+        if isinstance(step, StandardScaler):
+            chain = chain / (np.where(step.scale_ == 0, 1, step.scale_) if step.scale_ is not None else 1.0)
+        elif isinstance(step, MinMaxScaler):
+            chain = chain * step.scale_
+        else:
+            raise TypeError(f"cannot differentiate through {type(step).__name__}; only StandardScaler and "
+                            "MinMaxScaler are supported")
+    return f, grad * chain
 
 
 def grad_cam(maps: np.ndarray, gradients: np.ndarray) -> np.ndarray:
@@ -111,26 +124,107 @@ def upsample(cam: np.ndarray, size: int) -> np.ndarray:
 
 
 def occlusion_map(score, network_input: np.ndarray, *, patch: int = 48, stride: int = 24,
-                  sign: float = 1.0) -> np.ndarray:
-    """How much the decision ``score`` (a function of a batch of network inputs) drops, in the
-    direction ``sign`` of the predicted class, when a ``patch`` x ``patch`` square is set to 0 (the
-    mean grey in every backbone's preprocessing); each pixel gets the mean drop of the patches
-    that covered it. Positive: the region supported the decision."""
+                  sign: float = 1.0, fill: np.ndarray | None = None) -> np.ndarray:
+    """How much ``score`` (a function of a batch of network inputs) drops, in the direction
+    ``sign`` of the predicted class, when a ``patch`` x ``patch`` square is replaced by ``fill`` (an
+    array like ``network_input``, e.g. :func:`blurred_fill`; ``None``: zeros, which is mid-grey
+    for the ``lite`` and ``tf`` preprocessing, the ImageNet mean for ``torch`` and ``caffe``, and
+    black for the paper's ``/255``); each pixel gets the mean drop of the patches that covered it.
+    Positive: the region supported the decision. ``score`` may return several scores per image
+    (``(n, k)``): the map is then ``(h, w, k)``, one per score, from the same occluded images."""
     h, w = network_input.shape[:2]
     if not 1 <= stride <= patch <= min(h, w):
         raise ValueError(f"need 1 <= stride <= patch <= {min(h, w)}, not patch={patch}, stride={stride}")
+    fill = np.zeros_like(network_input) if fill is None else fill
     starts = lambda n: sorted(set(list(range(0, n - patch + 1, stride)) + [n - patch]))  # noqa: E731
     boxes = [(y, x) for y in starts(h) for x in starts(w)]
     batch = np.repeat(network_input[None], len(boxes), axis=0)
     for k, (y, x) in enumerate(boxes):
-        batch[k, y:y + patch, x:x + patch] = 0
-    base = float(np.asarray(score(network_input[None]))[0])
+        batch[k, y:y + patch, x:x + patch] = fill[y:y + patch, x:x + patch]
+    base = np.asarray(score(network_input[None]), float)[0]
     drops = sign * (base - np.asarray(score(batch), float))
-    total, count = np.zeros((h, w)), np.zeros((h, w))
+    total, count = np.zeros((h, w, *drops.shape[1:])), np.zeros((h, w, *drops.shape[1:]))
     for d, (y, x) in zip(drops, boxes):
         total[y:y + patch, x:x + patch] += d
         count[y:y + patch, x:x + patch] += 1
     return total / count
+
+
+def blurred_fill(network_input: np.ndarray, sigma: float | None = None) -> np.ndarray:
+    """The fill :func:`occlusion_map` and :func:`deletion_insertion` put in place of removed pixels:
+    the image itself blurred (Gaussian, ``sigma`` default a sixteenth of its side), so that what is
+    removed is the detail, not the colour (a grey or black square is itself a strong, unnatural
+    feature; Petsiuk et al. 2018 use a blurred image for insertion)."""
+    sigma = sigma or network_input.shape[0] / 16
+    return cv2.GaussianBlur(np.asarray(network_input, np.float32), (0, 0), sigma)
+
+
+def svm_evidence(model: Pipeline, X: np.ndarray) -> np.ndarray:
+    """The share of an RBF SVM's kernel votes that go to the positive class, from -1 to 1:
+    ``sum_i a_i K(s_i, z) / sum_i |a_i| K(s_i, z)`` (the decision value without its intercept,
+    relative to the image's total kernel similarity to the support vectors). Where an occlusion
+    only makes the image atypical, every similarity shrinks and the decision drifts toward the
+    intercept, but this share stays: so an occlusion map of it measures evidence for the class,
+    not atypicality. For a linear kernel it is the decision value."""
+    svc = model[-1]
+    if svc.kernel != "rbf":
+        return model.decision_function(X)
+    Z = np.asarray(model[:-1].transform(np.asarray(X, np.float64)), np.float64)
+    sv, a = svc.support_vectors_, svc.dual_coef_[0]
+    sq = (Z ** 2).sum(1)[:, None] + (sv ** 2).sum(1)[None] - 2 * Z @ sv.T
+    K = np.exp(-float(svc._gamma) * np.maximum(sq, 0))
+    return (K @ a) / np.maximum(K @ np.abs(a), 1e-300)
+
+
+def permuted_svm(model: Pipeline, seed: int = 0) -> Pipeline:
+    """A copy of a fitted scaler + SVC pipeline whose dual coefficients are shuffled among its
+    support vectors: the same kernel, scaler and intercept, the learnt weights randomised (the
+    model-randomisation test of Adebayo et al. 2018, "Sanity checks for saliency maps", NeurIPS:
+    a map that barely changes under it does not depend on what the model learnt)."""
+    import copy
+
+    out = copy.deepcopy(model)
+    svc = out[-1]
+    order = np.random.default_rng(seed).permutation(svc.dual_coef_.shape[1])
+    svc.dual_coef_ = np.ascontiguousarray(svc.dual_coef_[:, order])
+    svc._dual_coef_ = -svc.dual_coef_  # libsvm's own sign for two classes
+    return out
+
+
+def random_smooth_map(size: int, rng: np.random.Generator, cells: int = 7) -> np.ndarray:
+    """A random map as smooth as a Grad-CAM of ``cells`` x ``cells`` positions, upsampled to
+    ``size`` x ``size``: the baseline a map must beat in :func:`deletion_insertion`."""
+    return upsample(rng.random((cells, cells)), size)
+
+
+def deletion_insertion(score, network_input: np.ndarray, saliency: np.ndarray, *, fill: np.ndarray,
+                       steps: int = 16, sign: float = 1.0) -> tuple[float, float]:
+    """Petsiuk et al. 2018 (RISE, BMVC): the areas under the deletion and insertion curves of a
+    map. Deletion replaces the pixels by ``fill`` from the most salient down, in ``steps`` equal
+    parts; insertion starts from ``fill`` and puts the image's pixels back in the same order. The
+    curve is ``sign * score`` after each part (``score``: a batch of network inputs -> one value
+    each); the area is its mean over the ``steps + 1`` points. A good map makes the deletion area
+    low (the score falls fast) and the insertion area high."""
+    h, w = network_input.shape[:2]
+    order = np.argsort(-np.asarray(saliency, float).ravel(), kind="stable")
+    cuts = np.linspace(0, h * w, steps + 1).round().astype(int)
+    deleted, inserted = [], []
+    for c in cuts:
+        top = np.zeros(h * w, bool)
+        top[order[:c]] = True
+        top = top.reshape(h, w)[..., None]
+        deleted.append(np.where(top, fill, network_input))
+        inserted.append(np.where(top, network_input, fill))
+    values = sign * np.asarray(score(np.stack(deleted + inserted)), float)
+    return float(values[:steps + 1].mean()), float(values[steps + 1:].mean())
+
+
+def map_similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman rank correlation of two maps' pixels (NaN where either is flat: it ranks nothing)."""
+    from scipy.stats import spearmanr
+
+    a, b = np.asarray(a, float).ravel(), np.asarray(b, float).ravel()
+    return float("nan") if a.std() == 0 or b.std() == 0 else float(spearmanr(a, b).statistic)
 
 
 def inside_share(attribution: np.ndarray, mask: np.ndarray) -> float:

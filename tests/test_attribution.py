@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from alllib.attribution import grad_cam, inside_share, occlusion_map, svm_feature_gradient
@@ -61,16 +62,24 @@ def test_occlusion_finds_the_square_the_score_reads():
         occlusion_map(score, x, patch=8, stride=16)
 
 
-@pytest.mark.slow
-def test_attribution_study_explains_each_cell_with_a_model_that_never_saw_its_group():
+@pytest.fixture(scope="module")
+def random_study():
+    """24 synthetic smears explained by a random-weights Lite0 and an SVM per grouped fold."""
     pytest.importorskip("keras")
-    from alllib.book.studies import attribution_study, inside_table
+    from alllib.book.studies import attribution_study
     from alllib.data import load_dataset
     from alllib.features import FeatureExtractor
 
     ds = load_dataset("synthetic", n=24, size=64, verbose=False)
-    study = attribution_study(ds, FeatureExtractor("efficientnet_lite0", weights="random", size=64), n_splits=3,
-                              search="none", progress=False)
+    return ds, attribution_study(ds, FeatureExtractor("efficientnet_lite0", weights="random", size=64), n_splits=3,
+                                 search="none", progress=False)
+
+
+@pytest.mark.slow
+def test_attribution_study_explains_each_cell_with_a_model_that_never_saw_its_group(random_study):
+    from alllib.book.studies import inside_table
+
+    ds, study = random_study
     t = study.table
     assert len(t) == len(ds) and set(t["fold"]) == {0, 1, 2}
     for fold, model in enumerate(study.models):
@@ -85,3 +94,94 @@ def test_attribution_study_explains_each_cell_with_a_model_that_never_saw_its_gr
     assert set(table.index.get_level_values("class")) == {"ALL blast", "not a blast"}
     picks = study.pick(2)
     assert all(not t["correct"].iloc[i] for i in picks["largest errors"])
+
+
+def test_minmax_scaler_gradient_multiplies_by_its_scale():
+    """MinMaxScaler maps x to x * scale_ + min_, so the chain rule multiplies by scale_ (the old
+    code divided, as for StandardScaler): checked against finite differences."""
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import MinMaxScaler
+    from sklearn.svm import SVC
+
+    X, y = _data()
+    model = Pipeline([("scale", MinMaxScaler()), ("svm", SVC(gamma=0.5))]).fit(X, y)
+    _, g = svm_feature_gradient(model, X[:1])
+    eps = 1e-6
+    num = [(model.decision_function(X[:1] + eps * e) - model.decision_function(X[:1] - eps * e))[0] / (2 * eps)
+           for e in np.eye(X.shape[1])]
+    np.testing.assert_allclose(g[0], num, rtol=1e-4, atol=1e-7)
+
+
+def test_evidence_ignores_what_only_makes_an_image_atypical_and_randomised_weights_change_it():
+    """svm_evidence is the share of the kernel votes for the class: far from every support vector
+    (an atypical image) the decision falls to the intercept while the share keeps its sign; a
+    permuted SVM has the same support vectors and a different decision."""
+    from alllib.attribution import permuted_svm, svm_evidence
+
+    X, y = _data()
+    model = fit_classifier("svm", X, y, search="none")[0]
+    e = svm_evidence(model, X)
+    assert np.all(np.abs(e) <= 1) and np.corrcoef(e, model.decision_function(X))[0, 1] > 0.5
+    far = X[:1] + 3 * (X[:1] - X.mean(0))  # an image pushed away from everything seen
+    assert abs(model.decision_function(far)[0] - model[-1].intercept_[0]) < abs(model.decision_function(X[:1])[0]) + 1
+    shuffled = permuted_svm(model, seed=1)
+    np.testing.assert_array_equal(shuffled[-1].support_vectors_, model[-1].support_vectors_)
+    f, _ = svm_feature_gradient(shuffled, X[:6])
+    np.testing.assert_allclose(f, shuffled.decision_function(X[:6]), atol=1e-10)  # libsvm agrees with our formula
+    assert not np.allclose(f, model.decision_function(X[:6]))
+
+
+def test_deletion_and_insertion_reward_the_map_that_finds_what_the_score_reads():
+    """A score that reads one square: the map that marks it deletes the score first and inserts it
+    first; a random smooth map does neither as well; the fill is the blurred image."""
+    from alllib.attribution import blurred_fill, deletion_insertion, random_smooth_map
+
+    x = np.zeros((48, 48, 3), np.float32)
+    x[8:16, 30:38] = 1.0
+    score = lambda b: b[:, 8:16, 30:38].mean(axis=(1, 2, 3))  # noqa: E731
+    right = np.zeros((48, 48))
+    right[8:16, 30:38] = 1.0
+    fill = blurred_fill(x)
+    assert fill.shape == x.shape and fill[8:16, 30:38].mean() < 0.9
+    good = deletion_insertion(score, x, right, fill=fill, steps=12)
+    rand = deletion_insertion(score, x, random_smooth_map(48, np.random.default_rng(0)), fill=fill, steps=12)
+    assert good[0] < rand[0] and good[1] > rand[1]
+
+
+def test_the_sanity_table_passes_only_what_beats_random_and_changes_with_the_weights():
+    from alllib.book.studies import passing_inside_table, sanity_table
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for cell in range(12):
+        for kind, rho, gain in (("good", 0.1, 0.3), ("stubborn", 0.9, 0.3), ("random-like", 0.1, 0.0)):
+            noise = rng.normal(0, 0.05, 2)
+            rows.append({"id": cell, "label": cell % 2, "map": kind, "randomised rho": rho,
+                         "deletion": 1 - gain + noise[0], "random deletion": 1.0,
+                         "insertion": gain + noise[1], "random insertion": 0.0, "consistency rho": np.nan,
+                         "empty": cell == 0, "inside": np.nan if cell == 0 else 0.5, "mask area": 0.3})
+    table = sanity_table(pd.DataFrame(rows))
+    assert table["reads"].to_dict() == {"good": True, "stubborn": False, "random-like": False}
+    assert table.loc["stubborn", "randomisation"] == "fail" and table.loc["random-like", "deletion"] == "fail"
+    assert table.loc["good", "empty"] == 1 and table.loc["good", "consistency"] == "not measured"
+    from alllib.book.prose import sanity_sentences
+
+    said = sanity_sentences(table)
+    assert "Stubborn fails: it barely changes when the SVM's weights are shuffled (median |rho| 0.90)" in said
+    assert "Random-like fails: in deletion it beats a random smooth map on" in said and "p < 0.05" in said
+    assert "Good passes randomisation, deletion and insertion" in said and "Only good earns a reading" in said
+    inside = passing_inside_table(pd.DataFrame(rows), table)
+    assert set(inside.index.get_level_values("map")) == {"good"}
+    assert inside.loc[("good", "not a blast"), "empty maps"] == 1  # counted, not dropped
+
+
+@pytest.mark.slow
+def test_sanity_checks_run_every_map_kind_on_a_real_study(random_study):
+    from alllib.book.studies import MAP_KINDS, sanity_checks, sanity_table
+
+    _, study = random_study
+    checks = sanity_checks(study, [0, 1, 2], patch=24, stride=12, steps=6, progress=False)
+    assert len(checks) == 3 * len(MAP_KINDS) and set(checks["map"]) == set(MAP_KINDS)
+    assert checks["randomised rho"].dropna().between(-1, 1).all() and checks["deletion"].notna().all()
+    assert checks.loc[checks["empty"], "randomised rho"].isna().all()  # an empty map ranks nothing
+    assert sanity_table(checks).shape[0] == len(MAP_KINDS)

@@ -56,9 +56,10 @@ PARAMETERS = {
     "cells_per_subject": ((int, type(None)), None),
     "cnmc_target_per_class": (int, None),
     "epochs": (int, None),
+    "sanity_cells": (int, None),
 }
 _POSITIVE = {"n_synthetic", "target_per_class", "n_repeats", "n_splits", "kmeans_k", "cells_per_subject",
-             "cnmc_target_per_class", "epochs"}
+             "cnmc_target_per_class", "epochs", "sanity_cells"}
 
 
 class ParameterError(ValueError):

@@ -276,6 +276,36 @@ def person_level_sentences(people: pd.DataFrame, baseline: str) -> str:
     return " ".join(out)
 
 
+def sanity_sentences(table: pd.DataFrame) -> str:
+    """What an :func:`alllib.book.studies.sanity_table` says: for each map kind, the checks it
+    failed (with the numbers behind them), and which maps earn a reading."""
+    out = []
+    for kind, r in table.iterrows():
+        failed = []
+        if r["randomisation"] == "fail":
+            failed.append(f"it barely changes when the SVM's weights are shuffled (median |rho| "
+                          f"{r['randomised |rho|']:.2f})")
+        for curve in ("deletion", "insertion"):
+            if r[curve] == "fail":
+                p = r[f"{curve} p"]
+                failed.append(f"in {curve} it beats a random smooth map on {r[f'beats random in {curve}']} cells, "
+                              f"p = {p:.2g} (the rule asks for p < 0.05)" if p == p else
+                              f"{curve} could not be tested (the score did not move)")
+        empty = f" {int(r['empty'])} of its {int(r['cells'])} maps were empty (no positive part)." if r["empty"] else ""
+        name = kind[0].upper() + kind[1:]
+        if failed:
+            out.append(f"{name} fails: {'; '.join(failed)}.{empty}")
+        else:
+            out.append(f"{name} passes randomisation, deletion and insertion (beating the random map on "
+                       f"{r['beats random in deletion']} and {r['beats random in insertion']} cells).{empty}")
+    reads = list(table.index[table["reads"]])
+    out.append(f"Only {' and '.join(reads)} earn{'s' if len(reads) == 1 else ''} a reading here; the nucleus share "
+               "below is theirs." if reads else
+               "No map passes all three checks on these cells, so none is read: the nucleus shares above describe "
+               "the maps, not the evidence the SVM uses.")
+    return " ".join(out)
+
+
 def acquisition_probe_sentences(balanced: pd.Series) -> str:
     """What the acquisition probe (:func:`alllib.learn.protocols.confound_probe`, one balanced
     accuracy per feature setting) says: where each setting stands, and whether any removes the

@@ -16,12 +16,18 @@ import pandas as pd
 from tqdm import tqdm
 
 from alllib.attribution import (
+    blurred_fill,
     conv_maps,
+    deletion_insertion,
     grad_cam,
     inside_share,
+    map_similarity,
     network_mode,
     nucleus_mask,
     occlusion_map,
+    permuted_svm,
+    random_smooth_map,
+    svm_evidence,
     svm_feature_gradient,
     upsample,
 )
@@ -35,7 +41,8 @@ from alllib.learn.protocols import Featurize, confound_probe, honest_protocol, p
 from alllib.preprocessing import imagenet_preprocess, resize
 
 __all__ = ["compare_protocols", "Study", "protocol_study", "layers_table", "layers_study", "AttributionStudy",
-           "attribution_study", "occlusion_check", "inside_table"]
+           "attribution_study", "occlusion_check", "inside_table", "MAP_KINDS", "sanity_checks", "sanity_table",
+           "passing_inside_table"]
 
 def compare_protocols(paper: dict[str, ProtocolResult], honest: dict[str, ProtocolResult],
                       metric: str = "accuracy") -> pd.DataFrame:
@@ -204,11 +211,13 @@ class AttributionStudy:
         return upsample(self.cams[i], self.extractor.size)
 
     def occlusion(self, i: int, *, patch: int = 48, stride: int = 24) -> np.ndarray:
-        """Occlusion sensitivity of the ``i``-th image under the SVM of its own test fold."""
+        """Occlusion sensitivity of the ``i``-th image under the SVM of its own test fold, with the
+        blurred image as fill (:func:`~alllib.attribution.blurred_fill`)."""
         model = self.models[int(self.table["fold"].iloc[i])]
         score = lambda batch: model.decision_function(self.extractor.embed(list(batch)))  # noqa: E731
         sign = 1.0 if self.table["pred"].iloc[i] == model[-1].classes_[1] else -1.0
-        return occlusion_map(score, self.network_input(i), patch=patch, stride=stride, sign=sign)
+        x = self.network_input(i)
+        return occlusion_map(score, x, patch=patch, stride=stride, sign=sign, fill=blurred_fill(x))
 
     def pick(self, n: int = 4) -> dict[str, list[int]]:
         """The run's own choice of cells to show: the ``n`` most confident correct decisions and the
@@ -303,3 +312,134 @@ def inside_table(studies: dict[str, AttributionStudy], class_names: dict[int, st
     return pd.DataFrame(rows).set_index(["setting", "class"])
 
 
+
+
+#: The maps :func:`sanity_checks` tests: Grad-CAM through the SVM, occlusion of the SVM's decision,
+#: and occlusion of its evidence (:func:`~alllib.attribution.svm_evidence`), both with a blurred fill.
+MAP_KINDS = ("Grad-CAM", "occlusion of the decision", "occlusion of the evidence")
+
+
+def sanity_checks(study: AttributionStudy, indices: Sequence[int], *, patch: int = 48, stride: int = 24,
+                  steps: int = 16, seed: int = 0, progress: bool = True) -> pd.DataFrame:
+    """Every map kind of :data:`MAP_KINDS` tested on the cells at ``indices``, before any is read.
+    One row per cell and map kind:
+
+    * ``randomised rho``: the Spearman correlation between the map and the same map under the
+      fold's SVM with its dual coefficients shuffled (:func:`~alllib.attribution.permuted_svm`;
+      model randomisation, Adebayo et al. 2018): a map that stays the same does not depend on
+      what the SVM learnt;
+    * ``deletion``, ``insertion`` and the same for a random map as smooth as a Grad-CAM
+      (:func:`~alllib.attribution.random_smooth_map`, one per cell, shared by the kinds), with
+      the blurred image as fill (:func:`~alllib.attribution.deletion_insertion`; Petsiuk et al.
+      2018), on the score the map explains (the decision for Grad-CAM and the decision's
+      occlusion, the evidence for the evidence's), signed toward the class the SVM chose;
+    * ``consistency rho``: the map against a variant that should agree with it: occlusion with a
+      smaller patch (``patch * 2 // 3``); Grad-CAM reads one layer here, so its self-consistency
+      is not measured (NaN);
+    * ``empty``: the map holds no positive attribution (an all-zero Grad-CAM is counted, never dropped);
+    * ``inside``: the map's positive share inside the nucleus mask, and ``mask area``.
+    """
+    rng = np.random.default_rng(seed)
+    ex, size = study.extractor, study.extractor.size
+    rows = []
+    for i in tqdm(list(indices), desc="sanity checks", unit="cell", disable=not progress):
+        model = study.models[int(study.table["fold"].iloc[i])]
+        shuffled = permuted_svm(model, seed=seed + int(i))
+        x = study.network_input(i)
+        fill = blurred_fill(x)
+        sign = 1.0 if study.table["score"].iloc[i] >= 0 else -1.0
+        maps = conv_maps(ex, [x])
+
+        def cam_of(svm):
+            f, g = svm_feature_gradient(svm, maps.mean(axis=(1, 2)))
+            return upsample(grad_cam(maps, g * np.where(f >= 0, 1.0, -1.0)[:, None])[0], size)
+
+        def heads(batch):  # one pass through the network for all four scores
+            feats = ex.embed(list(batch))
+            return np.stack([model.decision_function(feats), svm_evidence(model, feats),
+                             shuffled.decision_function(feats), svm_evidence(shuffled, feats)], axis=1)
+
+        occ = occlusion_map(heads, x, patch=patch, stride=stride, sign=sign, fill=fill)
+        small = patch * 2 // 3
+        occ_small = occlusion_map(heads, x, patch=small, stride=min(stride, small), sign=sign, fill=fill)
+        kinds = {"Grad-CAM": (cam_of(model), cam_of(shuffled), None, 0),
+                 "occlusion of the decision": (occ[..., 0], occ[..., 2], occ_small[..., 0], 0),
+                 "occlusion of the evidence": (occ[..., 1], occ[..., 3], occ_small[..., 1], 1)}
+        random_map = random_smooth_map(size, rng)
+        curves = {}
+        for head in (0, 1):
+            score = lambda batch, h=head: heads(batch)[:, h]  # noqa: E731
+            curves[head] = deletion_insertion(score, x, random_map, fill=fill, steps=steps, sign=sign)
+        r = study.table.iloc[i]
+        for kind, (m, randomised, variant, head) in kinds.items():
+            score = lambda batch, h=head: heads(batch)[:, h]  # noqa: E731
+            deletion, insertion = deletion_insertion(score, x, m, fill=fill, steps=steps, sign=sign)
+            rows.append({"id": r["id"], "label": int(r["label"]), "map": kind,
+                         "randomised rho": map_similarity(m, randomised),
+                         "deletion": deletion, "random deletion": curves[head][0],
+                         "insertion": insertion, "random insertion": curves[head][1],
+                         "consistency rho": np.nan if variant is None else map_similarity(m, variant),
+                         "empty": bool(np.maximum(m, 0).sum() == 0),
+                         "inside": inside_share(m, study.masks[i]), "mask area": float(study.masks[i].mean())})
+    return pd.DataFrame(rows)
+
+
+def sanity_table(checks: pd.DataFrame, *, rho: float = 0.5, alpha: float = 0.05) -> pd.DataFrame:
+    """Pass or fail per map kind, from :func:`sanity_checks`' rows, with the rules stated:
+
+    * **randomisation**: median ``|randomised rho|`` below ``rho`` (the map changes when the
+      learnt weights are shuffled);
+    * **deletion** / **insertion**: the map beats the random smooth map, paired over the cells by
+      a one-sided Wilcoxon signed-rank test at ``alpha`` (a lower deletion area, a higher
+      insertion area);
+    * **consistency**: median ``consistency rho`` at least ``rho`` (NaN: not measured);
+
+    ``reads`` is True where a map passes randomisation, deletion and insertion: only those maps
+    are read. ``empty`` counts the maps with no positive attribution."""
+    from scipy.stats import wilcoxon
+
+    def paired_p(better: pd.Series) -> float:
+        better = better.dropna()
+        if len(better) < 2 or (better == 0).all():
+            return float("nan")
+        return float(wilcoxon(better, alternative="greater").pvalue)
+
+    rows = []
+    for kind, part in checks.groupby("map", sort=False):
+        del_gain = part["random deletion"] - part["deletion"]
+        ins_gain = part["insertion"] - part["random insertion"]
+        p_del, p_ins = paired_p(del_gain), paired_p(ins_gain)
+        randomised = float(part["randomised rho"].abs().median())
+        consistency = float(part["consistency rho"].median()) if part["consistency rho"].notna().any() else np.nan
+        row = {"map": kind, "cells": len(part), "empty": int(part["empty"].sum()),
+               "randomised |rho|": randomised, "randomisation": "pass" if randomised < rho else "fail",
+               "beats random in deletion": f"{int((del_gain > 0).sum())}/{len(part)}", "deletion p": p_del,
+               "deletion": "pass" if p_del < alpha else "fail",
+               "beats random in insertion": f"{int((ins_gain > 0).sum())}/{len(part)}", "insertion p": p_ins,
+               "insertion": "pass" if p_ins < alpha else "fail",
+               "consistency rho": consistency,
+               "consistency": "not measured" if np.isnan(consistency) else "pass" if consistency >= rho else "fail"}
+        row["reads"] = all(row[c] == "pass" for c in ("randomisation", "deletion", "insertion"))
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("map")
+
+
+def passing_inside_table(checks: pd.DataFrame, table: pd.DataFrame,
+                         class_names: dict[int, str] | None = None) -> pd.DataFrame:
+    """The nucleus share of the map kinds that pass :func:`sanity_table`, per class: cells, maps
+    with no positive attribution (counted, not dropped: they hold no share), the mean nucleus area
+    and the mean share inside with its 95 % interval over the cells that have one. Empty where no
+    map passes."""
+    class_names = class_names or {1: "ALL blast", 0: "not a blast"}
+    rows = []
+    for kind in table.index[table["reads"]]:
+        part = checks[checks["map"] == kind]
+        for label in sorted(part["label"].unique(), reverse=True):
+            mine = part[part["label"] == label]
+            shares = mine["inside"].dropna()
+            mean, lo, hi = mean_interval(shares) if len(shares) >= 2 else (float(shares.mean()), np.nan, np.nan)
+            rows.append({"map": kind, "class": class_names.get(int(label), str(label)), "cells": len(mine),
+                         "empty maps": int(mine["empty"].sum()), "nucleus area": mine["mask area"].mean(),
+                         "inside": mean, "inside 95% low": lo, "inside 95% high": hi})
+    columns = ["map", "class", "cells", "empty maps", "nucleus area", "inside", "inside 95% low", "inside 95% high"]
+    return pd.DataFrame(rows, columns=columns).set_index(["map", "class"])
