@@ -185,3 +185,23 @@ def test_sanity_checks_run_every_map_kind_on_a_real_study(random_study):
     assert checks["randomised rho"].dropna().between(-1, 1).all() and checks["deletion"].notna().all()
     assert checks.loc[checks["empty"], "randomised rho"].isna().all()  # an empty map ranks nothing
     assert sanity_table(checks).shape[0] == len(MAP_KINDS)
+
+
+@pytest.mark.slow
+def test_integrated_gradients_through_the_network_add_up_to_the_decision_change(random_study):
+    """Completeness (Sundararajan et al. 2017): the map sums to f(image) - f(baseline), which only
+    holds if the chain rule through the network and the SVM is right."""
+    from alllib.attribution import blurred_fill, integrated_gradients
+
+    _, study = random_study
+    model_of = lambda i: study.models[int(study.table["fold"].iloc[i])]  # noqa: E731
+    change = []
+    for i in range(len(study.table)):
+        x = study.network_input(i)
+        f = model_of(i).decision_function(study.extractor.embed([x, blurred_fill(x)]))
+        change.append(f[0] - f[1])
+    i = int(np.argmax(np.abs(change)))
+    x = study.network_input(i)
+    ig = integrated_gradients(study.extractor, model_of(i), x, baseline=blurred_fill(x), steps=32)
+    assert ig.shape == x.shape[:2]
+    assert abs(change[i]) > 1e-4 and ig.sum() == pytest.approx(change[i], rel=0.1)

@@ -57,7 +57,7 @@ def test_subjects_with_a_single_cell_are_left_out_of_the_probe_and_said(real_cnm
     assert "2 subjects with a single cell were left out" in said
     assert json.loads((tmp_path / "10_cnmc.json").read_text())["n_subjects"] == len(cells)
     said = _run("13_cnmc_gains", data, tmp_path)
-    assert "The baseline, frozen, scores" in said
+    assert "The baseline, frozen + augmentation, scores" in said and "Called by person, the baseline" in said
 
 
 def test_one_normal_subject_is_said_not_computed(real_cnmc, tmp_path):

@@ -21,6 +21,7 @@ from alllib.attribution import (
     deletion_insertion,
     grad_cam,
     inside_share,
+    integrated_gradients,
     map_similarity,
     network_mode,
     nucleus_mask,
@@ -314,9 +315,10 @@ def inside_table(studies: dict[str, AttributionStudy], class_names: dict[int, st
 
 
 
-#: The maps :func:`sanity_checks` tests: Grad-CAM through the SVM, occlusion of the SVM's decision,
-#: and occlusion of its evidence (:func:`~alllib.attribution.svm_evidence`), both with a blurred fill.
-MAP_KINDS = ("Grad-CAM", "occlusion of the decision", "occlusion of the evidence")
+#: The maps :func:`sanity_checks` tests: Grad-CAM through the SVM, Integrated Gradients of its decision
+#: through the network (from the blurred image), occlusion of the SVM's decision, and occlusion of its
+#: evidence (:func:`~alllib.attribution.svm_evidence`), both with a blurred fill.
+MAP_KINDS = ("Grad-CAM", "Integrated Gradients", "occlusion of the decision", "occlusion of the evidence")
 
 
 def sanity_checks(study: AttributionStudy, indices: Sequence[int], *, patch: int = 48, stride: int = 24,
@@ -334,8 +336,8 @@ def sanity_checks(study: AttributionStudy, indices: Sequence[int], *, patch: int
       2018), on the score the map explains (the decision for Grad-CAM and the decision's
       occlusion, the evidence for the evidence's), signed toward the class the SVM chose;
     * ``consistency rho``: the map against a variant that should agree with it: occlusion with a
-      smaller patch (``patch * 2 // 3``); Grad-CAM reads one layer here, so its self-consistency
-      is not measured (NaN);
+      smaller patch (``patch * 2 // 3``); Grad-CAM reads one layer here and Integrated Gradients
+      one baseline, so their self-consistency is not measured (NaN);
     * ``empty``: the map holds no positive attribution (an all-zero Grad-CAM is counted, never dropped);
     * ``inside``: the map's positive share inside the nucleus mask, and ``mask area``.
     """
@@ -362,7 +364,9 @@ def sanity_checks(study: AttributionStudy, indices: Sequence[int], *, patch: int
         occ = occlusion_map(heads, x, patch=patch, stride=stride, sign=sign, fill=fill)
         small = patch * 2 // 3
         occ_small = occlusion_map(heads, x, patch=small, stride=min(stride, small), sign=sign, fill=fill)
+        ig = {m: integrated_gradients(ex, m, x, baseline=fill, sign=sign) for m in (model, shuffled)}
         kinds = {"Grad-CAM": (cam_of(model), cam_of(shuffled), None, 0),
+                 "Integrated Gradients": (ig[model], ig[shuffled], None, 0),
                  "occlusion of the decision": (occ[..., 0], occ[..., 2], occ_small[..., 0], 0),
                  "occlusion of the evidence": (occ[..., 1], occ[..., 3], occ_small[..., 1], 1)}
         random_map = random_smooth_map(size, rng)
