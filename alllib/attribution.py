@@ -229,8 +229,9 @@ def deletion_insertion(score, network_input: np.ndarray, saliency: np.ndarray, *
     map. Deletion replaces the pixels by ``fill`` from the most salient down, in ``steps`` equal
     parts; insertion starts from ``fill`` and puts the image's pixels back in the same order. The
     curve is ``sign * score`` after each part (``score``: a batch of network inputs -> one value
-    each); the area is its mean over the ``steps + 1`` points. A good map makes the deletion area
-    low (the score falls fast) and the insertion area high."""
+    each, or ``k`` values each: then both areas are arrays of ``k``, from the same images); the area
+    is its mean over the ``steps + 1`` points. A good map makes the deletion area low (the score
+    falls fast) and the insertion area high."""
     h, w = network_input.shape[:2]
     order = np.argsort(-np.asarray(saliency, float).ravel(), kind="stable")
     cuts = np.linspace(0, h * w, steps + 1).round().astype(int)
@@ -242,7 +243,8 @@ def deletion_insertion(score, network_input: np.ndarray, saliency: np.ndarray, *
         deleted.append(np.where(top, fill, network_input))
         inserted.append(np.where(top, network_input, fill))
     values = sign * np.asarray(score(np.stack(deleted + inserted)), float)
-    return float(values[:steps + 1].mean()), float(values[steps + 1:].mean())
+    deletion, insertion = values[:steps + 1].mean(axis=0), values[steps + 1:].mean(axis=0)
+    return (float(deletion), float(insertion)) if values.ndim == 1 else (deletion, insertion)
 
 
 def map_similarity(a: np.ndarray, b: np.ndarray) -> float:

@@ -369,19 +369,16 @@ def sanity_checks(study: AttributionStudy, indices: Sequence[int], *, patch: int
                  "Integrated Gradients": (ig[model], ig[shuffled], None, 0),
                  "occlusion of the decision": (occ[..., 0], occ[..., 2], occ_small[..., 0], 0),
                  "occlusion of the evidence": (occ[..., 1], occ[..., 3], occ_small[..., 1], 1)}
-        random_map = random_smooth_map(size, rng)
-        curves = {}
-        for head in (0, 1):
-            score = lambda batch, h=head: heads(batch)[:, h]  # noqa: E731
-            curves[head] = deletion_insertion(score, x, random_map, fill=fill, steps=steps, sign=sign)
+        random_deletion, random_insertion = deletion_insertion(heads, x, random_smooth_map(size, rng), fill=fill,
+                                                               steps=steps, sign=sign)  # every head at once
         r = study.table.iloc[i]
         for kind, (m, randomised, variant, head) in kinds.items():
             score = lambda batch, h=head: heads(batch)[:, h]  # noqa: E731
             deletion, insertion = deletion_insertion(score, x, m, fill=fill, steps=steps, sign=sign)
             rows.append({"id": r["id"], "label": int(r["label"]), "map": kind,
                          "randomised rho": map_similarity(m, randomised),
-                         "deletion": deletion, "random deletion": curves[head][0],
-                         "insertion": insertion, "random insertion": curves[head][1],
+                         "deletion": deletion, "random deletion": float(random_deletion[head]),
+                         "insertion": insertion, "random insertion": float(random_insertion[head]),
                          "consistency rho": np.nan if variant is None else map_similarity(m, variant),
                          "empty": bool(np.maximum(m, 0).sum() == 0),
                          "inside": inside_share(m, study.masks[i]), "mask area": float(study.masks[i].mean())})

@@ -95,15 +95,14 @@ def calibration_problem(clf) -> str | None:
             "where a rising probability needs a < 0): its labels would contradict the SVM's decisions")
 
 
-#: What ``train`` uses for a dataset where it is not told otherwise, and why: the setting that won
-#: on that dataset (for C-NMC, ``benchmarks/cnmc_specificity.py`` on fold_1's 3,554 cells by subject:
-#: the neighbourhood correction was the one candidate better than frozen features alone in every
-#: subject fold; no candidate could be told from it by its interval). Other datasets keep the
-#: paper's pipeline (K-means segmentation, no correction).
+#: What ``train`` uses for a dataset where it is not told otherwise, and why: the setting chosen for
+#: that dataset (for C-NMC, from ``benchmarks/cnmc_specificity.py`` on fold_1's cells, by subject;
+#: rerun it to check the choice on other data). Other datasets keep the paper's pipeline (K-means
+#: segmentation, no correction).
 TRAIN_DEFAULTS = {
     "cnmc": {"segmentation": None, "neighbours": 10,
-             "why": "C-NMC cells come segmented; the neighbourhood correction (k = 10) was the one candidate better "
-                    "than frozen features alone in every subject fold of benchmarks/cnmc_specificity.py"},
+             "why": "C-NMC cells come segmented; the neighbourhood correction (k = 10) is the setting chosen for C-NMC "
+                    "from benchmarks/cnmc_specificity.py, by subject (README: how it was chosen and how sure)"},
     "*": {"segmentation": {"method": "kmeans", "k": 3}, "neighbours": 0, "why": "the paper's pipeline"},
 }
 
