@@ -70,10 +70,12 @@ def conv_maps(extractor: FeatureExtractor, inputs: list[np.ndarray], *, progress
 
 def svm_feature_gradient(model: Pipeline, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Decision values ``f(X)`` of a fitted ``StandardScaler`` + ``SVC`` pipeline and their
-    exact gradients ``df/dX`` (same shape as ``X``), for the RBF and linear kernels.
+    exact gradients ``df/dX`` (same shape as ``X``), for the RBF, linear and polynomial kernels
+    (the paper's grid holds RBF and polynomial ones).
 
     ``f(z) = sum_i a_i K(s_i, z) + b`` on scaled features ``z``; for the RBF kernel
-    ``df/dz = -2 gamma sum_i a_i K(s_i, z) (z - s_i)``, then ``df/dx = df/dz / scale``.
+    ``df/dz = -2 gamma sum_i a_i K(s_i, z) (z - s_i)``, for the polynomial one
+    ``df/dz = sum_i a_i d gamma (gamma z.s_i + c)^(d - 1) s_i``, then ``df/dx = df/dz / scale``.
     """
     if not (isinstance(model, Pipeline) and isinstance(model[-1], SVC) and len(model[-1].classes_) == 2):
         raise TypeError("svm_feature_gradient needs a fitted two-class Pipeline ending in an SVC "
@@ -92,8 +94,13 @@ def svm_feature_gradient(model: Pipeline, X: np.ndarray) -> tuple[np.ndarray, np
         w = a @ sv
         f = Z @ w + b
         grad = np.broadcast_to(w, Z.shape).copy()
+    elif svc.kernel == "poly":  # K = (gamma z.s + coef0)^degree, in the paper's grid
+        gamma, c0, d = float(svc._gamma), float(svc.coef0), int(svc.degree)
+        inner = gamma * Z @ sv.T + c0
+        f = (inner ** d) @ a + b
+        grad = (d * gamma * (inner ** (d - 1)) * a) @ sv
     else:
-        raise ValueError(f"svm_feature_gradient supports the 'rbf' and 'linear' kernels, not {svc.kernel!r}")
+        raise ValueError(f"svm_feature_gradient supports the 'rbf', 'linear' and 'poly' kernels, not {svc.kernel!r}")
     from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
     chain = np.ones(Z.shape[1])  # dz/dx through the scalers: StandardScaler divides by scale_, MinMaxScaler multiplies
@@ -191,7 +198,8 @@ def svm_evidence(model: Pipeline, X: np.ndarray) -> np.ndarray:
     relative to the image's total kernel similarity to the support vectors). Where an occlusion
     only makes the image atypical, every similarity shrinks and the decision drifts toward the
     intercept, but this share stays: so an occlusion map of it measures evidence for the class,
-    not atypicality. For a linear kernel it is the decision value."""
+    not atypicality. For other kernels (linear, polynomial: their values may be negative, so the
+    share means nothing) it is the decision value."""
     svc = model[-1]
     if svc.kernel != "rbf":
         return model.decision_function(X)
