@@ -100,8 +100,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     defaults = train_defaults(ds.name)
-    seg = (defaults["segmentation"] if args.segmentation is None else
-           None if args.segmentation == "none" else {"method": args.segmentation, "k": args.k})
+    method = defaults["segmentation"] if args.segmentation is None else args.segmentation
+    seg = None if method == "none" else {"method": method, "k": args.k}
     neighbours = defaults["neighbours"] if args.neighbours is None else args.neighbours
     chosen = [name for name in ("segmentation", "neighbours") if getattr(args, name) is None]
     try:
@@ -268,7 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--search", default="paper", choices=["paper", "small", "none"], help="SVM grid")
     p.add_argument("--neighbours", type=_int_at_least(0), default=None, metavar="K",
                    help="predict corrects each cell by its K most similar cells of the batch, and the report "
-                        "measures it so (default: 10 for cnmc, where it won in every subject fold; 0 otherwise)")
+                        "measures it so (default: 10 for cnmc, the setting benchmarks/cnmc_specificity.py chose; "
+                        "0 otherwise)")
     p.add_argument("--synthetic-n", type=_int_at_least(2), default=260,
                    help="size of the synthetic dataset, when it is used")
     p.add_argument("--seed", type=_int_at_least(0, 2**32 - 1), default=0, help="0 to 2**32 - 1 (default 0)")

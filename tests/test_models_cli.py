@@ -152,6 +152,30 @@ def test_cli_train_checks_before_training(tmp_path, capsys, monkeypatch, argv, m
     assert message in capsys.readouterr().err
 
 
+def test_cli_train_takes_the_datasets_defaults_where_not_told(tmp_path, capsys, monkeypatch):
+    """Unset options take the dataset's defaults (TRAIN_DEFAULTS), --k still reaches K-means, and a
+    given option wins over the default."""
+    from alllib.learn import modelfile as models
+
+    seen = []
+
+    def capture(ds, **settings):
+        seen.append(settings)
+        raise models.TrainingError("stopped by the test")
+
+    monkeypatch.setattr(models, "train_image_classifier", capture)
+    base = ["train", "--dataset", "synthetic", "--synthetic-n", "8", "--backbone", "efficientnet_lite0",
+            "--weights", "random", "--out", str(tmp_path / "m.alllib")]
+    assert main([*base, "--k", "4"]) == 2
+    assert seen[-1]["segmentation"] == {"method": "kmeans", "k": 4} and seen[-1]["neighbours"] == 0
+    monkeypatch.setitem(models.TRAIN_DEFAULTS, "synthetic", {"segmentation": "none", "neighbours": 10, "why": "test"})
+    assert main(base) == 2
+    assert seen[-1]["segmentation"] is None and seen[-1]["neighbours"] == 10
+    assert main([*base, "--segmentation", "otsu", "--neighbours", "0"]) == 2
+    assert seen[-1]["segmentation"] == {"method": "otsu", "k": 3} and seen[-1]["neighbours"] == 0
+    assert "stopped by the test" in capsys.readouterr().err
+
+
 def test_cli_train_without_weights_offline(tmp_path, capsys, monkeypatch):
     """The library's one message for missing weights: the file to place and where."""
     import alllib.features.backbones as B

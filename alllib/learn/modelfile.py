@@ -100,18 +100,19 @@ def calibration_problem(clf) -> str | None:
 #: rerun it to check the choice on other data). Other datasets keep the paper's pipeline (K-means
 #: segmentation, no correction).
 TRAIN_DEFAULTS = {
-    "cnmc": {"segmentation": None, "neighbours": 10,
+    "cnmc": {"segmentation": "none", "neighbours": 10,
              "why": "C-NMC cells come segmented; the neighbourhood correction (k = 10) is the setting chosen for C-NMC "
                     "from benchmarks/cnmc_specificity.py, by subject (README: how it was chosen and how sure)"},
-    "*": {"segmentation": {"method": "kmeans", "k": 3}, "neighbours": 0, "why": "the paper's pipeline"},
+    "*": {"segmentation": "kmeans", "neighbours": 0, "why": "the paper's pipeline"},
 }
 
 
 def train_defaults(dataset: str) -> dict:
-    """The settings ``train`` uses for ``dataset`` unless told otherwise (:data:`TRAIN_DEFAULTS`).
+    """The settings ``train`` uses for ``dataset`` unless told otherwise (:data:`TRAIN_DEFAULTS`): the
+    segmentation method (as ``train --segmentation`` names it) and the neighbours of the correction.
 
     >>> train_defaults("cnmc")["neighbours"], train_defaults("all_idb2")["segmentation"]
-    (10, {'method': 'kmeans', 'k': 3})
+    (10, 'kmeans')
     """
     return dict(TRAIN_DEFAULTS.get(dataset, TRAIN_DEFAULTS["*"]))
 
