@@ -195,9 +195,13 @@ def test_a_chapter_finds_data_in_the_projects_data_folder(tmp_path, monkeypatch,
 
 
 @pytest.fixture
-def featurizer_calls(monkeypatch):
-    """Chapters featurise with colour statistics (cheap); the list records each call's size."""
+def featurizer_calls(monkeypatch, tmp_path):
+    """Chapters featurise with colour statistics (cheap); the list records each call's size. The
+    cache (and so the protocol memo) is the test's own: a memo left by an earlier run of the tests
+    would hide the computation they count."""
     from alllib.book.chapter import Chapter
+
+    monkeypatch.setenv("ALLLIB_CACHE", str(tmp_path / "cache"))
 
     from .conftest import colour_features
 
