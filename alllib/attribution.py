@@ -68,6 +68,12 @@ def conv_maps(extractor: FeatureExtractor, inputs: list[np.ndarray], *, progress
     return np.concatenate(out)
 
 
+def _rbf_kernel(Z: np.ndarray, sv: np.ndarray, gamma: float) -> np.ndarray:
+    """``exp(-gamma |z - s|^2)`` between the rows of ``Z`` and the support vectors ``sv``."""
+    sq = (Z ** 2).sum(1)[:, None] + (sv ** 2).sum(1)[None] - 2 * Z @ sv.T
+    return np.exp(-gamma * np.maximum(sq, 0))
+
+
 def svm_feature_gradient(model: Pipeline, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Decision values ``f(X)`` of a fitted ``StandardScaler`` + ``SVC`` pipeline and their
     exact gradients ``df/dX`` (same shape as ``X``), for the RBF, linear and polynomial kernels
@@ -86,8 +92,7 @@ def svm_feature_gradient(model: Pipeline, X: np.ndarray) -> tuple[np.ndarray, np
     sv, a, b = svc.support_vectors_, svc.dual_coef_[0], float(svc.intercept_[0])
     if svc.kernel == "rbf":
         gamma = float(svc._gamma)
-        sq = (Z ** 2).sum(1)[:, None] + (sv ** 2).sum(1)[None] - 2 * Z @ sv.T
-        Ka = np.exp(-gamma * np.maximum(sq, 0)) * a  # (n, n_sv)
+        Ka = _rbf_kernel(Z, sv, gamma) * a  # (n, n_sv)
         f = Ka.sum(1) + b
         grad = -2 * gamma * (Ka.sum(1)[:, None] * Z - Ka @ sv)
     elif svc.kernel == "linear":
@@ -205,8 +210,7 @@ def svm_evidence(model: Pipeline, X: np.ndarray) -> np.ndarray:
         return model.decision_function(X)
     Z = np.asarray(model[:-1].transform(np.asarray(X, np.float64)), np.float64)
     sv, a = svc.support_vectors_, svc.dual_coef_[0]
-    sq = (Z ** 2).sum(1)[:, None] + (sv ** 2).sum(1)[None] - 2 * Z @ sv.T
-    K = np.exp(-float(svc._gamma) * np.maximum(sq, 0))
+    K = _rbf_kernel(Z, sv, float(svc._gamma))
     return (K @ a) / np.maximum(K @ np.abs(a), 1e-300)
 
 
