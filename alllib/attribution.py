@@ -6,14 +6,18 @@ c), and the classifier is ``StandardScaler`` + an RBF (or linear) SVM whose deci
 ``df/dx`` is computed exactly from the fitted SVM (:func:`svm_feature_gradient`), the gradient
 with respect to each map cell is ``df/dx_c / (h w)``, and the class activation map is
 ``ReLU(sum_c (df/dx_c / (h w)) A_c)``, signed toward the predicted class
-(:func:`grad_cam`). :func:`occlusion_map` covers one patch at a time (with a fill drawn from the
+(:func:`grad_cam`); :func:`grad_cam_at` does the same at any layer (e.g. :func:`finer_layer`),
+through the network by one backward pass. :func:`integrated_gradients` follows the decision pixel by
+pixel from a baseline. :func:`occlusion_map` covers one patch at a time (with a fill drawn from the
 image itself: :func:`blurred_fill`) and records how much a score moves toward the other class: the
 SVM's decision, or :func:`svm_evidence`, the share of the kernel's votes for the class, which a
 patch that only makes the image atypical (every kernel similarity shrinking alike) leaves unchanged.
+:func:`rise_map` weighs hundreds of random masks by the score each leaves.
 
 A map earns a reading only if it passes sanity checks (:func:`deletion_insertion` against
-:func:`random_smooth_map`, and randomised weights: :func:`permuted_svm`); the book runs them in
-:func:`alllib.book.studies.sanity_checks` before it reads any map.
+:func:`random_smooth_map`; randomised weights, :func:`permuted_svm`, and randomised labels,
+:func:`label_randomised_svm`); the book runs them in :func:`alllib.book.studies.sanity_checks`
+before it reads any map.
 
 :func:`inside_share` turns a map into a number: the share of the positive attribution that
 falls inside the nucleus mask. A map spread evenly over the image would score the mask's area,
@@ -38,7 +42,8 @@ from alllib.segmentation import segment_kmeans
 
 __all__ = ["conv_maps", "svm_feature_gradient", "grad_cam", "upsample", "occlusion_map", "inside_share",
            "nucleus_mask", "network_mode", "blurred_fill", "svm_evidence", "permuted_svm", "random_smooth_map",
-           "deletion_insertion", "map_similarity", "integrated_gradients"]
+           "deletion_insertion", "map_similarity", "integrated_gradients", "finer_layer", "grad_cam_at", "rise_map",
+           "label_randomised_svm"]
 
 
 def _maps_model(extractor: FeatureExtractor):
@@ -128,6 +133,41 @@ def grad_cam(maps: np.ndarray, gradients: np.ndarray) -> np.ndarray:
     if gradients.shape != (n, c):
         raise ValueError(f"gradients of shape {gradients.shape} do not match maps of shape {maps.shape}")
     return np.maximum(np.einsum("nhwc,nc->nhw", maps, gradients / (h * w)), 0)
+
+
+def finer_layer(extractor: FeatureExtractor) -> str:
+    """The name of the network's last layer whose maps have twice the side of the last convolutional
+    maps (14 x 14 where those are 7 x 7): the neighbouring, finer layer :func:`grad_cam_at` reads."""
+    if not hasattr(extractor, "backbone_"):
+        extractor.fit()
+    side = _maps_model(extractor).output.shape[1]
+    finer = [layer.name for layer in extractor._network().layers
+             if len(getattr(layer, "output", np.zeros(0)).shape) == 4 and layer.output.shape[1] == 2 * side]
+    if not finer:
+        raise ValueError(f"{extractor.backbone_} has no layer with maps of side {2 * side}")
+    return finer[-1]
+
+
+def grad_cam_at(extractor: FeatureExtractor, model: Pipeline, network_input: np.ndarray, *, layer: str,
+                sign: float = 1.0) -> np.ndarray:
+    """Grad-CAM of the SVM's decision at any layer of the network (e.g. :func:`finer_layer`), for one
+    network input: the gradient of ``f`` with respect to the layer's maps ``A`` is ``J^T df/dx``
+    (``df/dx`` from :func:`svm_feature_gradient`, ``J^T`` one backward pass), each channel is weighted
+    by its mean gradient and the weighted sum is signed by ``sign`` and cut by ReLU. At the last
+    convolutional layer it equals :func:`grad_cam`. Returns the coarse ``(h, w)`` map."""
+    import tensorflow as tf
+
+    keras = import_keras()
+    if not hasattr(extractor, "backbone_"):
+        extractor.fit()
+    network = extractor._network()
+    both = keras.Model(network.inputs, [network.get_layer(layer).output, network.output])
+    with tf.GradientTape() as tape:
+        maps, feats = both(tf.constant(network_input[None], tf.float32), training=False)
+        _, g = svm_feature_gradient(model, np.asarray(feats, np.float64))
+        pushed = tf.reduce_sum(feats * tf.constant(sign * g, feats.dtype))
+    weights = np.asarray(tape.gradient(pushed, maps), np.float64)[0].mean(axis=(0, 1))
+    return np.maximum(np.asarray(maps, np.float64)[0] @ weights, 0)
 
 
 def upsample(cam: np.ndarray, size: int) -> np.ndarray:
@@ -227,6 +267,50 @@ def permuted_svm(model: Pipeline, seed: int = 0) -> Pipeline:
     svc.dual_coef_ = np.ascontiguousarray(svc.dual_coef_[:, order])
     svc._dual_coef_ = -svc.dual_coef_  # libsvm's own sign for two classes
     return out
+
+
+def label_randomised_svm(model: Pipeline, X: np.ndarray, y: np.ndarray, seed: int = 0) -> Pipeline:
+    """A copy of ``model`` (its hyperparameters, not its fit) fitted again on the training features
+    ``X`` with the labels ``y`` shuffled: the data-randomisation test of Adebayo et al. 2018. A map
+    that stays the same when the model has learnt nothing true does not explain what it learnt."""
+    from sklearn.base import clone
+
+    return clone(model).fit(X, np.random.default_rng(seed).permutation(np.asarray(y)))
+
+
+def rise_map(score, network_input: np.ndarray, *, masks: int = 256, cells: int = 7, keep: float = 0.5,
+             fill: np.ndarray | None = None, sign: float = 1.0, seed: int = 0, batch: int = 32) -> np.ndarray:
+    """RISE (Petsiuk, Das and Saenko 2018, "RISE: randomized input sampling for explanation of
+    black-box models", BMVC): ``masks`` random masks, each a ``cells`` x ``cells`` grid of cells
+    kept with probability ``keep``, upsampled bilinearly and shifted at random, blend the image
+    with ``fill`` (``None``: zeros); each pixel's saliency is ``sign`` times the mean score of the
+    masked images weighted by how much of the pixel each kept, ``E[score M] / keep``. Like
+    :func:`occlusion_map`, ``score`` may return ``(n, k)``: the map is then ``(h, w, k)``. Memory
+    stays at ``batch`` images; ``seed`` fixes the masks.
+
+    >>> x = np.zeros((16, 16, 3), np.float32); x[:4, :4] = 1
+    >>> m = rise_map(lambda b: b[:, :4, :4].mean(axis=(1, 2, 3)), x, masks=64, cells=4)
+    >>> bool(m[:4, :4].mean() > m[8:, 8:].mean())
+    True
+    """
+    h, w = network_input.shape[:2]
+    if masks < 1 or cells < 1 or not 0 < keep < 1:
+        raise ValueError(f"need masks >= 1, cells >= 1 and 0 < keep < 1, not {masks}, {cells}, {keep}")
+    fill = np.zeros_like(network_input) if fill is None else fill
+    rng = np.random.default_rng(seed)
+    cell_h, cell_w = -(-h // cells), -(-w // cells)
+    grids = (rng.random((masks, cells, cells)) < keep).astype(np.float32)  # drawn at once: the batch size
+    shifts = rng.integers(0, [cell_h, cell_w], size=(masks, 2))  # changes nothing
+    total = None
+    for start in range(0, masks, batch):
+        m = np.stack([cv2.resize(g, ((cells + 1) * cell_w, (cells + 1) * cell_h), interpolation=cv2.INTER_LINEAR)
+                      [dy:dy + h, dx:dx + w]
+                      for g, (dy, dx) in zip(grids[start:start + batch], shifts[start:start + batch])])
+        blended = m[..., None] * network_input[None] + (1 - m[..., None]) * fill[None]
+        s = sign * np.asarray(score(blended.astype(network_input.dtype)), float)
+        part = np.tensordot(m, s, axes=(0, 0))  # (h, w) or (h, w, k)
+        total = part if total is None else total + part
+    return total / (masks * keep)
 
 
 def random_smooth_map(size: int, rng: np.random.Generator, cells: int = 7) -> np.ndarray:

@@ -154,22 +154,29 @@ def test_the_sanity_table_passes_only_what_beats_random_and_changes_with_the_wei
     rng = np.random.default_rng(0)
     rows = []
     for cell in range(12):
-        for kind, rho, gain in (("good", 0.1, 0.3), ("stubborn", 0.9, 0.3), ("random-like", 0.1, 0.0)):
+        for kind, weights, labels, gain in (("good", 0.1, 0.2, 0.3), ("stubborn", 0.9, 0.2, 0.3),
+                                            ("label-blind", 0.1, 0.8, 0.3), ("random-like", 0.1, 0.1, 0.0)):
             noise = rng.normal(0, 0.05, 2)
-            rows.append({"id": cell, "label": cell % 2, "map": kind, "randomised rho": rho,
+            rows.append({"id": cell, "label": cell % 2, "map": kind, "weights rho": weights, "labels rho": -labels,
                          "deletion": 1 - gain + noise[0], "random deletion": 1.0,
                          "insertion": gain + noise[1], "random insertion": 0.0, "consistency rho": np.nan,
                          "empty": cell == 0, "inside": np.nan if cell == 0 else 0.5, "mask area": 0.3})
     table = sanity_table(pd.DataFrame(rows))
-    assert table["reads"].to_dict() == {"good": True, "stubborn": False, "random-like": False}
+    assert table["reads"].to_dict() == {"good": True, "stubborn": False, "label-blind": False, "random-like": False}
     assert table.loc["stubborn", "randomisation"] == "fail" and table.loc["random-like", "deletion"] == "fail"
+    assert table.loc["label-blind", "labels randomised |rho|"] == pytest.approx(0.8)  # |rho|: a flipped map stays
     assert table.loc["good", "empty"] == 1 and table.loc["good", "consistency"] == "not measured"
     from alllib.book.prose import sanity_sentences
 
     said = sanity_sentences(table)
     assert "Stubborn fails: it barely changes when the SVM's weights are shuffled (median |rho| 0.90)" in said
+    assert "Label-blind fails: it barely changes when the SVM's training labels are shuffled (median |rho| 0.80)" in said
     assert "Random-like fails: in deletion it beats a random smooth map on" in said and "p < 0.05" in said
     assert "Good passes randomisation, deletion and insertion" in said and "Only good earns a reading" in said
+    flat = pd.DataFrame(rows).query("map == 'good'").assign(**{"map": "flat", "weights rho": np.nan})
+    flat_table = sanity_table(flat)
+    assert flat_table.loc["flat", "randomisation"] == "fail" and not flat_table.loc["flat", "reads"]
+    assert "its randomisation by weights could not be measured (the maps were flat)" in sanity_sentences(flat_table)
     inside = passing_inside_table(pd.DataFrame(rows), table)
     assert set(inside.index.get_level_values("map")) == {"good"}
     assert inside.loc[("good", "not a blast"), "empty maps"] == 1  # counted, not dropped
@@ -180,11 +187,90 @@ def test_sanity_checks_run_every_map_kind_on_a_real_study(random_study):
     from alllib.book.studies import MAP_KINDS, sanity_checks, sanity_table
 
     _, study = random_study
-    checks = sanity_checks(study, [0, 1, 2], patch=24, stride=12, steps=6, progress=False)
+    checks = sanity_checks(study, [0, 1, 2], patch=24, stride=12, steps=6, rise_masks=8, progress=False)
     assert len(checks) == 3 * len(MAP_KINDS) and set(checks["map"]) == set(MAP_KINDS)
-    assert checks["randomised rho"].dropna().between(-1, 1).all() and checks["deletion"].notna().all()
-    assert checks.loc[checks["empty"], "randomised rho"].isna().all()  # an empty map ranks nothing
+    for rho in ("weights rho", "labels rho", "consistency rho"):
+        assert checks[rho].dropna().between(-1, 1).all(), rho
+    assert checks["deletion"].notna().all() and checks["consistency rho"].notna().any()
+    empty_cams = checks["empty"] & checks["map"].str.startswith("Grad-CAM")  # all zero: ranks nothing
+    assert checks.loc[empty_cams, "weights rho"].isna().all()
     assert sanity_table(checks).shape[0] == len(MAP_KINDS)
+    again = sanity_checks(study, [0, 1, 2], patch=24, stride=12, steps=6, rise_masks=8, progress=False)
+    pd.testing.assert_frame_equal(checks, again)  # one seed, the same numbers
+
+
+@pytest.mark.slow
+def test_grad_cam_at_any_layer_equals_grad_cam_at_the_last_and_differs_at_the_finer(random_study):
+    """grad_cam_at goes through the network with one backward pass; at the last convolutional layer it
+    must give what grad_cam computes from the maps and the SVM's exact feature gradient."""
+    from alllib.attribution import _maps_model, conv_maps, finer_layer, grad_cam_at
+
+    _, study = random_study
+    ex, x = study.extractor, study.network_input(0)
+    maps = conv_maps(ex, [x])
+    _, g = svm_feature_gradient(study.model_of(0), maps.mean(axis=(1, 2)))
+    last = _maps_model(ex).layers[-1].name
+    here = grad_cam_at(ex, study.model_of(0), x, layer=last, sign=-1.0)
+    np.testing.assert_allclose(here, grad_cam(maps, -g)[0], rtol=1e-4, atol=1e-6 * np.abs(maps).max())
+    fine = grad_cam_at(ex, study.model_of(0), x, layer=finer_layer(ex))
+    assert fine.shape == (2 * maps.shape[1], 2 * maps.shape[2])
+
+
+@pytest.mark.slow
+def test_map_agreement_compares_every_pair_on_every_image(random_study):
+    from alllib.book.prose import agreement_sentences
+    from alllib.book.studies import AGREEMENT_KINDS, agreement_matrix, map_agreement
+
+    _, study = random_study
+    agreement = map_agreement(study, patch=24, stride=12, progress=False)
+    pairs = len(AGREEMENT_KINDS) * (len(AGREEMENT_KINDS) - 1) // 2
+    assert len(agreement) == len(study.table) * pairs and agreement["rho"].dropna().between(-1, 1).all()
+    matrix = agreement_matrix(agreement)
+    np.testing.assert_allclose(matrix.to_numpy(), matrix.to_numpy().T)
+    assert (np.diag(matrix) == 1).all()
+    assert agreement_sentences(agreement).startswith(f"Over {len(study.table)} images, the median rank correlation")
+
+
+def test_rise_finds_what_the_score_reads_with_one_seed_and_several_heads():
+    from alllib.attribution import rise_map
+
+    x = np.zeros((32, 32, 3), np.float32)
+    x[:8, 24:] = 1.0
+    score = lambda b: np.stack([b[:, :8, 24:].mean(axis=(1, 2, 3)), -b[:, :8, 24:].mean(axis=(1, 2, 3))], 1)  # noqa: E731
+    m = rise_map(score, x, masks=200, cells=4, seed=3, batch=16)
+    assert m.shape == (32, 32, 2)
+    assert m[:8, 24:, 0].mean() > m[16:, :16, 0].mean() + 0.1 and m[:8, 24:, 1].mean() < m[16:, :16, 1].mean()
+    np.testing.assert_allclose(m, rise_map(score, x, masks=200, cells=4, seed=3, batch=50), rtol=1e-12)  # batch-free
+    assert not np.array_equal(m, rise_map(score, x, masks=200, cells=4, seed=4))
+    with pytest.raises(ValueError, match="keep"):
+        rise_map(score, x, keep=1.0)
+
+
+def test_agreement_sentences_name_each_pair_and_the_pairs_that_could_not_be_compared():
+    from alllib.book.prose import agreement_sentences
+    from alllib.book.studies import agreement_matrix
+
+    rows = pd.DataFrame({"id": [1, 1, 2, 2, 3, 3], "first": ["A"] * 6, "second": ["B", "C"] * 3,
+                         "rho": [0.9, np.nan, 0.7, np.nan, 0.5, np.nan]})
+    said = agreement_sentences(rows)
+    assert "Over 3 images" in said and "A and B, 0.70 (quartiles 0.60 to 0.80, 3 images)" in said
+    assert "Not compared, every map of one kind being flat (it ranks nothing): A and C." in said
+    assert "A and B rank the pixels alike on at least half the images (median 0.70)." in said
+    assert agreement_matrix(rows).loc["B", "A"] == pytest.approx(0.7)
+    low = agreement_sentences(rows.assign(rho=0.1))
+    assert "No two kinds rank the pixels much alike" in low and "Not compared" not in low
+
+
+def test_label_randomised_svm_keeps_the_settings_and_forgets_the_labels():
+    from alllib.attribution import label_randomised_svm
+
+    X, y = _data()
+    model = fit_classifier("svm", X, y, search="none")[0].set_params(svm__C=3.0).fit(X, y)
+    shuffled = label_randomised_svm(model, X, y, seed=1)
+    assert shuffled is not model and shuffled[-1].C == 3.0 and shuffled[-1].shape_fit_ == model[-1].shape_fit_
+    assert (shuffled.predict(X) == y).mean() < (model.predict(X) == y).mean()
+    np.testing.assert_array_equal(shuffled.decision_function(X),
+                                  label_randomised_svm(model, X, y, seed=1).decision_function(X))
 
 
 @pytest.mark.slow

@@ -57,9 +57,12 @@ PARAMETERS = {
     "cnmc_target_per_class": (int, None),
     "epochs": (int, None),
     "sanity_cells": (int, None),
+    "rise_masks": (int, None),
+    "agreement_cells": ((int, type(None)), None),
 }
 _POSITIVE = {"n_synthetic", "target_per_class", "n_repeats", "n_splits", "kmeans_k", "cells_per_subject",
-             "cnmc_target_per_class", "epochs", "sanity_cells"}
+             "cnmc_target_per_class", "epochs", "sanity_cells",
+             "rise_masks", "agreement_cells"}
 
 
 class ParameterError(ValueError):

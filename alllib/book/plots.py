@@ -12,7 +12,7 @@ import seaborn as sns
 from sklearn.metrics import confusion_matrix, roc_curve
 
 __all__ = ["show_images", "roc_curves", "confusion_heatmap", "feature_map", "compare_bars", "results_bars", "group_counts",
-           "per_group_bars", "probe_bars", "attribution_grid", "interval_plot", "LABELS"]
+           "per_group_bars", "probe_bars", "attribution_grid", "agreement_plot", "interval_plot", "LABELS"]
 
 LABELS = {0: "not a blast", 1: "ALL blast"}
 
@@ -220,6 +220,29 @@ def attribution_grid(study, picks: dict[str, list[int]], occlusions: dict[int, n
             axes[2, col].imshow(img)
             axes[2, col].imshow(occ, cmap="bwr", alpha=0.5, vmin=-np.abs(occ).max(), vmax=np.abs(occ).max())
             axes[2, col].set_title("occlusion (red: supports)", fontsize=8)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def agreement_plot(agreement: pd.DataFrame, suptitle: str | None = None):
+    """Left: the median rank correlation of every pair of map kinds
+    (:func:`alllib.book.studies.agreement_matrix`); right: each pair's correlations image by image,
+    so that a median is read with its spread."""
+    from alllib.book.studies import agreement_matrix
+
+    matrix = agreement_matrix(agreement)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [1, 1.3]})
+    sns.heatmap(matrix, vmin=-1, vmax=1, cmap="vlag", annot=True, fmt=".2f", square=True, cbar=False, ax=left)
+    left.set_title("median Spearman rho between maps", fontsize=10)
+    pairs = agreement.assign(pair=agreement["first"] + " / " + agreement["second"]).dropna(subset=["rho"])
+    order = pairs.groupby("pair")["rho"].median().sort_values(ascending=False).index  # flat maps rank nothing
+    sns.boxplot(data=pairs, y="pair", x="rho", order=order, color="0.85", fliersize=0, ax=right)
+    sns.stripplot(data=pairs, y="pair", x="rho", order=order, size=2.5, alpha=0.6, ax=right)
+    right.axvline(0, color="0.5", lw=0.8)
+    right.set(xlim=(-1, 1), xlabel="Spearman rho, image by image", ylabel="")
+    right.set_title(f"{agreement['id'].nunique()} images", fontsize=10)
     if suptitle:
         fig.suptitle(suptitle)
     fig.tight_layout()

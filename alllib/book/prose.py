@@ -22,7 +22,7 @@ import pandas as pd
 __all__ = ["Box", "percent_table", "inflation_sentences", "probe_sentences", "folds_sentence", "takeaway_sentences",
            "layers_sentences", "attribution_sentences", "candidates_sentences", "acquisition_probe_sentences",
            "probe_change_sentences", "cross_dataset_sentences", "training_sentence", "per_group_sentences",
-           "CLASSIFIER_NAMES"]
+           "sanity_sentences", "agreement_sentences", "CLASSIFIER_NAMES"]
 
 _BOX_COLOURS = {"note": ("#e7f2fa", "#6ab0de"), "warning": ("#fff4e5", "#f0b37e"), "important": ("#e8f5e9", "#5cb85c")}
 
@@ -283,8 +283,14 @@ def sanity_sentences(table: pd.DataFrame) -> str:
     for kind, r in table.iterrows():
         failed = []
         if r["randomisation"] == "fail":
-            failed.append(f"it barely changes when the SVM's weights are shuffled (median |rho| "
-                          f"{r['randomised |rho|']:.2f})")
+            tested = (("weights", r["weights randomised |rho|"]), ("training labels", r["labels randomised |rho|"]))
+            stays = [f"when the SVM's {what} are shuffled (median |rho| {value:.2f})"
+                     for what, value in tested if value == value and value >= 0.5]
+            flat = [what for what, value in tested if value != value]
+            if stays:
+                failed.append("it barely changes " + " or ".join(stays))
+            if flat:
+                failed.append(f"its randomisation by {' and '.join(flat)} could not be measured (the maps were flat)")
         for curve in ("deletion", "insertion"):
             if r[curve] == "fail":
                 p = r[f"{curve} p"]
@@ -303,6 +309,29 @@ def sanity_sentences(table: pd.DataFrame) -> str:
                "below is theirs." if reads else
                "No map passes all three checks on these cells, so none is read: the nucleus shares above describe "
                "the maps, not the evidence the SVM uses.")
+    return " ".join(out)
+
+
+def agreement_sentences(agreement: pd.DataFrame) -> str:
+    """What :func:`alllib.book.studies.map_agreement` says: how many images were compared, and for
+    each pair of map kinds the median Spearman correlation with its quartiles, most alike first."""
+    images = agreement["id"].nunique()
+    pairs = (agreement.groupby(["first", "second"])["rho"].describe()
+             .sort_values("50%", ascending=False))
+    flat = [f"{a} and {b}" for (a, b), r in pairs.iterrows() if r["count"] == 0]
+    pairs = pairs[pairs["count"] > 0]
+    said = "; ".join(f"{a} and {b}, {r['50%']:.2f} (quartiles {r['25%']:.2f} to {r['75%']:.2f}, {int(r['count'])} images)"
+                     for (a, b), r in pairs.iterrows())
+    out = [f"Over {images} images, the median rank correlation of each pair of maps: {said}." if said else
+           f"Over {images} images, no pair of maps could be compared."]
+    if flat:
+        out.append(f"Not compared, every map of one kind being flat (it ranks nothing): {'; '.join(flat)}.")
+    if len(pairs):
+        best = pairs.iloc[0]
+        out.append("No two kinds rank the pixels much alike (every median below 0.5): they answer different "
+                   "questions, and the sanity checks say which answers are about the SVM." if best["50%"] < 0.5 else
+                   f"{pairs.index[0][0][0].upper() + pairs.index[0][0][1:]} and {pairs.index[0][1]} rank the pixels "
+                   f"alike on at least half the images (median {best['50%']:.2f}).")
     return " ".join(out)
 
 

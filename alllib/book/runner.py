@@ -34,6 +34,7 @@ __all__ = ["PROFILES", "BookError", "profile_parameters", "notebooks_in_toc", "r
 PROFILES = {
     "quick": {"n_synthetic": 160, "target_per_class": 200, "search": "small", "n_repeats": 1, "n_splits": 5,
               "backbones": "available", "cells_per_subject": 40, "cnmc_target_per_class": 600, "sanity_cells": 8,
+              "agreement_cells": 24,
               # the trap shows at the paper's augmentation size, and cached features make it cheap
               "09_leakage.target_per_class": 750, "epochs": 3,
               # chapter 12's baseline is chapter 9's honest pipeline, with the same augmented copies
@@ -42,6 +43,7 @@ PROFILES = {
               "13_cnmc_gains.cells_per_subject": 20},
     "full": {"n_synthetic": 260, "target_per_class": 750, "search": "paper", "n_repeats": 5, "n_splits": 5,
              "backbones": "available", "cells_per_subject": None, "cnmc_target_per_class": 8000, "sanity_cells": 32,
+             "agreement_cells": None,
              # C-NMC at 8,000 + 8,000: one repeat of the subject folds keeps the chapter within 30 minutes
              "10_cnmc.n_repeats": 1, "epochs": 12,
              # chapter 13 on every cell: eleven candidates x 3 subject folds, two of them fine-tuned on
@@ -51,7 +53,7 @@ PROFILES = {
              "13_cnmc_gains.search": "small", "13_cnmc_gains.cnmc_target_per_class": 2000, "13_cnmc_gains.epochs": 4},
     "tiny": {"n_synthetic": 24, "target_per_class": 16, "search": "none", "n_repeats": 1, "n_splits": 2,
              "backbones": "available", "cells_per_subject": 4, "cnmc_target_per_class": 16, "epochs": 1,
-             "sanity_cells": 2},
+             "sanity_cells": 2, "rise_masks": 16, "agreement_cells": 2},
 }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -19,15 +19,19 @@ from alllib.attribution import (
     blurred_fill,
     conv_maps,
     deletion_insertion,
+    finer_layer,
     grad_cam,
+    grad_cam_at,
     inside_share,
     integrated_gradients,
+    label_randomised_svm,
     map_similarity,
     network_mode,
     nucleus_mask,
     occlusion_map,
     permuted_svm,
     random_smooth_map,
+    rise_map,
     svm_evidence,
     svm_feature_gradient,
     upsample,
@@ -42,8 +46,8 @@ from alllib.learn.protocols import Featurize, confound_probe, honest_protocol, p
 from alllib.preprocessing import imagenet_preprocess, resize
 
 __all__ = ["compare_protocols", "Study", "protocol_study", "layers_table", "layers_study", "AttributionStudy",
-           "attribution_study", "occlusion_check", "inside_table", "MAP_KINDS", "sanity_checks", "sanity_table",
-           "passing_inside_table"]
+           "attribution_study", "occlusion_check", "inside_table", "MAP_KINDS", "CONSISTENCY", "sanity_checks",
+           "sanity_table", "passing_inside_table", "AGREEMENT_KINDS", "map_agreement", "agreement_matrix"]
 
 def compare_protocols(paper: dict[str, ProtocolResult], honest: dict[str, ProtocolResult],
                       metric: str = "accuracy") -> pd.DataFrame:
@@ -192,7 +196,8 @@ class AttributionStudy:
     ``score``, ``pred``, ``correct``, ``margin`` (signed toward the true class: the most negative
     are the largest errors), ``mask_area`` and ``cam_inside`` (the Grad-CAM share inside the
     nucleus mask). ``cams`` are the coarse maps, ``pixels`` the network's view of each image
-    (after segmentation, if any), ``masks`` the nucleus masks, ``models`` each fold's SVM.
+    (after segmentation, if any), ``masks`` the nucleus masks, ``models`` each fold's SVM and
+    ``features`` every image's features (a fold's SVM was fitted on the other folds' rows).
     """
 
     table: pd.DataFrame
@@ -201,11 +206,24 @@ class AttributionStudy:
     masks: np.ndarray = field(repr=False)
     models: list = field(repr=False)
     extractor: FeatureExtractor = field(repr=False)
+    features: np.ndarray = field(repr=False)
     description: str = ""
 
     def network_input(self, i: int) -> np.ndarray:
         """The ``i``-th image as the network saw it (segmented, resized and normalised)."""
         return imagenet_preprocess(self.pixels[i], network_mode(self.extractor))
+
+    def model_of(self, i: int):
+        """The SVM of the ``i``-th image's test fold (fitted without it)."""
+        return self.models[int(self.table["fold"].iloc[i])]
+
+    def training_side(self, i: int) -> np.ndarray:
+        """Indices of the images the ``i``-th image's SVM was fitted on (the other folds)."""
+        return np.flatnonzero(self.table["fold"].to_numpy() != self.table["fold"].iloc[i])
+
+    def sign(self, i: int) -> float:
+        """+1 where the SVM chose class 1 for the ``i``-th image, else -1: maps point to the class chosen."""
+        return 1.0 if self.table["score"].iloc[i] >= 0 else -1.0
 
     def cam(self, i: int) -> np.ndarray:
         """The ``i``-th image's Grad-CAM at the network input's size."""
@@ -214,11 +232,10 @@ class AttributionStudy:
     def occlusion(self, i: int, *, patch: int = 48, stride: int = 24) -> np.ndarray:
         """Occlusion sensitivity of the ``i``-th image under the SVM of its own test fold, with the
         blurred image as fill (:func:`~alllib.attribution.blurred_fill`)."""
-        model = self.models[int(self.table["fold"].iloc[i])]
+        model = self.model_of(i)
         score = lambda batch: model.decision_function(self.extractor.embed(list(batch)))  # noqa: E731
-        sign = 1.0 if self.table["pred"].iloc[i] == model[-1].classes_[1] else -1.0
         x = self.network_input(i)
-        return occlusion_map(score, x, patch=patch, stride=stride, sign=sign, fill=blurred_fill(x))
+        return occlusion_map(score, x, patch=patch, stride=stride, sign=self.sign(i), fill=blurred_fill(x))
 
     def pick(self, n: int = 4) -> dict[str, list[int]]:
         """The run's own choice of cells to show: the ``n`` most confident correct decisions and the
@@ -271,7 +288,7 @@ def attribution_study(ds: Dataset, extractor: FeatureExtractor, *, n_splits: int
     description = (f"{BACKBONES[extractor.backbone_].label} features, "
                    f"{'K-means segmentation' if seg else 'no segmentation'}, SVM, {len(models)} grouped folds; "
                    f"nucleus masks: {'the ground truth' if truth else 'K-means on A'}")
-    return AttributionStudy(table, cams, pixels, masks, models, extractor, description)
+    return AttributionStudy(table, cams, pixels, masks, models, extractor, X, description)
 
 
 def occlusion_check(study: AttributionStudy, indices: list[int], *, patch: int = 48,
@@ -315,71 +332,135 @@ def inside_table(studies: dict[str, AttributionStudy], class_names: dict[int, st
 
 
 
-#: The maps :func:`sanity_checks` tests: Grad-CAM through the SVM, Integrated Gradients of its decision
-#: through the network (from the blurred image), occlusion of the SVM's decision, and occlusion of its
-#: evidence (:func:`~alllib.attribution.svm_evidence`), both with a blurred fill.
-MAP_KINDS = ("Grad-CAM", "Integrated Gradients", "occlusion of the decision", "occlusion of the evidence")
+#: The maps :func:`sanity_checks` tests: Grad-CAM through the SVM at the last convolutional layer and
+#: at the finer layer before it (:func:`~alllib.attribution.finer_layer`), Integrated Gradients of the
+#: decision through the network (from the blurred image), occlusion and RISE of the SVM's decision and
+#: of its evidence (:func:`~alllib.attribution.svm_evidence`), all with a blurred fill.
+MAP_KINDS = ("Grad-CAM", "Grad-CAM, finer layer", "Integrated Gradients", "occlusion of the decision",
+             "occlusion of the evidence", "RISE of the decision", "RISE of the evidence")
+
+#: What each kind's self-consistency compares it with (:func:`sanity_checks`).
+CONSISTENCY = {"Grad-CAM": "Grad-CAM at the finer layer", "Grad-CAM, finer layer": "Grad-CAM at the last layer",
+               "Integrated Gradients": "a baseline blurred twice as much",
+               "occlusion of the decision": "a square two thirds as large",
+               "occlusion of the evidence": "a square two thirds as large",
+               "RISE of the decision": "the other half of the masks", "RISE of the evidence": "the other half of the masks"}
+
+
+def _cell_maps(study: AttributionStudy, i: int, svms: dict, *, patch: int, stride: int, rise_masks: int,
+               seed: int, kinds: Sequence[str] = MAP_KINDS, variants: bool = True) -> tuple[dict, dict, Callable]:
+    """Every map kind of cell ``i`` under each SVM of ``svms`` (name -> fitted pipeline; the first is
+    the fold's own), each kind's variant for self-consistency (where ``variants``), and the scores the
+    maps explain: a function of a batch of network inputs -> ``(n, 2 len(svms))`` (decision, evidence
+    per SVM)."""
+    ex, size = study.extractor, study.extractor.size
+    x, sign = study.network_input(i), study.sign(i)
+    fill = blurred_fill(x)
+    models = list(svms.values())
+
+    def heads(batch):  # one pass through the network for every SVM's decision and evidence
+        feats = ex.embed(list(batch))
+        return np.stack([h for m in models for h in (m.decision_function(feats), svm_evidence(m, feats))], axis=1)
+
+    maps, variant = {kind: {} for kind in kinds}, {}
+    wants = set(kinds).__contains__
+    if wants("Grad-CAM") or wants("Grad-CAM, finer layer"):
+        last = conv_maps(ex, [x])
+        layer = finer_layer(ex)
+        for name, m in svms.items():
+            _, g = svm_feature_gradient(m, last.mean(axis=(1, 2)))
+            cam = upsample(grad_cam(last, g * sign)[0], size)
+            fine = upsample(grad_cam_at(ex, m, x, layer=layer, sign=sign), size)
+            if wants("Grad-CAM"):
+                maps["Grad-CAM"][name] = cam
+            if wants("Grad-CAM, finer layer"):
+                maps["Grad-CAM, finer layer"][name] = fine
+            if name == next(iter(svms)):
+                variant["Grad-CAM"], variant["Grad-CAM, finer layer"] = fine, cam
+    if wants("Integrated Gradients"):
+        for name, m in svms.items():
+            maps["Integrated Gradients"][name] = integrated_gradients(ex, m, x, baseline=fill, sign=sign)
+        if variants:
+            variant["Integrated Gradients"] = integrated_gradients(ex, models[0], x, sign=sign,
+                                                                   baseline=blurred_fill(x, 2 * x.shape[0] / 16))
+    occlusion = [k for k in ("occlusion of the decision", "occlusion of the evidence") if wants(k)]
+    if occlusion:
+        occ = occlusion_map(heads, x, patch=patch, stride=stride, sign=sign, fill=fill)
+        small = patch * 2 // 3
+        occ_small = occlusion_map(heads, x, patch=small, stride=min(stride, small), sign=sign,
+                                  fill=fill) if variants else None
+        for head, kind in enumerate(("occlusion of the decision", "occlusion of the evidence")):
+            if kind in occlusion:
+                maps[kind] = {name: occ[..., 2 * j + head] for j, name in enumerate(svms)}
+                if variants:
+                    variant[kind] = occ_small[..., head]
+    rise = [k for k in ("RISE of the decision", "RISE of the evidence") if wants(k)]
+    if rise:
+        halves = [rise_map(heads, x, masks=max(rise_masks // 2, 1), fill=fill, sign=sign, seed=seed + part)
+                  for part in (0, 1)]
+        whole = (halves[0] + halves[1]) / 2  # the map of every mask: both halves hold as many
+        for head, kind in enumerate(("RISE of the decision", "RISE of the evidence")):
+            if kind in rise:
+                maps[kind] = {name: whole[..., 2 * j + head] for j, name in enumerate(svms)}
+                variant[kind] = halves[1][..., head]
+                maps[kind]["first half"] = halves[0][..., head]  # compared with the second half
+    return maps, variant, heads
 
 
 def sanity_checks(study: AttributionStudy, indices: Sequence[int], *, patch: int = 48, stride: int = 24,
-                  steps: int = 16, seed: int = 0, progress: bool = True) -> pd.DataFrame:
+                  steps: int = 16, rise_masks: int = 256, seed: int = 0, progress: bool = True) -> pd.DataFrame:
     """Every map kind of :data:`MAP_KINDS` tested on the cells at ``indices``, before any is read.
     One row per cell and map kind:
 
-    * ``randomised rho``: the Spearman correlation between the map and the same map under the
-      fold's SVM with its dual coefficients shuffled (:func:`~alllib.attribution.permuted_svm`;
-      model randomisation, Adebayo et al. 2018): a map that stays the same does not depend on
-      what the SVM learnt;
+    * ``weights rho``: the Spearman correlation between the map and the same map under the fold's
+      SVM with its dual coefficients shuffled (:func:`~alllib.attribution.permuted_svm`; model
+      randomisation), and ``labels rho``: the same under an SVM fitted on the fold's training
+      side with the labels shuffled (:func:`~alllib.attribution.label_randomised_svm`; data
+      randomisation; both Adebayo et al. 2018): a map that stays the same does not depend on what
+      the SVM learnt;
     * ``deletion``, ``insertion`` and the same for a random map as smooth as a Grad-CAM
       (:func:`~alllib.attribution.random_smooth_map`, one per cell, shared by the kinds), with
       the blurred image as fill (:func:`~alllib.attribution.deletion_insertion`; Petsiuk et al.
-      2018), on the score the map explains (the decision for Grad-CAM and the decision's
-      occlusion, the evidence for the evidence's), signed toward the class the SVM chose;
-    * ``consistency rho``: the map against a variant that should agree with it: occlusion with a
-      smaller patch (``patch * 2 // 3``); Grad-CAM reads one layer here and Integrated Gradients
-      one baseline, so their self-consistency is not measured (NaN);
+      2018), on the score the map explains (the decision, or the evidence for the evidence's
+      maps), signed toward the class the SVM chose;
+    * ``consistency rho``: the map against a variant that should agree with it (:data:`CONSISTENCY`:
+      the neighbouring layer, a smaller square, another baseline, the other half of RISE's masks);
     * ``empty``: the map holds no positive attribution (an all-zero Grad-CAM is counted, never dropped);
     * ``inside``: the map's positive share inside the nucleus mask, and ``mask area``.
+
+    RISE uses ``rise_masks`` masks per cell. The label-shuffled SVM is fitted once per fold.
     """
     rng = np.random.default_rng(seed)
-    ex, size = study.extractor, study.extractor.size
+    shuffled_labels = {}
     rows = []
     for i in tqdm(list(indices), desc="sanity checks", unit="cell", disable=not progress):
-        model = study.models[int(study.table["fold"].iloc[i])]
-        shuffled = permuted_svm(model, seed=seed + int(i))
-        x = study.network_input(i)
+        fold = int(study.table["fold"].iloc[i])
+        if fold not in shuffled_labels:
+            train = study.training_side(i)
+            shuffled_labels[fold] = label_randomised_svm(study.model_of(i), study.features[train],
+                                                         study.table["label"].to_numpy()[train], seed=seed + fold)
+        svms = {"model": study.model_of(i), "weights": permuted_svm(study.model_of(i), seed=seed + int(i)),
+                "labels": shuffled_labels[fold]}
+        maps, variant, heads = _cell_maps(study, i, svms, patch=patch, stride=stride, rise_masks=rise_masks,
+                                           seed=seed + int(i))
+        x, sign = study.network_input(i), study.sign(i)
         fill = blurred_fill(x)
-        sign = 1.0 if study.table["score"].iloc[i] >= 0 else -1.0
-        maps = conv_maps(ex, [x])
-
-        def cam_of(svm):
-            f, g = svm_feature_gradient(svm, maps.mean(axis=(1, 2)))
-            return upsample(grad_cam(maps, g * np.where(f >= 0, 1.0, -1.0)[:, None])[0], size)
-
-        def heads(batch):  # one pass through the network for all four scores
-            feats = ex.embed(list(batch))
-            return np.stack([model.decision_function(feats), svm_evidence(model, feats),
-                             shuffled.decision_function(feats), svm_evidence(shuffled, feats)], axis=1)
-
-        occ = occlusion_map(heads, x, patch=patch, stride=stride, sign=sign, fill=fill)
-        small = patch * 2 // 3
-        occ_small = occlusion_map(heads, x, patch=small, stride=min(stride, small), sign=sign, fill=fill)
-        ig = {m: integrated_gradients(ex, m, x, baseline=fill, sign=sign) for m in (model, shuffled)}
-        kinds = {"Grad-CAM": (cam_of(model), cam_of(shuffled), None, 0),
-                 "Integrated Gradients": (ig[model], ig[shuffled], None, 0),
-                 "occlusion of the decision": (occ[..., 0], occ[..., 2], occ_small[..., 0], 0),
-                 "occlusion of the evidence": (occ[..., 1], occ[..., 3], occ_small[..., 1], 1)}
-        random_deletion, random_insertion = deletion_insertion(heads, x, random_smooth_map(size, rng), fill=fill,
-                                                               steps=steps, sign=sign)  # every head at once
+        random_deletion, random_insertion = deletion_insertion(lambda b: heads(b)[:, :2], x,
+                                                               random_smooth_map(x.shape[0], rng), fill=fill,
+                                                               steps=steps, sign=sign)  # both heads at once
         r = study.table.iloc[i]
-        for kind, (m, randomised, variant, head) in kinds.items():
-            score = lambda batch, h=head: heads(batch)[:, h]  # noqa: E731
-            deletion, insertion = deletion_insertion(score, x, m, fill=fill, steps=steps, sign=sign)
+        for kind, by_svm in maps.items():
+            head = 1 if kind.endswith("evidence") else 0
+            m = by_svm["model"]
+            deletion, insertion = deletion_insertion(lambda b, h=head: heads(b)[:, h], x, m, fill=fill,
+                                                     steps=steps, sign=sign)
+            other = by_svm.get("first half", m)  # RISE: its two halves of masks; the others: the map itself
             rows.append({"id": r["id"], "label": int(r["label"]), "map": kind,
-                         "randomised rho": map_similarity(m, randomised),
+                         "weights rho": map_similarity(m, by_svm["weights"]),
+                         "labels rho": map_similarity(m, by_svm["labels"]),
                          "deletion": deletion, "random deletion": float(random_deletion[head]),
                          "insertion": insertion, "random insertion": float(random_insertion[head]),
-                         "consistency rho": np.nan if variant is None else map_similarity(m, variant),
+                         "consistency rho": map_similarity(other, variant[kind]),
                          "empty": bool(np.maximum(m, 0).sum() == 0),
                          "inside": inside_share(m, study.masks[i]), "mask area": float(study.masks[i].mean())})
     return pd.DataFrame(rows)
@@ -388,12 +469,12 @@ def sanity_checks(study: AttributionStudy, indices: Sequence[int], *, patch: int
 def sanity_table(checks: pd.DataFrame, *, rho: float = 0.5, alpha: float = 0.05) -> pd.DataFrame:
     """Pass or fail per map kind, from :func:`sanity_checks`' rows, with the rules stated:
 
-    * **randomisation**: median ``|randomised rho|`` below ``rho`` (the map changes when the
-      learnt weights are shuffled);
+    * **randomisation**: median ``|weights rho|`` and median ``|labels rho|`` both below ``rho``
+      (the map changes when the learnt weights are shuffled, and when the labels it learnt from are);
     * **deletion** / **insertion**: the map beats the random smooth map, paired over the cells by
       a one-sided Wilcoxon signed-rank test at ``alpha`` (a lower deletion area, a higher
       insertion area);
-    * **consistency**: median ``consistency rho`` at least ``rho`` (NaN: not measured);
+    * **consistency**: median ``consistency rho`` at least ``rho``;
 
     ``reads`` is True where a map passes randomisation, deletion and insertion: only those maps
     are read. ``empty`` counts the maps with no positive attribution."""
@@ -405,15 +486,19 @@ def sanity_table(checks: pd.DataFrame, *, rho: float = 0.5, alpha: float = 0.05)
             return float("nan")
         return float(wilcoxon(better, alternative="greater").pvalue)
 
+    def median_abs(column: pd.Series) -> float:
+        return float(column.abs().median()) if column.notna().any() else np.nan
+
     rows = []
     for kind, part in checks.groupby("map", sort=False):
         del_gain = part["random deletion"] - part["deletion"]
         ins_gain = part["insertion"] - part["random insertion"]
         p_del, p_ins = paired_p(del_gain), paired_p(ins_gain)
-        randomised = float(part["randomised rho"].abs().median())
+        weights, labels = median_abs(part["weights rho"]), median_abs(part["labels rho"])
         consistency = float(part["consistency rho"].median()) if part["consistency rho"].notna().any() else np.nan
         row = {"map": kind, "cells": len(part), "empty": int(part["empty"].sum()),
-               "randomised |rho|": randomised, "randomisation": "pass" if randomised < rho else "fail",
+               "weights randomised |rho|": weights, "labels randomised |rho|": labels,
+               "randomisation": "pass" if weights < rho and labels < rho else "fail",
                "beats random in deletion": f"{int((del_gain > 0).sum())}/{len(part)}", "deletion p": p_del,
                "deletion": "pass" if p_del < alpha else "fail",
                "beats random in insertion": f"{int((ins_gain > 0).sum())}/{len(part)}", "insertion p": p_ins,
@@ -423,6 +508,42 @@ def sanity_table(checks: pd.DataFrame, *, rho: float = 0.5, alpha: float = 0.05)
         row["reads"] = all(row[c] == "pass" for c in ("randomisation", "deletion", "insertion"))
         rows.append(row)
     return pd.DataFrame(rows).set_index("map")
+
+
+#: The map kinds :func:`map_agreement` computes on every image (RISE and Integrated Gradients cost
+#: hundreds of passes per image, so they are compared on the sanity checks' cells only).
+AGREEMENT_KINDS = ("Grad-CAM", "Grad-CAM, finer layer", "occlusion of the decision", "occlusion of the evidence")
+
+
+def map_agreement(study: AttributionStudy, indices: Sequence[int] | None = None, *,
+                  kinds: Sequence[str] = AGREEMENT_KINDS, patch: int = 48, stride: int = 24, rise_masks: int = 256,
+                  seed: int = 0, progress: bool = True) -> pd.DataFrame:
+    """How alike the map kinds rank the pixels, image by image: one row per image (every image of
+    the study where ``indices`` is None) and pair of ``kinds``, with the Spearman correlation of
+    the two maps (:func:`~alllib.attribution.map_similarity`; NaN where one is flat) and the
+    image's ``label`` and ``correct``."""
+    rows = []
+    indices = range(len(study.table)) if indices is None else indices
+    for i in tqdm(list(indices), desc="map agreement", unit="cell", disable=not progress):
+        maps, _, _ = _cell_maps(study, i, {"model": study.model_of(i)}, patch=patch, stride=stride,
+                                rise_masks=rise_masks, seed=seed + int(i), kinds=kinds, variants=False)
+        r = study.table.iloc[i]
+        for a in range(len(kinds)):
+            for b in range(a + 1, len(kinds)):
+                rows.append({"id": r["id"], "label": int(r["label"]), "correct": bool(r["correct"]),
+                             "first": kinds[a], "second": kinds[b],
+                             "rho": map_similarity(maps[kinds[a]]["model"], maps[kinds[b]]["model"])})
+    return pd.DataFrame(rows)
+
+
+def agreement_matrix(agreement: pd.DataFrame) -> pd.DataFrame:
+    """The median Spearman correlation of every pair of map kinds in :func:`map_agreement`'s rows,
+    as a symmetric table (1 on the diagonal)."""
+    kinds = list(dict.fromkeys(agreement["first"].tolist() + agreement["second"].tolist()))
+    out = pd.DataFrame(np.eye(len(kinds)), index=kinds, columns=kinds)
+    for (a, b), part in agreement.groupby(["first", "second"]):
+        out.loc[a, b] = out.loc[b, a] = part["rho"].median()
+    return out
 
 
 def passing_inside_table(checks: pd.DataFrame, table: pd.DataFrame,
