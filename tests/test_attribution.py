@@ -197,6 +197,18 @@ def test_sanity_checks_run_every_map_kind_on_a_real_study(random_study):
     assert sanity_table(checks).shape[0] == len(MAP_KINDS)
     again = sanity_checks(study, [0, 1, 2], patch=24, stride=12, steps=6, rise_masks=8, progress=False)
     pd.testing.assert_frame_equal(checks, again)  # one seed, the same numbers
+    one = sanity_checks(study, [1], kinds=["occlusion of the decision"], patch=24, stride=12, steps=6,
+                        consistency=False, progress=False)
+    assert one["map"].tolist() == ["occlusion of the decision"] and one["consistency rho"].isna().all()
+    mine = checks[(checks["map"] == "occlusion of the decision") & (checks["id"] == one["id"].iloc[0])]
+    assert one["weights rho"].iloc[0] == pytest.approx(mine["weights rho"].iloc[0])
+
+
+def test_sanity_checks_refuse_an_unknown_map_kind():
+    from alllib.book.studies import sanity_checks
+
+    with pytest.raises(ValueError, match="unknown map kinds \\['Grad-CAM\\+\\+'\\]"):
+        sanity_checks(None, [], kinds=["Grad-CAM++"])
 
 
 @pytest.mark.slow

@@ -1,0 +1,79 @@
+"""Which maps beat a random map on every ALL-IDB2 image: chapter 11's sanity checks, at scale.
+
+    python benchmarks/attribution_curves.py                      # every image, the four cheaper kinds
+    python benchmarks/attribution_curves.py --cells 40 --kinds "RISE of the decision"
+
+Chapter 11 runs :func:`alllib.book.studies.sanity_checks` on a few cells drawn at random (8 in the
+quick profile, 32 in the full one). This script runs them on every image of ``$ALLLIB_DATA``'s
+ALL-IDB2 (or ``--cells`` drawn at random), unsegmented, with EfficientNet-Lite0 features and an SVM
+per slide-grouped fold (:func:`alllib.book.studies.attribution_study`), so that the paired tests
+against the random smooth map (one-sided Wilcoxon over the images, Petsiuk et al. 2018) and the
+randomisation tests (shuffled weights, shuffled labels; Adebayo et al. 2018) rest on every image.
+
+By default it tests the kinds that need no more than a few hundred network passes per image
+(Grad-CAM at both layers, occlusion of the decision and of the evidence) with 8 deletion steps
+and without the consistency variants; ``--kinds`` and ``--steps`` change that. Prints the sanity
+table (:func:`alllib.book.studies.sanity_table`), the median areas and gains, the nucleus share of
+the maps that pass, the seconds taken and the peak memory.
+"""
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+
+
+def main() -> None:
+    from alllib.book.studies import AGREEMENT_KINDS, MAP_KINDS
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--cells", type=int, default=None, help="images drawn at random (default: every image)")
+    p.add_argument("--kinds", nargs="+", default=list(AGREEMENT_KINDS), choices=MAP_KINDS)
+    p.add_argument("--steps", type=int, default=8, help="deletion and insertion steps (chapter 11: 16)")
+    p.add_argument("--consistency", action="store_true", help="also the consistency variants (more passes)")
+    p.add_argument("--search", default="small", choices=["paper", "small", "none"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--csv", default=None, help="also write every image's rows to this CSV file")
+    args = p.parse_args()
+
+    import numpy as np
+    import pandas as pd
+
+    from alllib.book.studies import attribution_study, passing_inside_table, sanity_checks, sanity_table
+    from alllib.data import load_dataset
+    from alllib.features import FeatureExtractor
+
+    t0 = time.time()
+    ds = load_dataset("all_idb2")
+    study = attribution_study(ds, FeatureExtractor("efficientnet_lite0", segmentation=None, seed=args.seed),
+                              search=args.search, seed=args.seed)
+    print(f"{len(ds)} images; {study.description}; the SVM got {study.table['correct'].mean():.1%} right "
+          f"({time.time() - t0:.0f} s)")
+    n = len(study.table) if args.cells is None else min(args.cells, len(study.table))
+    cells = sorted(np.random.default_rng(args.seed).choice(len(study.table), size=n, replace=False).tolist())
+    t1 = time.time()
+    checks = sanity_checks(study, cells, kinds=args.kinds, steps=args.steps, consistency=args.consistency,
+                           seed=args.seed)
+    seconds = time.time() - t1
+    if args.csv:
+        checks.to_csv(args.csv, index=False)
+    pd.set_option("display.width", 200)
+    pd.set_option("display.max_columns", 30)
+    table = sanity_table(checks)
+    print(f"\nsanity checks on {n} images ({seconds:.0f} s, {seconds / n:.1f} s per image):")
+    print(table.drop(columns=["cells"]).round(4).to_string())
+    gains = checks.assign(**{"deletion gain": checks["random deletion"] - checks["deletion"],
+                             "insertion gain": checks["insertion"] - checks["random insertion"]})
+    print("\nmedians per kind:")
+    print(gains.groupby("map", sort=False)[["deletion", "random deletion", "deletion gain", "insertion",
+                                           "random insertion", "insertion gain"]].median().round(4).to_string())
+    passing = passing_inside_table(checks, table)
+    print("\nnucleus share of the maps that pass:" if len(passing) else "\nno map passes all three checks")
+    if len(passing):
+        print(passing.round(4).to_string())
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print(f"\ntotal {time.time() - t0:.0f} s; peak memory {peak:.2f} GB")
+
+
+if __name__ == "__main__":
+    main()
