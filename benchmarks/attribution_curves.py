@@ -2,6 +2,7 @@
 
     python benchmarks/attribution_curves.py                      # every image, the four cheaper kinds
     python benchmarks/attribution_curves.py --cells 40 --kinds "RISE of the decision"
+    python benchmarks/attribution_curves.py --dataset cnmc --cells-per-subject 40 --cells 32 --all-kinds
 
 Chapter 11 runs :func:`alllib.book.studies.sanity_checks` on a few cells drawn at random (8 in the
 quick profile, 32 in the full one). This script runs them on every image of ``$ALLLIB_DATA``'s
@@ -12,7 +13,8 @@ randomisation tests (shuffled weights, shuffled labels; Adebayo et al. 2018) res
 
 By default it tests the kinds that need no more than a few hundred network passes per image
 (Grad-CAM at both layers, occlusion of the decision and of the evidence) with 8 deletion steps
-and without the consistency variants; ``--kinds`` and ``--steps`` change that. Prints the sanity
+and without the consistency variants; ``--kinds``, ``--all-kinds``, ``--steps`` and ``--consistency``
+change that. ``--dataset cnmc`` runs the same on C-NMC-2019, split by subject. Prints the sanity
 table (:func:`alllib.book.studies.sanity_table`), the median areas and gains, the nucleus share of
 the maps that pass, the seconds taken and the peak memory.
 """
@@ -28,7 +30,10 @@ def main() -> None:
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cells", type=int, default=None, help="images drawn at random (default: every image)")
+    p.add_argument("--dataset", default="all_idb2", choices=["all_idb2", "cnmc"])
+    p.add_argument("--cells-per-subject", type=int, default=None, help="C-NMC: cells drawn per subject first")
     p.add_argument("--kinds", nargs="+", default=list(AGREEMENT_KINDS), choices=MAP_KINDS)
+    p.add_argument("--all-kinds", action="store_true", help="every kind of chapter 11 (RISE, Integrated Gradients)")
     p.add_argument("--steps", type=int, default=8, help="deletion and insertion steps (chapter 11: 16)")
     p.add_argument("--consistency", action="store_true", help="also the consistency variants (more passes)")
     p.add_argument("--search", default="small", choices=["paper", "small", "none"])
@@ -44,7 +49,7 @@ def main() -> None:
     from alllib.features import FeatureExtractor
 
     t0 = time.time()
-    ds = load_dataset("all_idb2")
+    ds = load_dataset(args.dataset).sample_per_group(args.cells_per_subject, seed=args.seed)
     study = attribution_study(ds, FeatureExtractor("efficientnet_lite0", segmentation=None, seed=args.seed),
                               search=args.search, seed=args.seed)
     print(f"{len(ds)} images; {study.description}; the SVM got {study.table['correct'].mean():.1%} right "
@@ -52,8 +57,8 @@ def main() -> None:
     n = len(study.table) if args.cells is None else min(args.cells, len(study.table))
     cells = sorted(np.random.default_rng(args.seed).choice(len(study.table), size=n, replace=False).tolist())
     t1 = time.time()
-    checks = sanity_checks(study, cells, kinds=args.kinds, steps=args.steps, consistency=args.consistency,
-                           seed=args.seed)
+    kinds = MAP_KINDS if args.all_kinds else args.kinds
+    checks = sanity_checks(study, cells, kinds=kinds, steps=args.steps, consistency=args.consistency, seed=args.seed)
     seconds = time.time() - t1
     if args.csv:
         checks.to_csv(args.csv, index=False)

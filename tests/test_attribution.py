@@ -173,6 +173,8 @@ def test_the_sanity_table_passes_only_what_beats_random_and_changes_with_the_wei
     assert "Label-blind fails: it barely changes when the SVM's training labels are shuffled (median |rho| 0.80)" in said
     assert "Random-like fails: in deletion it beats a random smooth map on" in said and "p < 0.05" in said
     assert "Good passes randomisation, deletion and insertion" in said and "Only good earns a reading" in said
+    assert 'A paired test on 12 cells sees only large gains' in said and '"could not tell"' in said
+    assert "could not tell" not in sanity_sentences(table.loc[["good"]])  # nothing failed a curve
     flat = pd.DataFrame(rows).query("map == 'good'").assign(**{"map": "flat", "weights rho": np.nan})
     flat_table = sanity_table(flat)
     assert flat_table.loc["flat", "randomisation"] == "fail" and not flat_table.loc["flat", "reads"]

@@ -309,6 +309,12 @@ def sanity_sentences(table: pd.DataFrame) -> str:
                "below is theirs." if reads else
                "No map passes all three checks on these cells, so none is read: the nucleus shares above describe "
                "the maps, not the evidence the SVM uses.")
+    curves = table[(table["deletion"] == "fail") | (table["insertion"] == "fail")]
+    if len(curves):
+        cells = int(table["cells"].max())
+        out.append(f"A paired test on {cells} cells sees only large gains over the random map: where a map fails "
+                   "deletion or insertion here, read it as \"could not tell\", not as \"no better than random\"; "
+                   "more cells (`sanity_cells`) test it with more power.")
     return " ".join(out)
 
 

@@ -46,11 +46,13 @@ PROFILES = {
              "agreement_cells": None,
              # C-NMC at 8,000 + 8,000: one repeat of the subject folds keeps the chapter within 30 minutes
              "10_cnmc.n_repeats": 1, "epochs": 12,
-             # chapter 13 on every cell: eleven candidates x 3 subject folds, two of them fine-tuned on
-             # about 2,400 cells per fold; the small grid, training sides balanced to 2,000 per class and
-             # 4 epochs at most aim at about an hour on 2 cores (not yet measured end to end; the paper's
-             # grid for eleven candidates would take hours)
-             "13_cnmc_gains.search": "small", "13_cnmc_gains.cnmc_target_per_class": 2000, "13_cnmc_gains.epochs": 4},
+             # chapter 13 on every cell: eleven candidates x 3 subject folds (one repeat: fold_1's 3 normal
+             # donors allow 3 folds, and five repeats would fine-tune 30 networks), two of them fine-tuned
+             # on about 2,400 cells per fold; the small grid, training sides balanced to 2,000 per class and
+             # 4 epochs at most aim at about an hour on 2 cores (the paper's grid for eleven candidates
+             # would take hours)
+             "13_cnmc_gains.search": "small", "13_cnmc_gains.cnmc_target_per_class": 2000, "13_cnmc_gains.epochs": 4,
+             "13_cnmc_gains.n_repeats": 1},
     "tiny": {"n_synthetic": 24, "target_per_class": 16, "search": "none", "n_repeats": 1, "n_splits": 2,
              "backbones": "available", "cells_per_subject": 4, "cnmc_target_per_class": 16, "epochs": 1,
              "sanity_cells": 2, "rise_masks": 16, "agreement_cells": 2},
