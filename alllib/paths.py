@@ -27,7 +27,8 @@ __all__ = ["ENVIRONMENT", "project_root", "shown_path", "data_dir", "cache_dir",
 #: Every environment variable the library reads: what it sets and its default.
 ENVIRONMENT = {
     "ALLLIB_DATA": ("the data folder (ALL-IDB2, ALL-IDB1, C-NMC-2019)", "the project's data/"),
-    "ALLLIB_CACHE": ("the cache: features, slide maps, protocol results", "$XDG_CACHE_HOME/alllib, ~/.cache/alllib"),
+    "ALLLIB_CACHE": ("the cache: features, slide maps, protocol results, fold checkpoints",
+                     "$XDG_CACHE_HOME/alllib, ~/.cache/alllib"),
     "ALLLIB_RESULTS": ("where chapters store their results", "the project's results/"),
     "KERAS_HOME": ("Keras' folder for downloaded ImageNet weights", "~/.keras"),
     "ALLLIB_JOBS": ("worker processes for grid searches and forests", "the number of cores"),

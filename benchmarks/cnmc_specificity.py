@@ -84,10 +84,9 @@ def main() -> None:
         "EfficientNet-Lite2": lambda: frozen_svm(lite[2], **svm),
         "Lite2 + neighbourhood": lambda: frozen_svm(lite[2], neighbours=10, **svm),
     }
-    tuners = []
     if a.finetune:
-        candidates["fine-tuned (block14)"] = lambda: finetuned(tuners, epochs=a.epochs, augmenter=paper_aug)
-        candidates["fine-tuned (block10, stain jitter)"] = lambda: finetuned(tuners, epochs=a.epochs, augmenter=stain_aug,
+        candidates["fine-tuned (block14)"] = lambda: finetuned(epochs=a.epochs, augmenter=paper_aug)
+        candidates["fine-tuned (block10, stain jitter)"] = lambda: finetuned(epochs=a.epochs, augmenter=stain_aug,
                                                                             trainable_from="block10")
     unknown = set(a.only or ()) - set(candidates)
     if unknown:
@@ -115,10 +114,10 @@ def main() -> None:
     print((100 * pd.DataFrame({"mean": patients.mean(), "min": patients.min()})).round(1).to_markdown())
     print("\none call per person (held out; ALL, normal or uncertain from the share of cells called blasts):")
     print(subject_level_table(by_subject).round(3).to_markdown())
-    if tuners:
-        history, speed = training_report(tuners)
-        print(f"\nfine-tuning: {len(tuners)} fits, median {speed:.1f} training images/s; best epochs "
-              f"{[t.best_epoch_ for t in tuners]}")
+    for name in (k for k in results if k.startswith("fine-tuned")):
+        history, speed = training_report(results[name])
+        print(f"\n{name}: {len(results[name].evaluations)} fits, median {speed:.1f} training images/s; best epochs "
+              f"{[e.best_params['epoch'] for e in results[name].evaluations]}")
     print(f"\ntotal: {time.time() - t0:.0f} s")
 
 

@@ -89,3 +89,78 @@ def test_results_survive_their_json_form():
     assert np.array_equal(b.scores, e.scores) and list(b.test_ids) == ["x", "y"] and list(b.groups) == ["g1", "g2"]
     pd.testing.assert_frame_equal(b.grid, grid)
     assert back.settings == {"seed": 0} and back.protocol == "honest"
+
+
+def _recipe_fitter(calls: list, *, fail_at: int | None = None, recipe="a perfect oracle"):
+    """A fitter that scores every test image right, counts its fits, may fail at its ``fail_at``-th
+    fit (a run killed midway), and carries ``recipe`` (:func:`alllib.memo.recipe`)."""
+    def fit(train, test, fold):
+        calls.append(fold.index)
+        if fail_at is not None and len(calls) == fail_at:
+            raise KeyboardInterrupt("killed")
+        return np.where(test.labels == 1, 1.0, -1.0) + fold.seed % 7 / 100
+
+    fit.recipe = recipe
+    return fit
+
+
+def test_a_checkpointed_evaluation_killed_midway_resumes_at_the_next_fit(tmp_path):
+    """The fits that ended before the kill are taken from the checkpoint, the others are fitted,
+    and the results are those of a run that was never killed (the history of a network as well)."""
+    ds = load_dataset("synthetic", n=24, size=32, verbose=False)
+    settings = dict(n_splits=3, n_repeats=2, seed=5, progress=False)
+    plain = cross_validate(ds, {"a": _recipe_fitter([])}, **settings)
+    calls = []
+    with pytest.raises(KeyboardInterrupt):
+        cross_validate(ds, {"a": _recipe_fitter(calls, fail_at=4)}, checkpoint=tmp_path, **settings)
+    assert calls == [0, 1, 2, 3] and len(list(tmp_path.glob("*.json.gz"))) == 3
+    calls = []
+    resumed = cross_validate(ds, {"a": _recipe_fitter(calls)}, checkpoint=tmp_path, **settings)
+    assert calls == [3, 4, 5]  # fold 3 again (it never ended), then the rest
+    for p, r in zip(plain["a"].evaluations, resumed["a"].evaluations):
+        assert np.array_equal(p.scores, r.scores) and list(p.test_ids) == list(r.test_ids)
+        assert (p.fold, p.repeat, p.n_train, p.metrics) == (r.fold, r.repeat, r.n_train, r.metrics)
+    calls = []
+    cross_validate(ds, {"a": _recipe_fitter(calls)}, checkpoint=tmp_path, **settings)
+    assert calls == []  # everything kept
+
+
+def test_a_checkpoint_is_found_only_by_the_same_data_fitter_and_folds(tmp_path):
+    ds = load_dataset("synthetic", n=24, size=32, verbose=False)
+    settings = dict(n_splits=3, seed=5, progress=False, checkpoint=tmp_path)
+    cross_validate(ds, {"a": _recipe_fitter([])}, **settings)
+
+    def fits(data=ds, name="a", recipe="a perfect oracle", **changed):
+        calls = []
+        cross_validate(data, {name: _recipe_fitter(calls, recipe=recipe)}, **{**settings, **changed})
+        return len(calls)
+
+    assert fits() == 0
+    assert fits(recipe="another oracle") == 3 and fits(name="b") == 3 and fits(seed=6) == 3
+    other = load_dataset("synthetic", n=24, size=32, verbose=False)
+    other.table["group"] = other.table["group"].astype(str) + "x"  # the same images, other groups
+    assert fits(data=other) == 3
+    assert fits(recipe=None) == 3 and fits(recipe=None) == 3  # no recipe: always fitted, never kept
+    assert fits(checkpoint=False) == 3
+
+
+def test_a_damaged_checkpoint_is_fitted_again(tmp_path, capsys):
+    ds = load_dataset("synthetic", n=24, size=32, verbose=False)
+    settings = dict(n_splits=3, seed=5, progress=False, checkpoint=tmp_path)
+    cross_validate(ds, {"a": _recipe_fitter([])}, **settings)
+    damaged = sorted(tmp_path.glob("*.json.gz"))[0]
+    damaged.write_bytes(b"not gzip")
+    calls = []
+    cross_validate(ds, {"a": _recipe_fitter(calls)}, **settings)
+    assert len(calls) == 1 and "ignoring the unreadable memo" in capsys.readouterr().out
+
+
+def test_an_evaluation_keeps_its_training_history_in_json():
+    from alllib.learn.evaluation import ProtocolResult, score_evaluation
+
+    history = pd.DataFrame({"train loss": [0.7, 0.5], "validation loss": [0.6, 0.65],
+                            "train images/s": [10.0, 20.0]}, index=pd.Index([1, 2], name="epoch"))
+    e = score_evaluation("fine-tuned", [0, 1], [-1.0, 2.0], ["x", "y"], history=history, best_params={"epoch": 1})
+    back = results_from_json(results_to_json({"ft": ProtocolResult("candidates", "ft", [e], {})}))["ft"]
+    pd.testing.assert_frame_equal(back.evaluations[0].history, history, check_names=False)
+    assert back.evaluations[0].best_params == {"epoch": 1}

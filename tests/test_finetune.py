@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from alllib.learn.finetune import FineTuner
@@ -48,3 +49,48 @@ def test_few_groups_shrink_the_validation_split_and_one_group_skips_it():
     ds.table["group"] = ds.labels.astype(str)
     tuner = FineTuner(epochs=2, batch_size=8, size=64, weights=None, seed=1).fit(ds)
     assert len(tuner.history_) == 2 and tuner.history_["validation loss"].isna().all() and tuner.best_epoch_ == 2
+
+
+def test_the_training_report_reads_the_folds_histories():
+    """From a fine-tuned candidate's result (fits taken from a checkpoint included): one block per
+    fold, the median speed of the epochs after the first, and the epoch kept in each fold."""
+    from alllib.book.prose import training_sentence
+    from alllib.learn.evaluation import ProtocolResult, score_evaluation
+    from alllib.learn.finetune import training_report
+
+    def fold(k, speeds, kept):
+        h = pd.DataFrame({"train loss": 0.5, "validation loss": 0.4, "train images/s": speeds},
+                         index=range(1, len(speeds) + 1))  # as read back from JSON: no index name
+        e = score_evaluation("ft", [0, 1], [-1.0, 1.0], ["a", "b"], history=h, best_params={"epoch": kept})
+        e.fold = k
+        return e
+
+    result = ProtocolResult("candidates", "ft", [fold(0, [1.0, 30.0, 40.0], 2), fold(1, [2.0, 50.0], 1)], {})
+    history, speed = training_report(result)
+    assert list(history.index.names) == ["fold", "epoch"] and len(history) == 5
+    assert speed == 40.0  # the median of 30, 40 and 50: the first epochs are left out
+    assert "kept epoch 2, 1 of at most 3 in the 2 folds" in training_sentence(result, speed, 3)
+
+
+def test_a_finetuned_candidate_has_a_recipe_of_its_settings():
+    from alllib.augmentation import Augmenter
+    from alllib.learn.finetune import finetuned
+
+    a, b = finetuned(epochs=2, augmenter=Augmenter(hue=0.04)), finetuned(epochs=2, augmenter=Augmenter())
+    assert a.recipe != b.recipe and a.recipe == finetuned([], epochs=2, augmenter=Augmenter(hue=0.04)).recipe
+
+
+@pytest.mark.slow
+def test_the_last_fold_network_is_fitted_again_where_every_fold_came_from_a_checkpoint():
+    pytest.importorskip("keras")
+    from alllib.data import load_dataset
+    from alllib.learn.evaluation import grouped_folds
+    from alllib.learn.finetune import last_fold_network
+
+    ds = load_dataset("synthetic", n=16, size=64, verbose=False)
+    settings = dict(epochs=1, batch_size=8, size=64, weights=None)
+    fitted = FineTuner(**settings)
+    assert last_fold_network(ds, [object(), fitted], n_splits=2, **settings) is fitted
+    again = last_fold_network(ds, [], n_splits=2, seed=3, **settings)
+    fold = grouped_folds(ds.labels, ds.groups, n_splits=2, seed=3)[-1]
+    assert again.seed == fold.seed and len(again.history_) == 1

@@ -223,3 +223,37 @@ def test_nucleus_features_see_a_larger_nucleus():
     X = NucleusFeaturizer(progress=False)(ds)
     area = X[:, NUCLEUS_FEATURES.index("area")]
     assert area[ds.labels == 1].mean() > area[ds.labels == 0].mean() and (X[:, 0] > 0).all()
+
+
+def test_candidates_carry_recipes_that_tell_their_settings_apart(tmp_path):
+    """A checkpointed comparison finds a candidate's fits again by its recipe: other settings are
+    fitted afresh, the same settings are not, and a featurizer that says nothing of itself (a bare
+    function) is never kept."""
+    from alllib.augmentation import Augmenter
+    from alllib.book.candidates import side_by_side
+    from alllib.features import Featurizer
+    from alllib.features.nucleus import NucleusFeaturizer
+
+    lite0 = Featurizer("efficientnet_lite0")
+    recipes = [frozen_svm(lite0).recipe, frozen_svm(lite0, search="none").recipe,
+               frozen_svm(lite0, target_per_class=10, augmenter=Augmenter(hue=0.04)).recipe,
+               frozen_svm(lite0, target_per_class=10, augmenter=Augmenter()).recipe,
+               frozen_svm(Featurizer("efficientnet_lite0", segmentation={"method": "kmeans"})).recipe,
+               reinhard_svm(lite0).recipe, frozen_svm(side_by_side(lite0, NucleusFeaturizer(k=3))).recipe,
+               frozen_svm(side_by_side(lite0, NucleusFeaturizer(k=4))).recipe]
+    assert None not in recipes and len({repr(r) for r in recipes}) == len(recipes)
+    assert frozen_svm(lite0, search="none").recipe == frozen_svm(Featurizer("efficientnet_lite0"), search="none").recipe
+    assert frozen_svm(_fake).recipe is None and frozen_svm(side_by_side(lite0, _fake)).recipe is None
+
+    ds = load_dataset("synthetic", n=24, size=48, verbose=False)
+    seen = []
+
+    def counted(d):
+        seen.append(len(d))
+        return _fake(d)
+
+    counted.recipe = "fake features"
+    for _ in range(2):
+        evaluate_candidates(ds, {"frozen": frozen_svm(counted, search="none"), "bare": frozen_svm(_fake, search="none")},
+                            n_splits=3, progress=False, checkpoint=tmp_path)
+    assert len(seen) == 6 and len(list(tmp_path.glob("*.json.gz"))) == 3  # fitted once; "bare" never kept

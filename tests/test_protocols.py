@@ -286,3 +286,35 @@ def test_the_subject_probe_leaves_out_subjects_with_a_single_cell():
     assert probe.loc["all subjects", "subjects"] == 5 and probe.loc["all subjects", "subjects left out (one cell)"] == 2
     assert probe.loc["ALL patients only", "subjects left out (one cell)"] == 1
     assert "2 subjects with a single cell were left out" in probe_sentences(probe)
+
+
+def test_a_checkpointed_honest_protocol_resumes_with_the_same_numbers(small, tmp_path, monkeypatch):
+    """Each fold's fit is kept as it ends: a second run fits nothing and gives the same numbers;
+    other settings (the augmentation target) fit afresh; a featurizer without a recipe is never kept."""
+    import alllib.learn.protocols as protocols
+
+    fits = []
+    real_fit = protocols.fit_classifier
+
+    def counted_fit(*args, **kwargs):
+        fits.append(1)
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(protocols, "fit_classifier", counted_fit)
+
+    def features(ds):
+        return colour_features(ds)
+
+    features.recipe = "mean colour"
+    run = dict(n_splits=4, n_repeats=1, seed=3, progress=False, search="small", checkpoint=tmp_path)
+    first = honest_protocol(small, features, ["svm"], target_per_class=24, **run)
+    assert len(fits) == 4
+    again = honest_protocol(small, features, ["svm"], target_per_class=24, **run)
+    assert len(fits) == 4 and again["svm"].fold_metrics().equals(first["svm"].fold_metrics())
+    assert [e.best_params for e in again["svm"].evaluations] == [e.best_params for e in first["svm"].evaluations]
+    pd.testing.assert_frame_equal(again["svm"].evaluations[0].grid, first["svm"].evaluations[0].grid,
+                                  check_dtype=False)
+    honest_protocol(small, features, ["svm"], target_per_class=30, **run)
+    assert len(fits) == 8
+    honest_protocol(small, colour_features, ["svm"], target_per_class=24, **run)
+    assert len(fits) == 12 and len(list(tmp_path.glob("*.json.gz"))) == 8

@@ -29,7 +29,7 @@ import pandas as pd
 from alllib.augmentation import Augmenter, balance, dihedral_views, transformed
 from alllib.data import Dataset
 from alllib.learn.classifiers import decision_scores, fit_classifier
-from alllib.learn.evaluation import ProtocolResult, cross_validate, inner_fold_count
+from alllib.learn.evaluation import Evaluation, ProtocolResult, cross_validate, inner_fold_count
 from alllib.learn.metrics import (
     binary_metrics,
     corrected_resampled_ttest,
@@ -40,6 +40,7 @@ from alllib.learn.metrics import (
 )
 from alllib.learn.neighbours import neighbourhood_correction
 from alllib.learn.protocols import Featurize
+from alllib.memo import recipe
 from alllib.preprocessing import Reinhard
 
 __all__ = ["evaluate_candidates", "candidates_table", "CANDIDATE_METRICS", "frozen_svm", "reinhard_svm",
@@ -49,7 +50,7 @@ FitScore = Callable[[Dataset, Dataset, int], np.ndarray]
 
 
 def evaluate_candidates(ds: Dataset, candidates: dict[str, FitScore], *, n_splits: int = 5, n_repeats: int = 1,
-                        seed: int = 0, progress: bool = True) -> dict[str, ProtocolResult]:
+                        seed: int = 0, progress: bool = True, checkpoint=False) -> dict[str, ProtocolResult]:
     """Every candidate on the same grouped outer folds (:func:`~alllib.learn.evaluation.cross_validate`:
     split by ``ds.groups``, reshuffled per repeat, never more folds than the smaller class has
     groups). Each candidate sees only ``train`` when it fits; its scores on ``test`` are kept per
@@ -60,11 +61,17 @@ def evaluate_candidates(ds: Dataset, candidates: dict[str, FitScore], *, n_split
     ds : Dataset
         The images and their groups.
     candidates : dict of str to callable
-        ``fit_score(train, test, seed) -> decision values`` (positive: ALL).
+        ``fit_score(train, test, seed) -> decision values`` (positive: ALL), or an
+        :class:`~alllib.learn.evaluation.Evaluation` of them (a fine-tuned network's carries its
+        training ``history``).
     n_splits, n_repeats, seed : int
         As in :func:`~alllib.learn.evaluation.cross_validate`.
     progress : bool
         Show a progress bar.
+    checkpoint : bool or path
+        Keep each candidate's fit of each fold as it ends, and resume from there
+        (:func:`~alllib.learn.evaluation.cross_validate`); the candidates of this module carry
+        the recipe that finds them again.
 
     Returns
     -------
@@ -72,11 +79,21 @@ def evaluate_candidates(ds: Dataset, candidates: dict[str, FitScore], *, n_split
         One result per candidate, on the same folds.
     """
     def fitter(fit_score: FitScore):
-        return lambda train, test, fold: np.asarray(fit_score(train, test, fold.seed), float)
+        def fit(train, test, fold):
+            out = fit_score(train, test, fold.seed)
+            return out if isinstance(out, Evaluation) else np.asarray(out, float)
+
+        return _with_recipe(fit, getattr(fit_score, "recipe", None))
 
     return cross_validate(ds, {name: fitter(f) for name, f in candidates.items()}, n_splits=n_splits,
                           n_repeats=n_repeats, seed=seed, protocol="candidates", progress=progress,
-                          desc="candidates x folds")
+                          desc="candidates x folds", checkpoint=checkpoint)
+
+
+def _with_recipe(fn, what):
+    """``fn`` carrying ``what`` as its :func:`~alllib.memo.recipe` (``None``: it has none)."""
+    fn.recipe = what
+    return fn
 
 
 #: The metrics of :func:`candidates_table`, as the table names them.
@@ -186,14 +203,25 @@ def frozen_svm(featurize: Featurize, *, search: str = "small", target_per_class:
             scores = neighbourhood_correction(featurize(test), scores, k=neighbours, weight=neighbour_weight)
         return scores
 
-    return fit_score
+    return _with_recipe(fit_score, _recipe_of("frozen_svm", featurize=featurize, search=search,
+                                              target_per_class=target_per_class, augmenter=augmenter, tta=tta,
+                                              class_weight=class_weight, neighbours=neighbours,
+                                              neighbour_weight=neighbour_weight))
+
+
+def _recipe_of(kind: str, **arguments):
+    """The recipe of a candidate made by ``kind`` with ``arguments``, or ``None`` where one of them
+    has none (a bare function as featurizer)."""
+    parts = recipe(arguments)
+    return None if parts is None else {kind: parts}
 
 
 def side_by_side(*featurizers: Featurize) -> Featurize:
     """A featurizer whose features are those of ``featurizers`` side by side (e.g. deep features
     and :class:`~alllib.features.nucleus.NucleusFeaturizer`'s); the SVM's scaler puts them on one
     scale."""
-    return lambda ds: np.hstack([np.asarray(f(ds), np.float32) for f in featurizers])
+    return _with_recipe(lambda ds: np.hstack([np.asarray(f(ds), np.float32) for f in featurizers]),
+                        _recipe_of("side_by_side", featurizers=featurizers))
 
 
 def reinhard_svm(featurize: Featurize, *, search: str = "small") -> FitScore:
@@ -205,7 +233,7 @@ def reinhard_svm(featurize: Featurize, *, search: str = "small") -> FitScore:
         return frozen_svm(featurize, search=search)(transformed(train, norm.transform_image, norm.recipe),
                                                      transformed(test, norm.transform_image, norm.recipe), seed)
 
-    return fit_score
+    return _with_recipe(fit_score, _recipe_of("reinhard_svm", featurize=featurize, search=search))
 
 
 def cross_dataset(train: Dataset, test: Dataset, featurize: Featurize, *, search: str = "small",

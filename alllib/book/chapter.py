@@ -9,13 +9,10 @@ chapters and builds the book is :mod:`alllib.book.runner`.
 """
 from __future__ import annotations
 
-import gzip
-import hashlib
 import json
 import os
 from datetime import datetime, timezone
 from html import escape
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -34,6 +31,7 @@ from alllib.features import (
 )
 from alllib.learn.evaluation import results_from_json, results_to_json
 from alllib.learn.protocols import honest_protocol, paper_protocol
+from alllib.memo import digest, read_memo, source_digest, write_memo
 from alllib.paths import shown_path
 
 __all__ = ["ParameterError", "PARAMETERS", "check_parameters", "Chapter", "load_results",
@@ -202,27 +200,28 @@ class Chapter:
         size (:meth:`targets`). Results are remembered in the cache (:func:`alllib.paths.cache_dir`,
         as JSON: reading it runs no code), keyed by every argument, the dataset's images (their
         content), labels and groups, and the content of the library's source
-        (:func:`source_digest`), so chapters that need the same comparison (Tables IV, VII, VIII
+        (:func:`alllib.memo.source_digest`), so chapters that need the same comparison (Tables IV, VII, VIII
         and the leakage chapter) compute it once, in the tests and the book alike, and a change
-        to any input computes it again.
+        to any input computes it again. The honest protocol keeps each fold's fit as it ends
+        (``checkpoint``), so a comparison stopped midway resumes at the next fold.
         """
         paper_t, honest_t = self.targets(target_per_class, n_splits) if target_per_class else (None, None)
         featurize = self.featurizer(segmentation=segmentation, backbone=backbone)
-        key = hashlib.sha256(json.dumps({
+        key = digest({
             "features": featurize.description, "settings": featurize.settings, "paper_t": paper_t,
             "honest_t": honest_t, "search": search, "n_splits": n_splits, "n_repeats": n_repeats, "seed": self.seed,
             "data": [self.ds.name, list(map(str, self.ds.ids)), [self.ds.image_key(i) for i in range(len(self.ds))],
                      self.ds.labels.tolist(), list(map(str, self.ds.groups))],
             "code": source_digest(),
-        }, sort_keys=True, default=str).encode()).hexdigest()[:24]
+        })
         memo = paths.cache_dir() / f"protocols-v{MEMO_VERSION}" / f"{key}.json.gz"
-        stored = _read_memo(memo)
+        stored = read_memo(memo)
         if stored is not None:
-            return stored["paper"], stored["honest"]
+            return results_from_json(stored["paper"]), results_from_json(stored["honest"])
         paper = paper_protocol(self.ds, featurize, target_per_class=paper_t, search=search, seed=self.seed)
         honest = honest_protocol(self.ds, featurize, target_per_class=honest_t, n_splits=n_splits,
-                                 n_repeats=n_repeats, search=search, seed=self.seed)
-        _write_memo(memo, {"paper": results_to_json(paper), "honest": results_to_json(honest)})
+                                 n_repeats=n_repeats, search=search, seed=self.seed, checkpoint=True)
+        write_memo(memo, {"paper": results_to_json(paper), "honest": results_to_json(honest)})
         return paper, honest
 
     def save(self, frame: pd.DataFrame | None = None, **meta) -> None:
@@ -266,44 +265,8 @@ def summary_table(ours: pd.DataFrame, table: str, chapter: str):
     return percent_table(pd.concat(frames, names=["dataset"]), fractions=False, decimals=2)
 
 
-def source_digest() -> str:
-    """SHA-256 of the content of every module of the library's core (not the book's layer, whose
-    prose and plots do not change a result): a change to the code invalidates the memos."""
-    core = Path(__file__).resolve().parents[1]
-    h = hashlib.sha256()
-    for p in sorted(core.rglob("*.py")):
-        if "book" not in p.relative_to(core).parts:
-            h.update(str(p.relative_to(core)).encode() + b"\0" + p.read_bytes())
-    return h.hexdigest()
-
-
 #: Part of the protocol memo's folder name: bump it when what is stored changes meaning.
 MEMO_VERSION = 1
-
-
-def _read_memo(path: Path) -> dict | None:
-    """Stored protocol results, or ``None`` (absent, unreadable: recomputed)."""
-    try:
-        with gzip.open(path, "rt") as f:
-            data = json.load(f)
-        return {k: results_from_json(v) for k, v in data.items()}
-    except FileNotFoundError:
-        return None
-    except Exception as err:  # a damaged memo is computed again, and says so
-        print(f"alllib: ignoring the unreadable protocol memo {shown_path(path)} ({type(err).__name__}); recomputing")
-        return None
-
-
-def _write_memo(path: Path, data: dict) -> None:
-    """Write atomically (a temporary file renamed); a cache that cannot be written costs a rerun only."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-        with gzip.open(tmp, "wt") as f:
-            json.dump(data, f, default=lambda v: v.item() if hasattr(v, "item") else str(v))
-        tmp.replace(path)
-    except OSError as err:
-        print(f"alllib: could not store the protocol memo in {shown_path(path.parent)} ({err.strerror or err})")
 
 
 def run_id() -> str:

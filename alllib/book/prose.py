@@ -377,12 +377,13 @@ def cross_dataset_sentences(across: pd.DataFrame) -> str:
     return f"Across datasets the best balanced accuracy is {_pct(best)} ({where}); {verdict}"
 
 
-def training_sentence(tuners: list, speed: float, epochs: int) -> str:
-    """How fine-tuning went (:func:`alllib.learn.finetune.training_report`): the speed and the
-    epoch that early stopping kept in each fold."""
-    kept = ", ".join(str(t.best_epoch_) for t in tuners)
+def training_sentence(result, speed: float, epochs: int) -> str:
+    """How fine-tuning went (``result``, a :func:`alllib.learn.finetune.finetuned` candidate's; ``speed``
+    from :func:`alllib.learn.finetune.training_report`): the speed and the epoch that early
+    stopping kept in each fold."""
+    kept = ", ".join(str(e.best_params["epoch"]) for e in result.evaluations)
     return (f"Training ran at a median of **{speed:.1f} images/s** on this machine (epochs after the first); "
-            f"early stopping kept epoch {kept} of at most {epochs} in the {len(tuners)} folds.")
+            f"early stopping kept epoch {kept} of at most {epochs} in the {len(result.evaluations)} folds.")
 
 
 def per_group_sentences(table: pd.DataFrame, candidate: str, cls: str = "normal", unit: str = "subject") -> str:

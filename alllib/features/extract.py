@@ -26,6 +26,7 @@ from alllib.data import Dataset
 from alllib.features.backbones import BACKBONES, load_backbone, resolve_backbone, weights_info
 from alllib.features.keras import check_precision
 from alllib.features.store import FEATURE_FORMAT_VERSION, FeatureStore
+from alllib.memo import recipe
 from alllib.paths import cache_dir
 from alllib.preprocessing import BACKBONE_PREPROCESSING, check_rgb, imagenet_preprocess, resize
 from alllib.segmentation import segment
@@ -236,6 +237,12 @@ class Featurizer:
         seg = self.settings.get("segmentation")
         return (f"{BACKBONES[self.backbone].label} features ({self.weights_description} weights), "
                 f"segmentation: {seg or 'none'}")
+
+    @property
+    def recipe(self):
+        """What defines these features (:func:`alllib.memo.recipe`): the backbone and the settings."""
+        settings = recipe(self.settings)
+        return None if settings is None else {"Featurizer": {"backbone": self.backbone, "settings": settings}}
 
     def __call__(self, ds: Dataset) -> np.ndarray:
         keys = [ds.image_key(i) for i in range(len(ds))]

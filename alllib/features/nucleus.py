@@ -75,6 +75,11 @@ class NucleusFeaturizer:
     def description(self) -> str:
         return f"{len(NUCLEUS_FEATURES)} nucleus features (K-means mask, k={self.k})"
 
+    @property
+    def recipe(self) -> dict:
+        """What defines these features (:func:`alllib.memo.recipe`)."""
+        return {"NucleusFeaturizer": {"k": self.k, "seed": self.seed, "features": list(NUCLEUS_FEATURES)}}
+
     def __call__(self, ds: Dataset) -> np.ndarray:
         keys = [ds.image_key(i) for i in range(len(ds))]
         missing = [i for i, key in enumerate(keys) if key not in self._memo]

@@ -24,8 +24,11 @@ returns the same :class:`ProtocolResult`.
 """
 from __future__ import annotations
 
+import io
+import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -35,6 +38,8 @@ from tqdm import tqdm
 
 from alllib.data import Dataset
 from alllib.learn.metrics import METRICS, binary_metrics, mean_interval, wilson_interval
+from alllib.memo import digest, read_memo, recipe, source_digest, write_memo
+from alllib.paths import cache_dir, shown_path
 
 __all__ = ["Fold", "Evaluation", "ProtocolResult", "groups_per_class", "split_problem", "fold_count",
            "inner_fold_count", "grouped_folds", "score_evaluation", "cross_validate", "results_to_json",
@@ -158,6 +163,7 @@ class Evaluation:
     repeat: int = 0
     groups: np.ndarray | None = field(default=None, repr=False)
     n_train: int = 0
+    history: pd.DataFrame | None = None  # a trained network's epochs (:mod:`alllib.learn.finetune`)
 
 
 def score_evaluation(name: str, y_true, scores, ids, *, threshold: float = 0.0, **fields) -> Evaluation:
@@ -242,7 +248,8 @@ Fitter = Callable[[Dataset, Dataset, Fold], "Evaluation | np.ndarray"]
 
 def cross_validate(ds: Dataset, fitters: dict[str, Fitter], *, n_splits: int = 5, n_repeats: int = 1,
                    seed: int = 0, protocol: str = "honest", settings: dict | None = None,
-                   progress: bool = True, desc: str = "folds") -> dict[str, ProtocolResult]:
+                   progress: bool = True, desc: str = "folds",
+                   checkpoint: bool | str | os.PathLike = False) -> dict[str, ProtocolResult]:
     """Run every fitter on the same grouped outer folds of ``ds`` (:func:`grouped_folds`); each
     sees only its fold's training side when it fits. Returns one :class:`ProtocolResult` per
     fitter, with the folds really used in ``settings["n_splits"]``.
@@ -265,6 +272,14 @@ def cross_validate(ds: Dataset, fitters: dict[str, Fitter], *, n_splits: int = 5
         Show a progress bar.
     desc : str
         The progress bar's label.
+    checkpoint : bool or path
+        Keep each fold's evaluation by each fitter in this folder (``True``: the cache's
+        ``folds-v1``, :func:`alllib.paths.cache_dir`) as it finishes, and take it from there
+        instead of fitting again: a run killed midway resumes at the next fit. A stored fit is
+        found by the dataset (its images' content, labels and groups), the fold (its index and
+        seed, the split settings), the fitter's name and :func:`~alllib.memo.recipe`, and the
+        library's code (:func:`~alllib.memo.source_digest`); a fitter without a recipe (a bare
+        function) is always fitted. ``False`` (the default): nothing is kept.
 
     Returns
     -------
@@ -277,46 +292,86 @@ def cross_validate(ds: Dataset, fitters: dict[str, Fitter], *, n_splits: int = 5
                 "n_repeats": n_repeats, "seed": seed, "split": "by group", **(settings or {})}
     evals: dict[str, list[Evaluation]] = {name: [] for name in fitters}
     bar = tqdm(total=len(folds) * len(fitters), desc=desc, disable=not progress)
+    stored = _fold_memos(ds, folds, fitters, checkpoint, n_splits=n_splits, n_repeats=n_repeats, seed=seed)
+    restored = 0
     for fold in folds:
         train, test = ds.subset(fold.train), ds.subset(fold.test)
         for name, fit in fitters.items():
-            t0 = time.perf_counter()
-            out = fit(train, test, fold)
-            e = out if isinstance(out, Evaluation) else score_evaluation(name, test.labels, out, test.ids)
-            e.fold, e.repeat, e.groups, e.n_train = fold.index, fold.repeat, test.groups, len(fold.train)
-            e.seconds = e.seconds or time.perf_counter() - t0
+            memo = stored.get((fold.index, name))
+            e = _memo_evaluation(memo) if memo is not None else None
+            if e is None:
+                t0 = time.perf_counter()
+                out = fit(train, test, fold)
+                e = out if isinstance(out, Evaluation) else score_evaluation(name, test.labels, out, test.ids)
+                e.fold, e.repeat, e.groups, e.n_train = fold.index, fold.repeat, test.groups, len(fold.train)
+                e.seconds = e.seconds or time.perf_counter() - t0
+                if memo is not None:
+                    write_memo(memo, _evaluation_json(e))
+            else:
+                restored += 1
             evals[name].append(e)
             bar.update(1)
     bar.close()
+    if restored:
+        print(f"{restored} of {len(folds) * len(fitters)} fits taken from the checkpoint "
+              f"{shown_path(next(iter(stored.values())).parent)}")
     return {name: ProtocolResult(protocol, name, evals[name], settings) for name in fitters}
 
 
 _ARRAYS = ("y_true", "y_pred", "scores", "test_ids", "groups")
+_TABLES = ("grid", "history")
+
+
+def _evaluation_json(e: Evaluation) -> dict:
+    out = {k: v for k, v in vars(e).items() if k not in ("model", *_TABLES, *_ARRAYS)}
+    out.update({k: None if getattr(e, k) is None else np.asarray(getattr(e, k)).tolist() for k in _ARRAYS})
+    out.update({k: None if getattr(e, k) is None else getattr(e, k).to_json(orient="split", default_handler=str)
+                for k in _TABLES})
+    return out
+
+
+def _json_evaluation(d: dict) -> Evaluation:
+    d = dict(d)
+    for k in _ARRAYS:
+        d[k] = None if d[k] is None else np.asarray(d[k], dtype=object if k in ("test_ids", "groups") else None)
+    for k in _TABLES:
+        d[k] = None if d.get(k) is None else pd.read_json(io.StringIO(d[k]), orient="split", dtype=False)
+    return Evaluation(**d)
 
 
 def results_to_json(results: dict[str, ProtocolResult]) -> dict:
     """``results`` as plain JSON data (lists, numbers, strings): a format that runs no code when
     read, unlike a pickle. Fitted models are not kept. :func:`results_from_json` reads it back."""
-    def evaluation(e: Evaluation) -> dict:
-        out = {k: v for k, v in vars(e).items() if k not in ("model", "grid", *_ARRAYS)}
-        out.update({k: None if getattr(e, k) is None else np.asarray(getattr(e, k)).tolist() for k in _ARRAYS})
-        out["grid"] = None if e.grid is None else e.grid.to_json(orient="split", default_handler=str)
-        return out
-
     return {name: {"protocol": r.protocol, "classifier": r.classifier, "settings": r.settings,
-                   "evaluations": [evaluation(e) for e in r.evaluations]} for name, r in results.items()}
+                   "evaluations": [_evaluation_json(e) for e in r.evaluations]} for name, r in results.items()}
 
 
 def results_from_json(data: dict) -> dict[str, ProtocolResult]:
     """The results written by :func:`results_to_json`."""
-    import io
-
-    def evaluation(d: dict) -> Evaluation:
-        d = dict(d)
-        for k in _ARRAYS:
-            d[k] = None if d[k] is None else np.asarray(d[k], dtype=object if k in ("test_ids", "groups") else None)
-        d["grid"] = None if d["grid"] is None else pd.read_json(io.StringIO(d["grid"]), orient="split", dtype=False)
-        return Evaluation(**d)
-
-    return {name: ProtocolResult(r["protocol"], r["classifier"], [evaluation(e) for e in r["evaluations"]],
+    return {name: ProtocolResult(r["protocol"], r["classifier"], [_json_evaluation(e) for e in r["evaluations"]],
                                  r["settings"]) for name, r in data.items()}
+
+
+def _fold_memos(ds: Dataset, folds: list[Fold], fitters: dict, checkpoint, **split) -> dict[tuple[int, str], Path]:
+    """Where each (fold, fitter) evaluation is kept (see :func:`cross_validate`'s ``checkpoint``);
+    fitters without a recipe have none."""
+    if checkpoint is False or checkpoint is None:
+        return {}
+    folder = cache_dir() / "folds-v1" if checkpoint is True else Path(checkpoint)
+    recipes = {name: recipe(fit) for name, fit in fitters.items()}
+    if all(r is None for r in recipes.values()):
+        return {}
+    data = digest(ds.name, list(map(str, ds.ids)), [ds.image_key(i) for i in range(len(ds))], ds.labels.tolist(),
+                  list(map(str, ds.groups)), split, source_digest())
+    return {(f.index, name): folder / f"{digest(data, f.index, f.seed, name, r)}.json.gz"
+            for f in folds for name, r in recipes.items() if r is not None}
+
+
+def _memo_evaluation(path: Path) -> Evaluation | None:
+    """The evaluation kept at ``path``, or ``None`` (none yet, or unreadable: fitted again)."""
+    data = read_memo(path)
+    try:
+        return None if data is None else _json_evaluation(data)
+    except (KeyError, TypeError, ValueError) as err:
+        print(f"alllib: ignoring the checkpoint {shown_path(path)} ({type(err).__name__}); fitting again")
+        return None

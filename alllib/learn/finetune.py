@@ -31,10 +31,12 @@ from sklearn.model_selection import StratifiedGroupKFold
 from alllib.augmentation import Augmenter
 from alllib.data import Dataset
 from alllib.features import import_keras, precision_policy
+from alllib.learn.evaluation import Evaluation, ProtocolResult, grouped_folds, score_evaluation
+from alllib.memo import recipe
 from alllib.preprocessing import imagenet_preprocess, resize
 from alllib.settings import check_positive_int
 
-__all__ = ["FineTuner", "finetuned", "training_report"]
+__all__ = ["FineTuner", "finetuned", "last_fold_network", "training_report"]
 
 
 class FineTuner(BaseEstimator):
@@ -163,22 +165,41 @@ class FineTuner(BaseEstimator):
 
 def finetuned(log: list | None = None, **settings):
     """A candidate for :func:`alllib.book.candidates.evaluate_candidates`: a :class:`FineTuner` with
-    ``settings`` fitted on each training side. Each fitted tuner is appended to ``log`` (for its
-    training history and speed, and the probes)."""
+    ``settings`` fitted on each training side. It returns the test images' decision values as an
+    :class:`~alllib.learn.evaluation.Evaluation` that carries the training ``history`` and, as
+    ``best_params["epoch"]``, the epoch early stopping kept; its ``recipe`` (the settings) lets a
+    checkpoint find the fit again. Each tuner fitted is appended to ``log`` (for the probes of its
+    network); fits taken from a checkpoint are not."""
 
-    def fit_score(train: Dataset, test: Dataset, seed: int) -> np.ndarray:
+    def fit_score(train: Dataset, test: Dataset, seed: int) -> Evaluation:
         tuner = FineTuner(**{"seed": seed, **settings}).fit(train)
         if log is not None:
             log.append(tuner)
-        return tuner.decision_function(test)
+        return score_evaluation("fine-tuned", test.labels, tuner.decision_function(test), test.ids,
+                                history=tuner.history_, best_params={"epoch": tuner.best_epoch_})
 
+    parts = recipe(settings)
+    fit_score.recipe = None if parts is None else {"finetuned": parts}
     return fit_score
 
 
-def training_report(tuners: list[FineTuner]) -> tuple[pd.DataFrame, float]:
-    """The fitted tuners' histories, one block per fold, and the median steady training speed:
-    images/s over the epochs after the first (whose time includes building the training graph),
-    or over all epochs where none ran past the first."""
-    history = pd.concat({f"fold {k}": t.history_ for k, t in enumerate(tuners)}, names=["fold"])
+def last_fold_network(ds: Dataset, log: list, *, n_splits: int = 5, n_repeats: int = 1, seed: int = 0,
+                      **settings) -> FineTuner:
+    """The network a :func:`finetuned` candidate (with ``settings`` and ``log``) fitted on the last
+    outer fold of :func:`~alllib.book.candidates.evaluate_candidates` (the same ``n_splits``,
+    ``n_repeats`` and ``seed``): the last of ``log``, or, where every fold was taken from a
+    checkpoint and ``log`` is empty, fitted again on that fold's training side with its seed."""
+    if log:
+        return log[-1]
+    fold = grouped_folds(ds.labels, ds.groups, n_splits=n_splits, n_repeats=n_repeats, seed=seed)[-1]
+    return FineTuner(**{"seed": fold.seed, **settings}).fit(ds.subset(fold.train))
+
+
+def training_report(result: ProtocolResult) -> tuple[pd.DataFrame, float]:
+    """The training histories of a :func:`finetuned` candidate's folds (``result``), one block per
+    fold, and the median steady training speed: images/s over the epochs after the first (whose
+    time includes building the training graph), or over all epochs where none ran past the first."""
+    history = pd.concat({f"fold {e.fold}": e.history.rename_axis("epoch") for e in result.evaluations},
+                        names=["fold"])
     later = history[history.index.get_level_values("epoch") > 1]["train images/s"]
     return history, float((later if len(later) else history["train images/s"]).median())

@@ -29,6 +29,7 @@ from alllib.data import Dataset
 from alllib.learn.classifiers import CLASSIFIERS, decision_scores, fit_classifier, n_jobs, param_grid
 from alllib.learn.evaluation import Evaluation, Fold, ProtocolResult, cross_validate, inner_fold_count
 from alllib.learn.metrics import binary_metrics
+from alllib.memo import recipe
 
 __all__ = ["leak_audit", "paper_protocol", "honest_protocol", "per_group_accuracy", "subject_probe",
            "confound_probe"]
@@ -138,7 +139,7 @@ def honest_protocol(ds: Dataset, featurize: Featurize, classifiers: Sequence[str
                     target_per_class: int | None = 600, scale_target: bool = False,
                     augmenter: Augmenter | None = None, n_splits: int = 5, n_repeats: int = 5,
                     inner_splits: int = 3, search: str = "paper", seed: int = 0,
-                    progress: bool = True) -> dict[str, ProtocolResult]:
+                    progress: bool = True, checkpoint=False) -> dict[str, ProtocolResult]:
     """The leak-free protocol: split originals by group, augment the training side only.
 
     Each of ``n_repeats`` x ``n_splits`` outer folds (``StratifiedGroupKFold``, reshuffled per
@@ -176,6 +177,10 @@ def honest_protocol(ds: Dataset, featurize: Featurize, classifiers: Sequence[str
         The root of every fold's seed.
     progress : bool
         Show a progress bar.
+    checkpoint : bool or path
+        Keep each fold's fit as it ends and resume from there
+        (:func:`~alllib.learn.evaluation.cross_validate`); only where ``featurize`` has a
+        :func:`~alllib.memo.recipe` (a :class:`~alllib.features.Featurizer` has).
 
     Returns
     -------
@@ -209,13 +214,18 @@ def honest_protocol(ds: Dataset, featurize: Featurize, classifiers: Sequence[str
             if inner < 2 and param_grid(name, search):
                 e.best_params["tuned"] = False
             return e
+
+        parts = recipe({"featurize": featurize, "augmenter": augmenter})
+        fit.recipe = None if parts is None else {"honest_protocol": {
+            "classifier": name, "target_per_class": target_per_class, "scale_target": scale_target,
+            "inner_splits": inner_splits, "search": search, **parts}}
         return fit
 
     settings = {"target_per_class": target_per_class, "scale_target": scale_target, "inner_splits": inner_splits,
                 "search": search, "split": "by group, before augmentation"}
     return cross_validate(ds, {name: fitter(name) for name in classifiers}, n_splits=n_splits, n_repeats=n_repeats,
                           seed=seed, protocol="honest", settings=settings, progress=progress,
-                          desc="honest protocol folds x classifiers")
+                          desc="honest protocol folds x classifiers", checkpoint=checkpoint)
 
 
 def per_group_accuracy(result: ProtocolResult, ds: Dataset, column: str = "group") -> pd.DataFrame:
