@@ -8,7 +8,7 @@ while writing leaves no half file; one that cannot be read is computed again, an
 
 :func:`alllib.learn.evaluation.cross_validate` keeps one per fold and fitter (``checkpoint=``), so a
 long evaluation killed midway resumes at the next fit; :meth:`alllib.book.chapter.Chapter.compare`
-keeps one per comparison.
+keeps one per comparison; chapter 11's sanity checks and map agreement keep one per cell.
 
 >>> recipe({"search": "small", "augmenter": None, "sizes": (1, 2)})
 {'augmenter': None, 'search': 'small', 'sizes': [1, 2]}
@@ -23,9 +23,9 @@ import json
 import os
 from pathlib import Path
 
-from alllib.paths import shown_path
+from alllib.paths import cache_dir, shown_path
 
-__all__ = ["recipe", "digest", "source_digest", "read_memo", "write_memo"]
+__all__ = ["DISPLAY_ONLY", "recipe", "digest", "source_digest", "read_memo", "write_memo", "memo_path"]
 
 
 def recipe(obj):
@@ -60,15 +60,32 @@ def digest(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
+#: The modules that only show results (sentences, figures, the paper's figures) or run the
+#: chapters: a change to them leaves the memos valid. Every other module is in :func:`source_digest`,
+#: the book's candidates and studies included.
+DISPLAY_ONLY = ("book/lab.py", "book/plots.py", "book/prose.py", "book/reported.py", "book/runner.py")
+
+
 def source_digest() -> str:
-    """SHA-256 of the content of every module of the library's core (not the book's layer, whose
-    prose and plots do not change a result): a change to the code invalidates the memos."""
-    core = Path(__file__).resolve().parent
+    """SHA-256 of the content of every module of the package but :data:`DISPLAY_ONLY`: a change to
+    the code that computes a result invalidates the memos."""
+    package = Path(__file__).resolve().parent
     h = hashlib.sha256()
-    for p in sorted(core.rglob("*.py")):
-        if "book" not in p.relative_to(core).parts:
-            h.update(str(p.relative_to(core)).encode() + b"\0" + p.read_bytes())
+    for p in sorted(package.rglob("*.py")):
+        name = p.relative_to(package).as_posix()
+        if name not in DISPLAY_ONLY:
+            h.update(name.encode() + b"\0" + p.read_bytes())
     return h.hexdigest()
+
+
+def memo_path(checkpoint, kind: str, *parts) -> Path | None:
+    """Where a memo of ``kind`` keyed by ``parts`` is kept: in ``checkpoint`` (a folder; ``True``: the
+    cache's ``<kind>-v1``, :func:`alllib.paths.cache_dir`), or ``None`` where ``checkpoint`` is
+    false (nothing is kept)."""
+    if checkpoint is None or checkpoint is False:
+        return None
+    folder = cache_dir() / f"{kind}-v1" if checkpoint is True else Path(checkpoint)
+    return folder / f"{digest(*parts)}.json.gz"
 
 
 def read_memo(path: Path):

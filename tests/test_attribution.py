@@ -185,7 +185,7 @@ def test_the_sanity_table_passes_only_what_beats_random_and_changes_with_the_wei
 
 
 @pytest.mark.slow
-def test_sanity_checks_run_every_map_kind_on_a_real_study(random_study):
+def test_sanity_checks_run_every_map_kind_on_a_real_study(random_study, tmp_path, monkeypatch):
     from alllib.book.studies import MAP_KINDS, sanity_checks, sanity_table
 
     _, study = random_study
@@ -199,6 +199,21 @@ def test_sanity_checks_run_every_map_kind_on_a_real_study(random_study):
     assert sanity_table(checks).shape[0] == len(MAP_KINDS)
     again = sanity_checks(study, [0, 1, 2], patch=24, stride=12, steps=6, rise_masks=8, progress=False)
     pd.testing.assert_frame_equal(checks, again)  # one seed, the same numbers
+    kept = tmp_path / "kept"  # stopped after two cells, then resumed: the same rows, the kept cells not redone
+    assert study.key
+    sanity_checks(study, [0, 1], patch=24, stride=12, steps=6, rise_masks=8, progress=False, checkpoint=kept)
+    import alllib.book.studies as studies
+
+    computed = []
+    real_cell_maps = studies._cell_maps
+    monkeypatch.setattr(studies, "_cell_maps", lambda s, i, *a, **k: computed.append(i) or real_cell_maps(s, i, *a, **k))
+    resumed = sanity_checks(study, [0, 1, 2], patch=24, stride=12, steps=6, rise_masks=8, progress=False,
+                            checkpoint=kept)
+    pd.testing.assert_frame_equal(checks, resumed)
+    assert computed == [2]
+    sanity_checks(study, [0], patch=24, stride=12, steps=4, rise_masks=8, progress=False, checkpoint=kept)
+    assert computed == [2, 0]  # other settings: computed afresh
+    monkeypatch.undo()
     one = sanity_checks(study, [1], kinds=["occlusion of the decision"], patch=24, stride=12, steps=6,
                         consistency=False, progress=False)
     assert one["map"].tolist() == ["occlusion of the decision"] and one["consistency rho"].isna().all()
@@ -231,12 +246,22 @@ def test_grad_cam_at_any_layer_equals_grad_cam_at_the_last_and_differs_at_the_fi
 
 
 @pytest.mark.slow
-def test_map_agreement_compares_every_pair_on_every_image(random_study):
+def test_map_agreement_compares_every_pair_on_every_image(random_study, tmp_path, monkeypatch):
     from alllib.book.prose import agreement_sentences
     from alllib.book.studies import AGREEMENT_KINDS, agreement_matrix, map_agreement
 
     _, study = random_study
     agreement = map_agreement(study, patch=24, stride=12, progress=False)
+    map_agreement(study, [0, 5], patch=24, stride=12, progress=False, checkpoint=tmp_path)
+    import alllib.book.studies as studies
+
+    computed = []
+    real_cell_maps = studies._cell_maps
+    monkeypatch.setattr(studies, "_cell_maps", lambda s, i, *a, **k: computed.append(i) or real_cell_maps(s, i, *a, **k))
+    resumed = map_agreement(study, patch=24, stride=12, progress=False, checkpoint=tmp_path)
+    pd.testing.assert_frame_equal(agreement, resumed)
+    assert sorted(computed) == sorted(set(range(len(study.table))) - {0, 5})
+    monkeypatch.undo()
     pairs = len(AGREEMENT_KINDS) * (len(AGREEMENT_KINDS) - 1) // 2
     assert len(agreement) == len(study.table) * pairs and agreement["rho"].dropna().between(-1, 1).all()
     matrix = agreement_matrix(agreement)

@@ -1,6 +1,8 @@
 """The one evaluation engine: grouped folds with spawned seeds, one result type, its JSON form."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -164,3 +166,21 @@ def test_an_evaluation_keeps_its_training_history_in_json():
     back = results_from_json(results_to_json({"ft": ProtocolResult("candidates", "ft", [e], {})}))["ft"]
     pd.testing.assert_frame_equal(back.evaluations[0].history, history, check_names=False)
     assert back.evaluations[0].best_params == {"epoch": 1}
+
+
+def test_the_code_digest_follows_what_computes_not_what_shows(tmp_path, monkeypatch):
+    """Memos are invalidated by a change to a module that computes a result (the book's candidates
+    included), not by one to a sentence or a figure."""
+    import shutil
+
+    import alllib.memo as memo
+
+    package = tmp_path / "alllib"
+    shutil.copytree(Path(memo.__file__).parent, package, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(memo, "__file__", str(package / "memo.py"))
+    before = memo.source_digest()
+    for shown in memo.DISPLAY_ONLY:
+        (package / shown).write_text((package / shown).read_text() + "\n# a new sentence\n")
+    assert memo.source_digest() == before
+    (package / "book" / "candidates.py").write_text((package / "book" / "candidates.py").read_text() + "\n# x\n")
+    assert memo.source_digest() != before

@@ -29,7 +29,7 @@ from alllib.features import (
     requested_backbones,
     resolve_backbone,
 )
-from alllib.learn.evaluation import results_from_json, results_to_json
+from alllib.learn.evaluation import dataset_digest, results_from_json, results_to_json
 from alllib.learn.protocols import honest_protocol, paper_protocol
 from alllib.memo import digest, read_memo, source_digest, write_memo
 from alllib.paths import shown_path
@@ -210,8 +210,7 @@ class Chapter:
         key = digest({
             "features": featurize.description, "settings": featurize.settings, "paper_t": paper_t,
             "honest_t": honest_t, "search": search, "n_splits": n_splits, "n_repeats": n_repeats, "seed": self.seed,
-            "data": [self.ds.name, list(map(str, self.ds.ids)), [self.ds.image_key(i) for i in range(len(self.ds))],
-                     self.ds.labels.tolist(), list(map(str, self.ds.groups))],
+            "data": dataset_digest(self.ds),
             "code": source_digest(),
         })
         memo = paths.cache_dir() / f"protocols-v{MEMO_VERSION}" / f"{key}.json.gz"

@@ -40,9 +40,10 @@ from alllib.augmentation import Augmenter
 from alllib.data import Dataset
 from alllib.features import BACKBONES, FeatureExtractor
 from alllib.learn.classifiers import CLASSIFIERS, fit_classifier
-from alllib.learn.evaluation import ProtocolResult, grouped_folds
+from alllib.learn.evaluation import ProtocolResult, dataset_digest, grouped_folds
 from alllib.learn.metrics import mean_interval
 from alllib.learn.protocols import Featurize, confound_probe, honest_protocol, paper_protocol, subject_probe
+from alllib.memo import digest, memo_path, read_memo, recipe, source_digest, write_memo
 from alllib.preprocessing import imagenet_preprocess, resize
 
 __all__ = ["compare_protocols", "Study", "protocol_study", "layers_table", "layers_study", "AttributionStudy",
@@ -208,6 +209,7 @@ class AttributionStudy:
     extractor: FeatureExtractor = field(repr=False)
     features: np.ndarray = field(repr=False)
     description: str = ""
+    key: str = ""  # what made the study (data, extractor, folds, code); "" where something has no recipe
 
     def network_input(self, i: int) -> np.ndarray:
         """The ``i``-th image as the network saw it (segmented, resized and normalised)."""
@@ -288,7 +290,9 @@ def attribution_study(ds: Dataset, extractor: FeatureExtractor, *, n_splits: int
     description = (f"{BACKBONES[extractor.backbone_].label} features, "
                    f"{'K-means segmentation' if seg else 'no segmentation'}, SVM, {len(models)} grouped folds; "
                    f"nucleus masks: {'the ground truth' if truth else 'K-means on A'}")
-    return AttributionStudy(table, cams, pixels, masks, models, extractor, X, description)
+    made = recipe(extractor)
+    key = "" if made is None else digest(dataset_digest(ds), made, n_splits, search, seed, mask_k, source_digest())
+    return AttributionStudy(table, cams, pixels, masks, models, extractor, X, description, key)
 
 
 def occlusion_check(study: AttributionStudy, indices: list[int], *, patch: int = 48,
@@ -409,7 +413,7 @@ def _cell_maps(study: AttributionStudy, i: int, svms: dict, *, patch: int, strid
 
 def sanity_checks(study: AttributionStudy, indices: Sequence[int], *, kinds: Sequence[str] = MAP_KINDS,
                   patch: int = 48, stride: int = 24, steps: int = 16, rise_masks: int = 256, consistency: bool = True,
-                  seed: int = 0, progress: bool = True) -> pd.DataFrame:
+                  seed: int = 0, progress: bool = True, checkpoint=False) -> pd.DataFrame:
     """Every map kind of :data:`MAP_KINDS` tested on the cells at ``indices``, before any is read.
     One row per cell and map kind:
 
@@ -431,7 +435,10 @@ def sanity_checks(study: AttributionStudy, indices: Sequence[int], *, kinds: Seq
 
     ``kinds`` chooses among :data:`MAP_KINDS`; ``consistency=False`` skips the variants (NaN), which
     saves the occlusion with a smaller square and a second Integrated Gradients. RISE uses
-    ``rise_masks`` masks per cell. The label-shuffled SVM is fitted once per fold.
+    ``rise_masks`` masks per cell. The label-shuffled SVM is fitted once per fold. With ``checkpoint``
+    (a folder, or ``True``: the cache's ``sanity-v1``), each cell's rows are kept as they are
+    computed and found again by the study's ``key`` and these settings: a run stopped midway resumes
+    at the next cell, with the same numbers.
     """
     unknown = set(kinds) - set(MAP_KINDS)
     if unknown:
@@ -440,6 +447,14 @@ def sanity_checks(study: AttributionStudy, indices: Sequence[int], *, kinds: Seq
     shuffled_labels = {}
     rows = []
     for i in tqdm(list(indices), desc="sanity checks", unit="cell", disable=not progress):
+        random_map = random_smooth_map(study.extractor.size, rng)  # drawn for every cell, kept or not
+        memo = memo_path(checkpoint, "sanity", study.key, int(i), list(kinds), patch, stride, steps, rise_masks,
+                         consistency, seed) if study.key else None
+        kept = read_memo(memo) if memo is not None else None
+        if kept is not None:
+            rows.extend(kept)
+            continue
+        cell_rows = []
         fold = int(study.table["fold"].iloc[i])
         if fold not in shuffled_labels:
             train = study.training_side(i)
@@ -451,8 +466,7 @@ def sanity_checks(study: AttributionStudy, indices: Sequence[int], *, kinds: Seq
                                            seed=seed + int(i), kinds=kinds, variants=consistency)
         x, sign = study.network_input(i), study.sign(i)
         fill = blurred_fill(x)
-        random_deletion, random_insertion = deletion_insertion(lambda b: heads(b)[:, :2], x,
-                                                               random_smooth_map(x.shape[0], rng), fill=fill,
+        random_deletion, random_insertion = deletion_insertion(lambda b: heads(b)[:, :2], x, random_map, fill=fill,
                                                                steps=steps, sign=sign)  # both heads at once
         r = study.table.iloc[i]
         for kind, by_svm in maps.items():
@@ -461,14 +475,17 @@ def sanity_checks(study: AttributionStudy, indices: Sequence[int], *, kinds: Seq
             deletion, insertion = deletion_insertion(lambda b, h=head: heads(b)[:, h], x, m, fill=fill,
                                                      steps=steps, sign=sign)
             other = by_svm.get("first half", m)  # RISE: its two halves of masks; the others: the map itself
-            rows.append({"id": r["id"], "label": int(r["label"]), "map": kind,
-                         "weights rho": map_similarity(m, by_svm["weights"]),
-                         "labels rho": map_similarity(m, by_svm["labels"]),
-                         "deletion": deletion, "random deletion": float(random_deletion[head]),
-                         "insertion": insertion, "random insertion": float(random_insertion[head]),
-                         "consistency rho": map_similarity(other, variant[kind]) if kind in variant else np.nan,
-                         "empty": bool(np.maximum(m, 0).sum() == 0),
-                         "inside": inside_share(m, study.masks[i]), "mask area": float(study.masks[i].mean())})
+            cell_rows.append({"id": r["id"], "label": int(r["label"]), "map": kind,
+                              "weights rho": map_similarity(m, by_svm["weights"]),
+                              "labels rho": map_similarity(m, by_svm["labels"]),
+                              "deletion": deletion, "random deletion": float(random_deletion[head]),
+                              "insertion": insertion, "random insertion": float(random_insertion[head]),
+                              "consistency rho": map_similarity(other, variant[kind]) if kind in variant else np.nan,
+                              "empty": bool(np.maximum(m, 0).sum() == 0),
+                              "inside": inside_share(m, study.masks[i]), "mask area": float(study.masks[i].mean())})
+        if memo is not None:
+            write_memo(memo, cell_rows)
+        rows.extend(cell_rows)
     return pd.DataFrame(rows)
 
 
@@ -523,22 +540,29 @@ AGREEMENT_KINDS = ("Grad-CAM", "Grad-CAM, finer layer", "occlusion of the decisi
 
 def map_agreement(study: AttributionStudy, indices: Sequence[int] | None = None, *,
                   kinds: Sequence[str] = AGREEMENT_KINDS, patch: int = 48, stride: int = 24, rise_masks: int = 256,
-                  seed: int = 0, progress: bool = True) -> pd.DataFrame:
+                  seed: int = 0, progress: bool = True, checkpoint=False) -> pd.DataFrame:
     """How alike the map kinds rank the pixels, image by image: one row per image (every image of
     the study where ``indices`` is None) and pair of ``kinds``, with the Spearman correlation of
     the two maps (:func:`~alllib.attribution.map_similarity`; NaN where one is flat) and the
-    image's ``label`` and ``correct``."""
+    image's ``label`` and ``correct``. ``checkpoint`` keeps each image's rows as in :func:`sanity_checks`
+    (``True``: the cache's ``agreement-v1``)."""
     rows = []
     indices = range(len(study.table)) if indices is None else indices
     for i in tqdm(list(indices), desc="map agreement", unit="cell", disable=not progress):
-        maps, _, _ = _cell_maps(study, i, {"model": study.model_of(i)}, patch=patch, stride=stride,
-                                rise_masks=rise_masks, seed=seed + int(i), kinds=kinds, variants=False)
-        r = study.table.iloc[i]
-        for a in range(len(kinds)):
-            for b in range(a + 1, len(kinds)):
-                rows.append({"id": r["id"], "label": int(r["label"]), "correct": bool(r["correct"]),
-                             "first": kinds[a], "second": kinds[b],
-                             "rho": map_similarity(maps[kinds[a]]["model"], maps[kinds[b]]["model"])})
+        memo = memo_path(checkpoint, "agreement", study.key, int(i), list(kinds), patch, stride, rise_masks,
+                         seed) if study.key else None
+        kept = read_memo(memo) if memo is not None else None
+        if kept is None:
+            maps, _, _ = _cell_maps(study, i, {"model": study.model_of(i)}, patch=patch, stride=stride,
+                                    rise_masks=rise_masks, seed=seed + int(i), kinds=kinds, variants=False)
+            r = study.table.iloc[i]
+            kept = [{"id": r["id"], "label": int(r["label"]), "correct": bool(r["correct"]),
+                     "first": kinds[a], "second": kinds[b],
+                     "rho": map_similarity(maps[kinds[a]]["model"], maps[kinds[b]]["model"])}
+                    for a in range(len(kinds)) for b in range(a + 1, len(kinds))]
+            if memo is not None:
+                write_memo(memo, kept)
+        rows.extend(kept)
     return pd.DataFrame(rows)
 
 

@@ -38,12 +38,12 @@ from tqdm import tqdm
 
 from alllib.data import Dataset
 from alllib.learn.metrics import METRICS, binary_metrics, mean_interval, wilson_interval
-from alllib.memo import digest, read_memo, recipe, source_digest, write_memo
-from alllib.paths import cache_dir, shown_path
+from alllib.memo import digest, memo_path, read_memo, recipe, source_digest, write_memo
+from alllib.paths import shown_path
 
 __all__ = ["Fold", "Evaluation", "ProtocolResult", "groups_per_class", "split_problem", "fold_count",
-           "inner_fold_count", "grouped_folds", "score_evaluation", "cross_validate", "results_to_json",
-           "results_from_json"]
+           "inner_fold_count", "grouped_folds", "score_evaluation", "cross_validate", "dataset_digest",
+           "results_to_json", "results_from_json"]
 
 #: The most inner folds used to tune on a training side.
 INNER_SPLITS = 3
@@ -274,7 +274,7 @@ def cross_validate(ds: Dataset, fitters: dict[str, Fitter], *, n_splits: int = 5
         The progress bar's label.
     checkpoint : bool or path
         Keep each fold's evaluation by each fitter in this folder (``True``: the cache's
-        ``folds-v1``, :func:`alllib.paths.cache_dir`) as it finishes, and take it from there
+        ``folds-v1``, :func:`alllib.memo.memo_path`) as it finishes, and take it from there
         instead of fitting again: a run killed midway resumes at the next fit. A stored fit is
         found by the dataset (its images' content, labels and groups), the fold (its index and
         seed, the split settings), the fitter's name and :func:`~alllib.memo.recipe`, and the
@@ -355,16 +355,19 @@ def results_from_json(data: dict) -> dict[str, ProtocolResult]:
 def _fold_memos(ds: Dataset, folds: list[Fold], fitters: dict, checkpoint, **split) -> dict[tuple[int, str], Path]:
     """Where each (fold, fitter) evaluation is kept (see :func:`cross_validate`'s ``checkpoint``);
     fitters without a recipe have none."""
-    if checkpoint is False or checkpoint is None:
-        return {}
-    folder = cache_dir() / "folds-v1" if checkpoint is True else Path(checkpoint)
     recipes = {name: recipe(fit) for name, fit in fitters.items()}
-    if all(r is None for r in recipes.values()):
+    if memo_path(checkpoint, "folds") is None or all(r is None for r in recipes.values()):
         return {}
-    data = digest(ds.name, list(map(str, ds.ids)), [ds.image_key(i) for i in range(len(ds))], ds.labels.tolist(),
-                  list(map(str, ds.groups)), split, source_digest())
-    return {(f.index, name): folder / f"{digest(data, f.index, f.seed, name, r)}.json.gz"
+    data = dataset_digest(ds), split, source_digest()
+    return {(f.index, name): memo_path(checkpoint, "folds", data, f.index, f.seed, name, r)
             for f in folds for name, r in recipes.items() if r is not None}
+
+
+def dataset_digest(ds: Dataset) -> str:
+    """A digest of ``ds``: its name, ids, images' content (:meth:`~alllib.data.Dataset.image_key`),
+    labels and groups; a memo of a result on ``ds`` is keyed by it."""
+    return digest(ds.name, list(map(str, ds.ids)), [ds.image_key(i) for i in range(len(ds))], ds.labels.tolist(),
+                  list(map(str, ds.groups)))
 
 
 def _memo_evaluation(path: Path) -> Evaluation | None:
