@@ -318,3 +318,30 @@ def test_a_checkpointed_honest_protocol_resumes_with_the_same_numbers(small, tmp
     assert len(fits) == 8
     honest_protocol(small, colour_features, ["svm"], target_per_class=24, **run)
     assert len(fits) == 12 and len(list(tmp_path.glob("*.json.gz"))) == 8
+
+
+def test_a_checkpointed_paper_protocol_keeps_each_classifier(small, tmp_path, monkeypatch):
+    """Each classifier's evaluation is kept as it ends (a run stopped after the SVM resumes with the
+    forest), with the same numbers, training metrics and leak count; never with keep_models."""
+    import alllib.learn.protocols as protocols
+    from alllib.book.studies import _TimedFeaturize
+
+    fits = []
+    real_fit = protocols.fit_classifier
+    monkeypatch.setattr(protocols, "fit_classifier", lambda name, *a, **k: fits.append(name) or real_fit(name, *a, **k))
+
+    def features(ds):
+        return colour_features(ds)
+
+    features.recipe = "mean colour"
+    run = dict(target_per_class=30, search="none", seed=1, checkpoint=tmp_path)
+    first = paper_protocol(small, features, ["svm"], **run)
+    both = paper_protocol(small, _TimedFeaturize(features), ["svm", "rf"], **run)  # timing changes no recipe
+    assert fits == ["svm", "rf"]
+    e, k = first["svm"].evaluations[0], both["svm"].evaluations[0]
+    assert k.metrics == e.metrics and k.train_metrics == e.train_metrics and k.leak == e.leak
+    assert np.array_equal(k.scores, e.scores) and list(k.test_ids) == list(e.test_ids)
+    paper_protocol(small, features, ["svm"], keep_models=True, **run)
+    assert fits == ["svm", "rf", "svm"]  # a kept model is never a memo
+    paper_protocol(small, features, ["svm"], **{**run, "target_per_class": 32})
+    assert fits == ["svm", "rf", "svm", "svm"]

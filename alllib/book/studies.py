@@ -79,6 +79,11 @@ class _TimedFeaturize:
     def __init__(self, featurize: Featurize):
         self.featurize, self.seconds = featurize, 0.0
 
+    @property
+    def recipe(self):
+        """The features' :func:`~alllib.memo.recipe`: timing them changes nothing they compute."""
+        return recipe(self.featurize)
+
     def __call__(self, ds: Dataset) -> np.ndarray:
         t0 = time.perf_counter()
         try:
@@ -108,30 +113,34 @@ class Study:
 def protocol_study(ds: Dataset, featurize: Featurize, classifiers: Sequence[str] = CLASSIFIERS, *,
                    target_per_class: int, augmenter: Augmenter | None = None, search: str = "paper",
                    n_splits: int = 5, n_repeats: int = 1, inner_splits: int = 3, probe_column: str | None = "patient",
-                   seed: int = 0, progress: bool = True) -> Study:
+                   seed: int = 0, progress: bool = True, checkpoint=False) -> Study:
     """Run the four protocol settings and the subject probe, timing each stage.
 
     The paper protocol balances the whole ``ds`` to ``target_per_class`` per class (at least the
     larger class) and splits by image; the honest one splits by group first and grows each
     training side by the same ratio (``scale_target``). ``timings`` has one row per stage:
     feature extraction (reading, augmenting and running the network, cached features read back)
-    and each classifier's fitting and tuning, in seconds.
+    and each classifier's fitting and tuning, in seconds. With ``checkpoint``, every protocol keeps
+    each fit as it ends (:func:`~alllib.learn.protocols.paper_protocol`,
+    :func:`~alllib.learn.protocols.honest_protocol`): a study stopped midway resumes at the next fit,
+    and a fit taken from the checkpoint counts the seconds it took when it ran.
     """
     timed = _TimedFeaturize(featurize)
     target = max(int(target_per_class), int(np.bincount(ds.labels).max()))
     rows, runs = [], {}
     for key, label, run in (
         ("paper", "paper protocol, augmented", lambda: paper_protocol(
-            ds, timed, classifiers, target_per_class=target, augmenter=augmenter, search=search, seed=seed)),
+            ds, timed, classifiers, target_per_class=target, augmenter=augmenter, search=search, seed=seed,
+            checkpoint=checkpoint)),
         ("paper_noaug", "paper protocol, no augmentation", lambda: paper_protocol(
-            ds, timed, classifiers, target_per_class=None, search=search, seed=seed)),
+            ds, timed, classifiers, target_per_class=None, search=search, seed=seed, checkpoint=checkpoint)),
         ("honest", "honest protocol, augmented", lambda: honest_protocol(
             ds, timed, classifiers, target_per_class=target, scale_target=True, augmenter=augmenter,
             n_splits=n_splits, n_repeats=n_repeats, inner_splits=inner_splits, search=search, seed=seed,
-            progress=progress)),
+            progress=progress, checkpoint=checkpoint)),
         ("honest_noaug", "honest protocol, no augmentation", lambda: honest_protocol(
             ds, timed, classifiers, target_per_class=None, n_splits=n_splits, n_repeats=n_repeats,
-            inner_splits=inner_splits, search=search, seed=seed, progress=progress)),
+            inner_splits=inner_splits, search=search, seed=seed, progress=progress, checkpoint=checkpoint)),
     ):
         before = timed.seconds
         runs[key] = run()

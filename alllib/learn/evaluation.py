@@ -43,7 +43,7 @@ from alllib.paths import shown_path
 
 __all__ = ["Fold", "Evaluation", "ProtocolResult", "groups_per_class", "split_problem", "fold_count",
            "inner_fold_count", "grouped_folds", "score_evaluation", "cross_validate", "dataset_digest",
-           "results_to_json", "results_from_json"]
+           "load_evaluation", "store_evaluation", "results_to_json", "results_from_json"]
 
 #: The most inner folds used to tune on a training side.
 INNER_SPLITS = 3
@@ -298,15 +298,14 @@ def cross_validate(ds: Dataset, fitters: dict[str, Fitter], *, n_splits: int = 5
         train, test = ds.subset(fold.train), ds.subset(fold.test)
         for name, fit in fitters.items():
             memo = stored.get((fold.index, name))
-            e = _memo_evaluation(memo) if memo is not None else None
+            e = load_evaluation(memo)
             if e is None:
                 t0 = time.perf_counter()
                 out = fit(train, test, fold)
                 e = out if isinstance(out, Evaluation) else score_evaluation(name, test.labels, out, test.ids)
                 e.fold, e.repeat, e.groups, e.n_train = fold.index, fold.repeat, test.groups, len(fold.train)
                 e.seconds = e.seconds or time.perf_counter() - t0
-                if memo is not None:
-                    write_memo(memo, _evaluation_json(e))
+                store_evaluation(memo, e)
             else:
                 restored += 1
             evals[name].append(e)
@@ -370,11 +369,18 @@ def dataset_digest(ds: Dataset) -> str:
                   list(map(str, ds.groups)))
 
 
-def _memo_evaluation(path: Path) -> Evaluation | None:
-    """The evaluation kept at ``path``, or ``None`` (none yet, or unreadable: fitted again)."""
-    data = read_memo(path)
+def load_evaluation(path: Path | None) -> Evaluation | None:
+    """The evaluation kept at ``path`` (a memo, :mod:`alllib.memo`), or ``None``: no path, nothing
+    kept yet, or unreadable (computed again, and said)."""
+    data = read_memo(path) if path is not None else None
     try:
         return None if data is None else _json_evaluation(data)
     except (KeyError, TypeError, ValueError) as err:
         print(f"alllib: ignoring the checkpoint {shown_path(path)} ({type(err).__name__}); fitting again")
         return None
+
+
+def store_evaluation(path: Path | None, e: Evaluation) -> None:
+    """Keep ``e`` at ``path`` (nothing where ``path`` is ``None``); :func:`load_evaluation` reads it back."""
+    if path is not None:
+        write_memo(path, _evaluation_json(e))

@@ -27,9 +27,18 @@ from sklearn.model_selection import StratifiedGroupKFold, cross_val_score, train
 from alllib.augmentation import Augmenter, balance
 from alllib.data import Dataset
 from alllib.learn.classifiers import CLASSIFIERS, decision_scores, fit_classifier, n_jobs, param_grid
-from alllib.learn.evaluation import Evaluation, Fold, ProtocolResult, cross_validate, inner_fold_count
+from alllib.learn.evaluation import (
+    Evaluation,
+    Fold,
+    ProtocolResult,
+    cross_validate,
+    dataset_digest,
+    inner_fold_count,
+    load_evaluation,
+    store_evaluation,
+)
 from alllib.learn.metrics import binary_metrics
-from alllib.memo import recipe
+from alllib.memo import memo_path, recipe, source_digest
 
 __all__ = ["leak_audit", "paper_protocol", "honest_protocol", "per_group_accuracy", "subject_probe",
            "confound_probe"]
@@ -83,7 +92,7 @@ def _evaluate(name, model, X_test, y_test, ids, leak, grid=None, train=None, kee
 def paper_protocol(ds: Dataset, featurize: Featurize, classifiers: Sequence[str] = CLASSIFIERS, *,
                    target_per_class: int | None = 750, augmenter: Augmenter | None = None,
                    test_size: float = 0.2, search: str = "paper", seed: int = 0,
-                   keep_models: bool = False) -> dict[str, ProtocolResult]:
+                   keep_models: bool = False, checkpoint=False) -> dict[str, ProtocolResult]:
     """The paper's protocol: augment everything, then split by image (see module docstring).
 
     ``target_per_class=None`` skips augmentation (the paper's "NoAug" ablation), still split
@@ -109,6 +118,11 @@ def paper_protocol(ds: Dataset, featurize: Featurize, classifiers: Sequence[str]
         Seeds the split, the augmentation and the search.
     keep_models : bool
         Keep each fitted model in its evaluation.
+    checkpoint : bool or path
+        Keep each classifier's evaluation as it ends (a folder; ``True``: the cache's ``paper-v1``,
+        :func:`alllib.memo.memo_path`) and take it from there in a later run with the same data,
+        settings, features (their :func:`~alllib.memo.recipe`) and code; never with
+        ``keep_models`` (a model file is not a memo).
 
     Returns
     -------
@@ -124,13 +138,19 @@ def paper_protocol(ds: Dataset, featurize: Featurize, classifiers: Sequence[str]
     leak = leak_audit(full.table.iloc[train], full.table.iloc[test])
     settings = {"dataset": ds.name, "n_originals": len(ds), "n_total": len(full), "target_per_class": target_per_class,
                 "test_size": test_size, "search": search, "seed": seed, "split": "by image, after augmentation"}
+    made = None if keep_models else recipe({"featurize": featurize, "augmenter": augmenter})
     out = {}
     for name in classifiers:
-        t0 = time.perf_counter()
-        model, grid = fit_classifier(name, X[train], y[train], search=search, seed=seed)
-        e = _evaluate(name, model, X[test], y[test], full.ids[test], leak, grid, train=(X[train], y[train]),
-                      keep_model=keep_models)
-        e.seconds = time.perf_counter() - t0
+        memo = None if made is None else memo_path(checkpoint, "paper", dataset_digest(ds), made, settings, name,
+                                                   source_digest())
+        e = load_evaluation(memo)
+        if e is None:
+            t0 = time.perf_counter()
+            model, grid = fit_classifier(name, X[train], y[train], search=search, seed=seed)
+            e = _evaluate(name, model, X[test], y[test], full.ids[test], leak, grid, train=(X[train], y[train]),
+                          keep_model=keep_models)
+            e.seconds = time.perf_counter() - t0
+            store_evaluation(memo, e)
         out[name] = ProtocolResult("paper", name, [e], settings)
     return out
 
