@@ -2,7 +2,7 @@
 
 A memo is a gzipped JSON file (reading it runs no code, unlike a pickle) under a name made from a
 SHA-256 of its inputs: the data, the settings, the :func:`recipe` of what was fitted, and the
-:func:`source_digest` of the library's core, so that a change to any input, or to the code,
+:func:`source_digest` of the code that computes, so that a change to any input, or to the code,
 computes it again. Memos are written atomically (a temporary file renamed), so a run killed
 while writing leaves no half file; one that cannot be read is computed again, and says so.
 
@@ -25,7 +25,8 @@ from pathlib import Path
 
 from alllib.paths import cache_dir, shown_path
 
-__all__ = ["DISPLAY_ONLY", "recipe", "digest", "source_digest", "read_memo", "write_memo", "memo_path"]
+__all__ = ["DISPLAY_ONLY", "recipe", "with_recipe", "digest", "source_digest", "memo_path", "read_memo", "write_memo",
+           "kept"]
 
 
 def recipe(obj):
@@ -55,6 +56,18 @@ def recipe(obj):
     return None
 
 
+def with_recipe(fn, kind: str, **arguments):
+    """``fn`` carrying the recipe ``{kind: arguments}`` (``None`` where an argument has none): how
+    the library's candidates, fitters and featurizers say what they are.
+
+    >>> with_recipe(lambda ds: ds, "frozen_svm", search="small").recipe
+    {'frozen_svm': {'search': 'small'}}
+    """
+    parts = recipe(arguments)
+    fn.recipe = None if parts is None else {kind: parts}
+    return fn
+
+
 def digest(*parts) -> str:
     """A short SHA-256 of ``parts`` (JSON data), for a memo's name."""
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
@@ -82,14 +95,16 @@ def memo_path(checkpoint, kind: str, *parts) -> Path | None:
     """Where a memo of ``kind`` keyed by ``parts`` is kept: in ``checkpoint`` (a folder; ``True``: the
     cache's ``<kind>-v1``, :func:`alllib.paths.cache_dir`), or ``None`` where ``checkpoint`` is
     false (nothing is kept)."""
-    if checkpoint is None or checkpoint is False:
+    if not checkpoint:
         return None
     folder = cache_dir() / f"{kind}-v1" if checkpoint is True else Path(checkpoint)
     return folder / f"{digest(*parts)}.json.gz"
 
 
-def read_memo(path: Path):
-    """The JSON data stored at ``path``, or ``None`` (absent, or unreadable: computed again)."""
+def read_memo(path: Path | None):
+    """The JSON data stored at ``path``, or ``None`` (no path, absent, or unreadable: computed again)."""
+    if path is None:
+        return None
     try:
         with gzip.open(path, "rt") as f:
             return json.load(f)
@@ -100,8 +115,11 @@ def read_memo(path: Path):
         return None
 
 
-def write_memo(path: Path, data) -> None:
-    """Store ``data`` at ``path`` atomically; a cache that cannot be written costs a rerun only."""
+def write_memo(path: Path | None, data) -> None:
+    """Store ``data`` at ``path`` atomically (nothing where ``path`` is ``None``); a cache that cannot
+    be written costs a rerun only."""
+    if path is None:
+        return
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
@@ -110,3 +128,12 @@ def write_memo(path: Path, data) -> None:
         tmp.replace(path)
     except OSError as err:
         print(f"alllib: could not store a memo in {shown_path(path.parent)} ({err.strerror or err})")
+
+
+def kept(path: Path | None, compute):
+    """The data kept at ``path``, or ``compute()``'s, kept there (``path`` ``None``: computed, not kept)."""
+    data = read_memo(path)
+    if data is None:
+        data = compute()
+        write_memo(path, data)
+    return data

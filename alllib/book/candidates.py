@@ -40,7 +40,7 @@ from alllib.learn.metrics import (
 )
 from alllib.learn.neighbours import neighbourhood_correction
 from alllib.learn.protocols import Featurize
-from alllib.memo import recipe
+from alllib.memo import with_recipe
 from alllib.preprocessing import Reinhard
 
 __all__ = ["evaluate_candidates", "candidates_table", "CANDIDATE_METRICS", "frozen_svm", "reinhard_svm",
@@ -83,17 +83,11 @@ def evaluate_candidates(ds: Dataset, candidates: dict[str, FitScore], *, n_split
             out = fit_score(train, test, fold.seed)
             return out if isinstance(out, Evaluation) else np.asarray(out, float)
 
-        return _with_recipe(fit, getattr(fit_score, "recipe", None))
+        return with_recipe(fit, "candidate", fit_score=fit_score)
 
     return cross_validate(ds, {name: fitter(f) for name, f in candidates.items()}, n_splits=n_splits,
                           n_repeats=n_repeats, seed=seed, protocol="candidates", progress=progress,
                           desc="candidates x folds", checkpoint=checkpoint)
-
-
-def _with_recipe(fn, what):
-    """``fn`` carrying ``what`` as its :func:`~alllib.memo.recipe` (``None``: it has none)."""
-    fn.recipe = what
-    return fn
 
 
 #: The metrics of :func:`candidates_table`, as the table names them.
@@ -203,25 +197,17 @@ def frozen_svm(featurize: Featurize, *, search: str = "small", target_per_class:
             scores = neighbourhood_correction(featurize(test), scores, k=neighbours, weight=neighbour_weight)
         return scores
 
-    return _with_recipe(fit_score, _recipe_of("frozen_svm", featurize=featurize, search=search,
-                                              target_per_class=target_per_class, augmenter=augmenter, tta=tta,
-                                              class_weight=class_weight, neighbours=neighbours,
-                                              neighbour_weight=neighbour_weight))
-
-
-def _recipe_of(kind: str, **arguments):
-    """The recipe of a candidate made by ``kind`` with ``arguments``, or ``None`` where one of them
-    has none (a bare function as featurizer)."""
-    parts = recipe(arguments)
-    return None if parts is None else {kind: parts}
+    return with_recipe(fit_score, "frozen_svm", featurize=featurize, search=search,
+                       target_per_class=target_per_class, augmenter=augmenter, tta=tta, class_weight=class_weight,
+                       neighbours=neighbours, neighbour_weight=neighbour_weight)
 
 
 def side_by_side(*featurizers: Featurize) -> Featurize:
     """A featurizer whose features are those of ``featurizers`` side by side (e.g. deep features
     and :class:`~alllib.features.nucleus.NucleusFeaturizer`'s); the SVM's scaler puts them on one
     scale."""
-    return _with_recipe(lambda ds: np.hstack([np.asarray(f(ds), np.float32) for f in featurizers]),
-                        _recipe_of("side_by_side", featurizers=featurizers))
+    return with_recipe(lambda ds: np.hstack([np.asarray(f(ds), np.float32) for f in featurizers]),
+                       "side_by_side", featurizers=featurizers)
 
 
 def reinhard_svm(featurize: Featurize, *, search: str = "small") -> FitScore:
@@ -233,7 +219,7 @@ def reinhard_svm(featurize: Featurize, *, search: str = "small") -> FitScore:
         return frozen_svm(featurize, search=search)(transformed(train, norm.transform_image, norm.recipe),
                                                      transformed(test, norm.transform_image, norm.recipe), seed)
 
-    return _with_recipe(fit_score, _recipe_of("reinhard_svm", featurize=featurize, search=search))
+    return with_recipe(fit_score, "reinhard_svm", featurize=featurize, search=search)
 
 
 def cross_dataset(train: Dataset, test: Dataset, featurize: Featurize, *, search: str = "small",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Callable, Sequence
 
 import numpy as np
@@ -43,7 +44,7 @@ from alllib.learn.classifiers import CLASSIFIERS, fit_classifier
 from alllib.learn.evaluation import ProtocolResult, dataset_digest, grouped_folds
 from alllib.learn.metrics import mean_interval
 from alllib.learn.protocols import Featurize, confound_probe, honest_protocol, paper_protocol, subject_probe
-from alllib.memo import digest, memo_path, read_memo, recipe, source_digest, write_memo
+from alllib.memo import digest, kept, memo_path, recipe, source_digest
 from alllib.preprocessing import imagenet_preprocess, resize
 
 __all__ = ["compare_protocols", "Study", "protocol_study", "layers_table", "layers_study", "AttributionStudy",
@@ -454,16 +455,8 @@ def sanity_checks(study: AttributionStudy, indices: Sequence[int], *, kinds: Seq
         raise ValueError(f"unknown map kinds {sorted(unknown)}; choose among {list(MAP_KINDS)}")
     rng = np.random.default_rng(seed)
     shuffled_labels = {}
-    rows = []
-    for i in tqdm(list(indices), desc="sanity checks", unit="cell", disable=not progress):
-        random_map = random_smooth_map(study.extractor.size, rng)  # drawn for every cell, kept or not
-        memo = memo_path(checkpoint, "sanity", study.key, int(i), list(kinds), patch, stride, steps, rise_masks,
-                         consistency, seed) if study.key else None
-        kept = read_memo(memo) if memo is not None else None
-        if kept is not None:
-            rows.extend(kept)
-            continue
-        cell_rows = []
+
+    def cell_rows(i: int, random_map: np.ndarray) -> list[dict]:
         fold = int(study.table["fold"].iloc[i])
         if fold not in shuffled_labels:
             train = study.training_side(i)
@@ -478,23 +471,29 @@ def sanity_checks(study: AttributionStudy, indices: Sequence[int], *, kinds: Seq
         random_deletion, random_insertion = deletion_insertion(lambda b: heads(b)[:, :2], x, random_map, fill=fill,
                                                                steps=steps, sign=sign)  # both heads at once
         r = study.table.iloc[i]
+        out = []
         for kind, by_svm in maps.items():
             head = 1 if kind.endswith("evidence") else 0
             m = by_svm["model"]
             deletion, insertion = deletion_insertion(lambda b, h=head: heads(b)[:, h], x, m, fill=fill,
                                                      steps=steps, sign=sign)
             other = by_svm.get("first half", m)  # RISE: its two halves of masks; the others: the map itself
-            cell_rows.append({"id": r["id"], "label": int(r["label"]), "map": kind,
-                              "weights rho": map_similarity(m, by_svm["weights"]),
-                              "labels rho": map_similarity(m, by_svm["labels"]),
-                              "deletion": deletion, "random deletion": float(random_deletion[head]),
-                              "insertion": insertion, "random insertion": float(random_insertion[head]),
-                              "consistency rho": map_similarity(other, variant[kind]) if kind in variant else np.nan,
-                              "empty": bool(np.maximum(m, 0).sum() == 0),
-                              "inside": inside_share(m, study.masks[i]), "mask area": float(study.masks[i].mean())})
-        if memo is not None:
-            write_memo(memo, cell_rows)
-        rows.extend(cell_rows)
+            out.append({"id": r["id"], "label": int(r["label"]), "map": kind,
+                        "weights rho": map_similarity(m, by_svm["weights"]),
+                        "labels rho": map_similarity(m, by_svm["labels"]),
+                        "deletion": deletion, "random deletion": float(random_deletion[head]),
+                        "insertion": insertion, "random insertion": float(random_insertion[head]),
+                        "consistency rho": map_similarity(other, variant[kind]) if kind in variant else np.nan,
+                        "empty": bool(np.maximum(m, 0).sum() == 0),
+                        "inside": inside_share(m, study.masks[i]), "mask area": float(study.masks[i].mean())})
+        return out
+
+    rows = []
+    for i in tqdm(list(indices), desc="sanity checks", unit="cell", disable=not progress):
+        random_map = random_smooth_map(study.extractor.size, rng)  # drawn for every cell, kept or not
+        memo = memo_path(checkpoint, "sanity", study.key, int(i), list(kinds), patch, stride, steps, rise_masks,
+                         consistency, seed) if study.key else None
+        rows.extend(kept(memo, partial(cell_rows, i, random_map)))
     return pd.DataFrame(rows)
 
 
@@ -555,23 +554,21 @@ def map_agreement(study: AttributionStudy, indices: Sequence[int] | None = None,
     the two maps (:func:`~alllib.attribution.map_similarity`; NaN where one is flat) and the
     image's ``label`` and ``correct``. ``checkpoint`` keeps each image's rows as in :func:`sanity_checks`
     (``True``: the cache's ``agreement-v1``)."""
+
+    def pairs(i: int) -> list[dict]:
+        maps, _, _ = _cell_maps(study, i, {"model": study.model_of(i)}, patch=patch, stride=stride,
+                                rise_masks=rise_masks, seed=seed + int(i), kinds=kinds, variants=False)
+        r = study.table.iloc[i]
+        return [{"id": r["id"], "label": int(r["label"]), "correct": bool(r["correct"]), "first": kinds[a],
+                 "second": kinds[b], "rho": map_similarity(maps[kinds[a]]["model"], maps[kinds[b]]["model"])}
+                for a in range(len(kinds)) for b in range(a + 1, len(kinds))]
+
     rows = []
     indices = range(len(study.table)) if indices is None else indices
     for i in tqdm(list(indices), desc="map agreement", unit="cell", disable=not progress):
         memo = memo_path(checkpoint, "agreement", study.key, int(i), list(kinds), patch, stride, rise_masks,
                          seed) if study.key else None
-        kept = read_memo(memo) if memo is not None else None
-        if kept is None:
-            maps, _, _ = _cell_maps(study, i, {"model": study.model_of(i)}, patch=patch, stride=stride,
-                                    rise_masks=rise_masks, seed=seed + int(i), kinds=kinds, variants=False)
-            r = study.table.iloc[i]
-            kept = [{"id": r["id"], "label": int(r["label"]), "correct": bool(r["correct"]),
-                     "first": kinds[a], "second": kinds[b],
-                     "rho": map_similarity(maps[kinds[a]]["model"], maps[kinds[b]]["model"])}
-                    for a in range(len(kinds)) for b in range(a + 1, len(kinds))]
-            if memo is not None:
-                write_memo(memo, kept)
-        rows.extend(kept)
+        rows.extend(kept(memo, partial(pairs, i)))
     return pd.DataFrame(rows)
 
 

@@ -355,7 +355,7 @@ def _fold_memos(ds: Dataset, folds: list[Fold], fitters: dict, checkpoint, **spl
     """Where each (fold, fitter) evaluation is kept (see :func:`cross_validate`'s ``checkpoint``);
     fitters without a recipe have none."""
     recipes = {name: recipe(fit) for name, fit in fitters.items()}
-    if memo_path(checkpoint, "folds") is None or all(r is None for r in recipes.values()):
+    if not checkpoint or all(r is None for r in recipes.values()):
         return {}
     data = dataset_digest(ds), split, source_digest()
     return {(f.index, name): memo_path(checkpoint, "folds", data, f.index, f.seed, name, r)
@@ -372,7 +372,7 @@ def dataset_digest(ds: Dataset) -> str:
 def load_evaluation(path: Path | None) -> Evaluation | None:
     """The evaluation kept at ``path`` (a memo, :mod:`alllib.memo`), or ``None``: no path, nothing
     kept yet, or unreadable (computed again, and said)."""
-    data = read_memo(path) if path is not None else None
+    data = read_memo(path)
     try:
         return None if data is None else _json_evaluation(data)
     except (KeyError, TypeError, ValueError) as err:
@@ -382,5 +382,4 @@ def load_evaluation(path: Path | None) -> Evaluation | None:
 
 def store_evaluation(path: Path | None, e: Evaluation) -> None:
     """Keep ``e`` at ``path`` (nothing where ``path`` is ``None``); :func:`load_evaluation` reads it back."""
-    if path is not None:
-        write_memo(path, _evaluation_json(e))
+    write_memo(path, _evaluation_json(e))

@@ -32,7 +32,7 @@ from alllib.augmentation import Augmenter
 from alllib.data import Dataset
 from alllib.features import import_keras, precision_policy
 from alllib.learn.evaluation import Evaluation, ProtocolResult, grouped_folds, score_evaluation
-from alllib.memo import recipe
+from alllib.memo import with_recipe
 from alllib.preprocessing import imagenet_preprocess, resize
 from alllib.settings import check_positive_int
 
@@ -178,9 +178,7 @@ def finetuned(log: list | None = None, **settings):
         return score_evaluation("fine-tuned", test.labels, tuner.decision_function(test), test.ids,
                                 history=tuner.history_, best_params={"epoch": tuner.best_epoch_})
 
-    parts = recipe(settings)
-    fit_score.recipe = None if parts is None else {"finetuned": parts}
-    return fit_score
+    return with_recipe(fit_score, "finetuned", **settings)
 
 
 def last_fold_network(ds: Dataset, log: list, *, n_splits: int = 5, n_repeats: int = 1, seed: int = 0,

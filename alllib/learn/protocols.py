@@ -38,7 +38,7 @@ from alllib.learn.evaluation import (
     store_evaluation,
 )
 from alllib.learn.metrics import binary_metrics
-from alllib.memo import memo_path, recipe, source_digest
+from alllib.memo import memo_path, recipe, source_digest, with_recipe
 
 __all__ = ["leak_audit", "paper_protocol", "honest_protocol", "per_group_accuracy", "subject_probe",
            "confound_probe"]
@@ -138,11 +138,11 @@ def paper_protocol(ds: Dataset, featurize: Featurize, classifiers: Sequence[str]
     leak = leak_audit(full.table.iloc[train], full.table.iloc[test])
     settings = {"dataset": ds.name, "n_originals": len(ds), "n_total": len(full), "target_per_class": target_per_class,
                 "test_size": test_size, "search": search, "seed": seed, "split": "by image, after augmentation"}
-    made = None if keep_models else recipe({"featurize": featurize, "augmenter": augmenter})
+    made = None if keep_models or not checkpoint else recipe({"featurize": featurize, "augmenter": augmenter})
+    key = None if made is None else (dataset_digest(ds), made, settings, source_digest())  # once, not per classifier
     out = {}
     for name in classifiers:
-        memo = None if made is None else memo_path(checkpoint, "paper", dataset_digest(ds), made, settings, name,
-                                                   source_digest())
+        memo = None if key is None else memo_path(checkpoint, "paper", *key, name)
         e = load_evaluation(memo)
         if e is None:
             t0 = time.perf_counter()
@@ -235,11 +235,9 @@ def honest_protocol(ds: Dataset, featurize: Featurize, classifiers: Sequence[str
                 e.best_params["tuned"] = False
             return e
 
-        parts = recipe({"featurize": featurize, "augmenter": augmenter})
-        fit.recipe = None if parts is None else {"honest_protocol": {
-            "classifier": name, "target_per_class": target_per_class, "scale_target": scale_target,
-            "inner_splits": inner_splits, "search": search, **parts}}
-        return fit
+        return with_recipe(fit, "honest_protocol", classifier=name, featurize=featurize, augmenter=augmenter,
+                           target_per_class=target_per_class, scale_target=scale_target, inner_splits=inner_splits,
+                           search=search)
 
     settings = {"target_per_class": target_per_class, "scale_target": scale_target, "inner_splits": inner_splits,
                 "search": search, "split": "by group, before augmentation"}
