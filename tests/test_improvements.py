@@ -225,6 +225,25 @@ def test_nucleus_features_see_a_larger_nucleus():
     assert area[ds.labels == 1].mean() > area[ds.labels == 0].mean() and (X[:, 0] > 0).all()
 
 
+@pytest.mark.parametrize("as_text", [False, True])
+def test_recipes_follow_the_weights_files_content(tmp_path, as_text):
+    """Kept fits are found by the weights' content: a weights file changed under the same name is
+    another recipe, for frozen features and for fine-tuning alike; the same content, the same one."""
+    from alllib.features import Featurizer
+    from alllib.learn.finetune import finetuned
+
+    def recipes():
+        weights = str(path) if as_text else path
+        return Featurizer("efficientnet_lite0", weights=weights).recipe, finetuned(epochs=1, weights=weights).recipe
+
+    path = tmp_path / "lite0.weights.h5"
+    path.write_bytes(b"one set of weights")
+    first = recipes()
+    assert None not in first and recipes() == first
+    path.write_bytes(b"another set of weights")
+    assert all(x != y for x, y in zip(first, recipes()))
+
+
 def test_candidates_carry_recipes_that_tell_their_settings_apart(tmp_path):
     """A checkpointed comparison finds a candidate's fits again by its recipe: other settings are
     fitted afresh, the same settings are not, and a featurizer that says nothing of itself (a bare

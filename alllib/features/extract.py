@@ -240,8 +240,12 @@ class Featurizer:
 
     @property
     def recipe(self):
-        """What defines these features (:func:`alllib.memo.recipe`): the backbone and the settings."""
-        settings = recipe(self.settings)
+        """What defines these features (:func:`alllib.memo.recipe`): the backbone and the settings,
+        the weights named by their file's SHA-256 (a file changed under the same name is another
+        recipe)."""
+        weights = weights_info(BACKBONES[self.backbone], self.settings.get("weights", "imagenet"),
+                               self.settings.get("seed", 0))[2]
+        settings = recipe({**self.settings, "weights": weights})
         return None if settings is None else {"Featurizer": {"backbone": self.backbone, "settings": settings}}
 
     def __call__(self, ds: Dataset) -> np.ndarray:

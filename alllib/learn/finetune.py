@@ -31,6 +31,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 from alllib.augmentation import Augmenter
 from alllib.data import Dataset
 from alllib.features import import_keras, precision_policy
+from alllib.features.backbones import BACKBONES, weights_info
 from alllib.learn.evaluation import Evaluation, ProtocolResult, grouped_folds, score_evaluation
 from alllib.memo import with_recipe
 from alllib.preprocessing import imagenet_preprocess, resize
@@ -167,9 +168,10 @@ def finetuned(log: list | None = None, **settings):
     """A candidate for :func:`alllib.book.candidates.evaluate_candidates`: a :class:`FineTuner` with
     ``settings`` fitted on each training side. It returns the test images' decision values as an
     :class:`~alllib.learn.evaluation.Evaluation` that carries the training ``history`` and, as
-    ``best_params["epoch"]``, the epoch early stopping kept; its ``recipe`` (the settings) lets a
-    checkpoint find the fit again. Each tuner fitted is appended to ``log`` (for the probes of its
-    network); fits taken from a checkpoint are not."""
+    ``best_params["epoch"]``, the epoch early stopping kept; its ``recipe`` (the settings, the
+    starting weights named by their file's SHA-256) lets a checkpoint find the fit again. Each
+    tuner fitted is appended to ``log`` (for the probes of its network); fits taken from a
+    checkpoint are not."""
 
     def fit_score(train: Dataset, test: Dataset, seed: int) -> Evaluation:
         tuner = FineTuner(**{"seed": seed, **settings}).fit(train)
@@ -178,7 +180,9 @@ def finetuned(log: list | None = None, **settings):
         return score_evaluation("fine-tuned", test.labels, tuner.decision_function(test), test.ids,
                                 history=tuner.history_, best_params={"epoch": tuner.best_epoch_})
 
-    return with_recipe(fit_score, "finetuned", **settings)
+    start = FineTuner(**settings).check_params()
+    weights = weights_info(BACKBONES[start.backbone], start.weights, 0)[2]
+    return with_recipe(fit_score, "finetuned", **{**settings, "weights": weights})
 
 
 def last_fold_network(ds: Dataset, log: list, *, n_splits: int = 5, n_repeats: int = 1, seed: int = 0,
