@@ -14,10 +14,11 @@ SVM's decision, or :func:`svm_evidence`, the share of the kernel's votes for the
 patch that only makes the image atypical (every kernel similarity shrinking alike) leaves unchanged.
 :func:`rise_map` weighs hundreds of random masks by the score each leaves.
 
-A map earns a reading only if it passes sanity checks (:func:`deletion_insertion` against
-:func:`random_smooth_map`; randomised weights, :func:`permuted_svm`, and randomised labels,
-:func:`label_randomised_svm`); the book runs them in :func:`alllib.book.studies.sanity_checks`
-before it reads any map.
+A map earns a reading only if it passes sanity checks (:func:`cell_map_checks`, judged by
+:func:`sanity_table`): it must change under randomised weights (:func:`permuted_svm`) and
+randomised labels (:func:`label_randomised_svm`) more than under another way of computing it, and
+beat :func:`random_smooth_map` in :func:`deletion_insertion` whatever the fill (:data:`FILLS`); the
+book runs them in :func:`alllib.book.studies.sanity_checks` before it reads any map.
 
 :func:`inside_share` turns a map into a number: the share of the positive attribution that
 falls inside the nucleus mask. A map spread evenly over the image would score the mask's area,
@@ -30,6 +31,8 @@ so the share is read against the mask's area (:class:`alllib.book.studies.Attrib
 """
 from __future__ import annotations
 
+import weakref
+
 import cv2
 import numpy as np
 from sklearn.pipeline import Pipeline
@@ -37,23 +40,29 @@ from sklearn.svm import SVC
 from tqdm import tqdm
 
 from alllib.features import FeatureExtractor, import_keras
+from alllib.features.keras import forward
 from alllib.preprocessing import BACKBONE_PREPROCESSING, resize
 from alllib.segmentation import segment_kmeans
 
 __all__ = ["conv_maps", "svm_feature_gradient", "grad_cam", "upsample", "occlusion_map", "inside_share",
            "nucleus_mask", "network_mode", "blurred_fill", "svm_evidence", "permuted_svm", "random_smooth_map",
            "deletion_insertion", "map_similarity", "integrated_gradients", "finer_layer", "grad_cam_at", "rise_map",
-           "label_randomised_svm"]
+           "label_randomised_svm", "mean_fill", "FILLS", "cell_map_checks", "sanity_table"]
+
+
+_MAPS_MODELS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def _maps_model(extractor: FeatureExtractor):
-    """The extractor's network cut before its global average pooling."""
+    """The extractor's network cut before its global average pooling (made once per network)."""
     keras = import_keras()
     model = extractor._network()
-    pools = [layer for layer in model.layers if isinstance(layer, keras.layers.GlobalAveragePooling2D)]
-    if not pools:
-        raise ValueError(f"{model.name} has no global average pooling: its features are not averaged maps")
-    return keras.Model(model.inputs, pools[-1].input)
+    if model not in _MAPS_MODELS:
+        pools = [layer for layer in model.layers if isinstance(layer, keras.layers.GlobalAveragePooling2D)]
+        if not pools:
+            raise ValueError(f"{model.name} has no global average pooling: its features are not averaged maps")
+        _MAPS_MODELS[model] = keras.Model(model.inputs, pools[-1].input)
+    return _MAPS_MODELS[model]
 
 
 def network_mode(extractor: FeatureExtractor) -> str:
@@ -68,7 +77,7 @@ def conv_maps(extractor: FeatureExtractor, inputs: list[np.ndarray], *, progress
         extractor.fit()
     model = _maps_model(extractor)
     step = extractor.batch_size
-    out = [np.asarray(model.predict_on_batch(np.stack(inputs[s:s + step])), np.float32)
+    out = [forward(model, np.stack(inputs[s:s + step]))
            for s in tqdm(range(0, len(inputs), step), desc="feature maps", unit="batch", disable=not progress)]
     return np.concatenate(out)
 
@@ -317,6 +326,113 @@ def random_smooth_map(size: int, rng: np.random.Generator, cells: int = 7) -> np
     """A random map as smooth as a Grad-CAM of ``cells`` x ``cells`` positions, upsampled to
     ``size`` x ``size``: the baseline a map must beat in :func:`deletion_insertion`."""
     return upsample(rng.random((cells, cells)), size)
+
+
+def mean_fill(network_input: np.ndarray) -> np.ndarray:
+    """A second fill for :func:`deletion_insertion`, unlike :func:`blurred_fill`: every pixel the
+    image's mean colour. Occlusion and RISE are made with the blurred fill, so a map scored with
+    that fill alone is scored on its own terms; scored with this one as well, it must hold when
+    what replaces the pixels changes."""
+    x = np.asarray(network_input, np.float32)
+    return np.broadcast_to(x.reshape(-1, x.shape[-1]).mean(axis=0), x.shape).copy()
+
+
+#: The fills every map is scored with in :func:`cell_map_checks` (both must agree).
+FILLS = {"blurred": blurred_fill, "mean colour": mean_fill}
+
+
+def cell_map_checks(maps: dict, variants: dict, heads, network_input: np.ndarray, *, sign: float,
+                    random_map: np.ndarray, steps: int = 16) -> list[dict]:
+    """The sanity checks of one cell's maps (Adebayo et al. 2018; Petsiuk et al. 2018), one dict
+    per map kind:
+
+    * ``weights rho`` and ``labels rho``: the Spearman correlation of the map under the model
+      (``maps[kind]["model"]``) with the same kind of map under the model with its learnt weights
+      shuffled (``"weights"``) and under a model fitted on shuffled labels (``"labels"``);
+    * ``consistency rho``: the map against ``variants[kind]``, the same model explained another
+      way that should agree (RISE: its two halves of masks, ``maps[kind]["first half"]`` against
+      the variant); NaN where there is no variant. A map that depends on the model agrees with
+      its own variant more than with the randomised models' maps;
+    * ``deletion`` / ``insertion`` and the same areas of ``random_map``, with each fill of
+      :data:`FILLS` (columns suffixed `` (blurred)``, `` (mean colour)``), on the score the map
+      explains: ``heads(batch)`` gives ``(n, k)`` scores, the decision in column 0 and the
+      evidence in column 1 (maps whose kind ends in "evidence"), signed by ``sign``;
+    * ``empty``: no positive attribution.
+    """
+    x = network_input
+    random_curves = {name: deletion_insertion(lambda b: heads(b)[:, :2], x, random_map, fill=make(x), steps=steps,
+                                              sign=sign) for name, make in FILLS.items()}  # both heads at once
+    out = []
+    for kind, by_model in maps.items():
+        head = 1 if kind.endswith("evidence") else 0
+        m = by_model["model"]
+        row = {"map": kind, "weights rho": map_similarity(m, by_model["weights"]),
+               "labels rho": map_similarity(m, by_model["labels"]),
+               "consistency rho": (map_similarity(by_model.get("first half", m), variants[kind])
+                                   if kind in variants else np.nan),
+               "empty": bool(np.maximum(m, 0).sum() == 0)}
+        for name, make in FILLS.items():
+            deletion, insertion = deletion_insertion(lambda b, h=head: heads(b)[:, h], x, m, fill=make(x),
+                                                     steps=steps, sign=sign)
+            row.update({f"deletion ({name})": deletion, f"random deletion ({name})": float(random_curves[name][0][head]),
+                        f"insertion ({name})": insertion,
+                        f"random insertion ({name})": float(random_curves[name][1][head])})
+        out.append(row)
+    return out
+
+
+def sanity_table(checks, *, alpha: float = 0.05):
+    """Pass or fail per map kind, from rows of :func:`cell_map_checks` (one per cell and kind), by
+    paired one-sided Wilcoxon signed-rank tests over the cells at ``alpha`` (the cell sample's
+    uncertainty):
+
+    * **randomisation**: the map agrees with its own variant more than with the map under the
+      shuffled weights, and more than with the map under the shuffled labels (``consistency rho``
+      against ``|weights rho|`` and ``|labels rho|``, cell by cell). A map that ignores the model,
+      such as a centred blob, is as like its randomised maps as its variant and fails; without a
+      variant the check is "not measured" and the map is not read;
+    * **deletion** / **insertion**: the map beats the random smooth map (a lower deletion area, a
+      higher insertion area) with **every** fill of :data:`FILLS`. An inverted map fails.
+
+    ``reads`` is True only where all three pass. ``empty`` counts the maps with no positive
+    attribution. Returns a ``pandas.DataFrame`` indexed by map kind."""
+    import pandas as pd
+    from scipy.stats import wilcoxon
+
+    def paired_p(gain) -> float:
+        gain = pd.Series(gain).dropna()
+        if len(gain) < 2 or (gain == 0).all():
+            return float("nan")
+        return float(wilcoxon(gain, alternative="greater").pvalue)
+
+    def passes(*ps) -> str:
+        return "pass" if all(p < alpha for p in ps) else "fail"
+
+    def median(column) -> float:
+        return float(column.median()) if column.notna().any() else np.nan
+
+    rows = []
+    for kind, part in checks.groupby("map", sort=False):
+        row = {"map": kind, "cells": len(part), "empty": int(part["empty"].sum()),
+               "weights randomised |rho|": median(part["weights rho"].abs()),
+               "labels randomised |rho|": median(part["labels rho"].abs()),
+               "consistency rho": median(part["consistency rho"])}
+        consistency = part["consistency rho"]
+        p_w, p_l = paired_p(consistency - part["weights rho"].abs()), paired_p(consistency - part["labels rho"].abs())
+        row.update({"randomisation p (weights)": p_w, "randomisation p (labels)": p_l,
+                    "randomisation": "not measured" if consistency.isna().all() else passes(p_w, p_l)})
+        for curve, gain in (("deletion", lambda f: part[f"random deletion ({f})"] - part[f"deletion ({f})"]),
+                            ("insertion", lambda f: part[f"insertion ({f})"] - part[f"random insertion ({f})"])):
+            ps = []
+            for fill in FILLS:
+                g = gain(fill)
+                ps.append(paired_p(g))
+                row.update({f"beats random in {curve} ({fill})": f"{int((g > 0).sum())}/{len(part)}",
+                            f"{curve} p ({fill})": ps[-1]})
+            row[curve] = passes(*ps)
+        row["reads"] = all(row[c] == "pass" for c in ("randomisation", "deletion", "insertion"))
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("map")
 
 
 def deletion_insertion(score, network_input: np.ndarray, saliency: np.ndarray, *, fill: np.ndarray,

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from alllib import __version__
+from alllib.errors import AlllibError, printable
 
 
 def _cmd_datasets(args: argparse.Namespace) -> int:
@@ -22,7 +23,7 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
     from alllib.data import DatasetError, ImageReadError, UnreadableImageWarning, load_dataset
     from alllib.paths import data_dir
 
-    print(f"data folder: {data_dir(args.data).resolve()}")
+    print(f"data folder: {printable(data_dir(args.data).resolve())}")
     for name in ("all_idb2", "cnmc"):
         try:
             with warnings.catch_warnings(record=True) as caught:
@@ -30,16 +31,16 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
                 ds = load_dataset(name, args.data, verbose=False,
                                   **({"skip_unreadable": True} if name == "all_idb2" else {}))
         except (DatasetError, ImageReadError) as err:
-            print(f"\n{name}: not available ({err})")
+            print(f"\n{name}: not available ({printable(err)})")
             continue
         bad = [str(w.message) for w in caught if issubclass(w.category, UnreadableImageWarning)]
         if name == "cnmc":  # its loader reads names only: decode each image once here
             ok, errors = _readable(ds)
             ds, bad = ds.subset(ok), bad + errors
-        print(f"\n{name}: {len(ds)} images in {ds.table['group'].nunique()} groups, from {ds.source}")
+        print(f"\n{name}: {len(ds)} images in {ds.table['group'].nunique()} groups, from {printable(ds.source)}")
         if bad:
             print(f"{len(bad)} unreadable file(s), not counted:")
-            print("\n".join(f"  {m}" for m in bad))
+            print("\n".join(f"  {printable(m)}" for m in bad))
         print(ds.summary().to_string())
     ds = load_dataset("synthetic", verbose=False, n=args.synthetic_n)
     print(f"\nsynthetic: {len(ds)} images made on demand ({ds.source})")
@@ -62,8 +63,14 @@ def _readable(ds) -> tuple[list[int], list[str]]:
     return ok, errors
 
 
-class UsageError(ValueError):
-    """A command-line value that cannot work, found before any work is done."""
+class UsageError(AlllibError, ValueError):
+    """A command-line value that cannot work, found before any work is done (exit status 2)."""
+
+
+class CommandFailed(AlllibError, RuntimeError):
+    """The work itself failed where it could not be foreseen, a full disk say (exit status 1)."""
+
+    exit_code = 1
 
 
 def _writable_output(path: str) -> Path:
@@ -84,99 +91,109 @@ def _writable_output(path: str) -> Path:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from alllib.data import DatasetError, ImageReadError, load_dataset
-    from alllib.features import WeightsUnavailableError, imagenet_weights, resolve_backbone
-    from alllib.learn.modelfile import TrainingError, describe_model, save_model, train_defaults, train_image_classifier
+    from alllib.data import load_dataset
+    from alllib.features import imagenet_weights, resolve_backbone
+    from alllib.learn.modelfile import describe_model, save_model, train_defaults, train_image_classifier
 
-    try:
-        out = _writable_output(args.out)
-        if args.weights not in ("imagenet", "random") and not Path(args.weights).is_file():
-            raise UsageError(f"--weights {args.weights}: no such weights file (or use imagenet / random)")
-        backbone = resolve_backbone(args.backbone, verbose=False)
-        if args.weights == "imagenet":
-            imagenet_weights(backbone)  # the file to place, where it is missing
-        ds = load_dataset(args.dataset, args.data, n_synthetic=args.synthetic_n)
-    except (UsageError, DatasetError, ImageReadError, WeightsUnavailableError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    out = _writable_output(args.out)  # everything checked before the work
+    if args.weights not in ("imagenet", "random") and not Path(args.weights).is_file():
+        raise UsageError(f"--weights {args.weights}: no such weights file (or use imagenet / random)")
+    backbone = resolve_backbone(args.backbone, verbose=False)
+    if args.weights == "imagenet":
+        imagenet_weights(backbone)  # the file to place, where it is missing
+    ds = load_dataset(args.dataset, args.data, n_synthetic=args.synthetic_n)
     defaults = train_defaults(ds.name)
     method = defaults["segmentation"] if args.segmentation is None else args.segmentation
     seg = None if method == "none" else {"method": method, "k": args.k}
     neighbours = defaults["neighbours"] if args.neighbours is None else args.neighbours
     chosen = [name for name in ("segmentation", "neighbours") if getattr(args, name) is None]
+    pipe, meta = train_image_classifier(ds, backbone=backbone, weights=args.weights, classifier=args.classifier,
+                                        segmentation=seg, target_per_class=args.augment_to, search=args.search,
+                                        seed=args.seed, threshold=args.threshold, neighbours=neighbours)
+    if chosen:
+        meta["defaults"] = f"{' and '.join(chosen)}: {defaults['why']}"
     try:
-        pipe, meta = train_image_classifier(ds, backbone=backbone, weights=args.weights, classifier=args.classifier,
-                                            segmentation=seg, target_per_class=args.augment_to, search=args.search,
-                                            seed=args.seed, threshold=args.threshold, neighbours=neighbours)
-        if chosen:
-            meta["defaults"] = f"{' and '.join(chosen)}: {defaults['why']}"
         path = save_model(out, pipe, meta)
-    except TrainingError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except (WeightsUnavailableError, ImageReadError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    print(f"saved to {path}:\n{describe_model(meta)}")
+    except OSError as err:
+        raise CommandFailed(f"--out {out}: the model could not be saved ({err.strerror or err}); an earlier file "
+                            "there is kept") from None
+    print(f"saved to {printable(path)}:\n{describe_model(meta)}")
     return 0
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     import csv
 
-    from alllib.features import WeightsUnavailableError
+    from alllib.features.efficientnet_lite import WeightsFileError
     from alllib.learn.modelfile import ModelFileError, describe_model, load_model, predict_files
 
     if not args.images and not args.about:
-        print("error: give the image files to label (or --about to describe the model)", file=sys.stderr)
-        return 2
+        raise UsageError("give the image files to label (or --about to describe the model)")
+    subjects = _read_subjects(args.subjects) if args.subjects else None  # checked before any work
+    pipeline, meta = load_model(args.model)
+    if args.about:
+        print(f"# {printable(args.model)}\n{describe_model(meta)}", file=sys.stderr if args.images else sys.stdout)
+        if not args.images:
+            return 0
     try:
-        pipeline, meta = load_model(args.model)
-        if args.about:
-            print(f"# {args.model}\n{describe_model(meta)}", file=sys.stderr if args.images else sys.stdout)
-            if not args.images:
-                return 0
-        rows = predict_files(pipeline, args.images, metadata=meta, neighbours=args.neighbours)
-    except (ModelFileError, WeightsUnavailableError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        rows = predict_files(pipeline, args.images, metadata=meta, neighbours=args.neighbours, subjects=subjects)
+    except WeightsFileError as err:  # the weights the model vouches for, unreadable: the model cannot be used
+        raise ModelFileError(f"{args.model}: its network cannot be built ({err})") from None
     for r in rows:
         if r.status != "ok":
-            print(f"{r.status}: {r.message}", file=sys.stderr)
+            print(f"{r.status}: {printable(r.message)}", file=sys.stderr)
+    k = (meta.get("neighbours") or 0) if args.neighbours is None else args.neighbours
+    alone = sum(r.label is not None and not r.corrected for r in rows)
+    if k and alone:
+        print(f"note: the neighbourhood correction (k = {k}) mixes a cell only with cells of its own person; {alone} "
+              "labelled image(s) had no other cell of a known person in this batch and were left as they were "
+              "(C-NMC names, or --subjects CSV, say who is who)", file=sys.stderr)
     if args.by_subject or args.subjects:
-        return _print_subjects(args, rows)
-    if args.csv:
+        return _print_subjects(args, rows, subjects)
+    if args.csv:  # the csv module quotes newlines and tabs; names whose bytes are not UTF-8 are escaped
         w = csv.writer(sys.stdout)
         w.writerow(["image", "status", "label", "class", "probability_blast", "message"])
         for r in rows:
-            w.writerow([r.image, r.status, "" if r.label is None else r.label, r.label_name,
-                        "" if r.label is None else f"{r.probability:.4f}", r.message])
+            w.writerow([_utf8(r.image), r.status, "" if r.label is None else r.label, r.label_name,
+                        "" if r.label is None else f"{r.probability:.4f}", _utf8(r.message)])
     else:
         print(f"# model: {meta.get('classifier')} on {meta.get('backbone_label')} features "
               f"({meta.get('weights')} weights), trained on {meta.get('training_data', {}).get('dataset')}",
               file=sys.stderr)
         for r in rows:
             if r.label is not None:
-                flag = "" if r.status == "ok" else f"\t(warning: {r.message.split(': ', 1)[-1]})"
-                print(f"{r.image}\t{r.label}\t{r.label_name}\tp(blast)={r.probability:.3f}{flag}")
+                flag = "" if r.status == "ok" else f"\t(warning: {printable(r.message.split(': ', 1)[-1])})"
+                print(f"{printable(r.image)}\t{r.label}\t{r.label_name}\tp(blast)={r.probability:.3f}{flag}")
     return 0 if all(r.status == "ok" for r in rows) else 1
 
 
-def _print_subjects(args: argparse.Namespace, rows) -> int:
-    """``predict --by-subject``: one row per subject (CSV with ``--csv``)."""
+def _utf8(text: str) -> str:
+    """``text`` with the bytes of a file name that are not UTF-8 shown as backslash escapes (CSV
+    output keeps newlines and tabs: the csv module quotes them)."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _read_subjects(path: str) -> dict[str, str]:
+    """``--subjects``: a CSV of ``image, subject`` rows (UTF-8), read and checked before any image
+    is labelled; a :class:`UsageError` says what is wrong with it."""
     import pandas as pd
 
+    try:
+        table = pd.read_csv(path, dtype=str, encoding="utf-8", keep_default_na=False)
+    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as err:
+        raise UsageError(f"--subjects {path}: not a readable UTF-8 CSV ({type(err).__name__}: "
+                         f"{str(err).splitlines()[0][:200] if str(err) else ''})") from None
+    missing = {"image", "subject"} - set(table.columns)
+    if missing:
+        raise UsageError(f"--subjects {path}: needs the columns image and subject, found "
+                         f"{', '.join(map(repr, table.columns[:10])) or 'none'}")
+    return dict(zip(table["image"], table["subject"]))
+
+
+def _print_subjects(args: argparse.Namespace, rows, subjects: dict[str, str] | None) -> int:
+    """``predict --by-subject``: one row per subject (CSV with ``--csv``)."""
     from alllib.learn.modelfile import subject_calls
 
-    subjects = None
-    if args.subjects:
-        try:
-            table = pd.read_csv(args.subjects, dtype=str)
-            subjects = dict(zip(table["image"], table["subject"]))
-        except (OSError, KeyError, ValueError) as err:
-            print(f"error: --subjects {args.subjects}: needs a CSV with columns image and subject ({err})",
-                  file=sys.stderr)
-            return 2
     calls = subject_calls(rows, subjects)
     if args.csv:
         calls.round(4).to_csv(sys.stdout)
@@ -189,18 +206,10 @@ def _print_subjects(args: argparse.Namespace, rows) -> int:
 
 
 def _cmd_book(args: argparse.Namespace) -> int:
-    from alllib.book.chapter import ParameterError
-    from alllib.book.runner import BookError, run_book
+    from alllib.book.runner import run_book
 
-    try:
-        manifest = run_book(args.profile, data=args.data, overrides=args.param or [], out=args.out,
-                            only=args.only, html=not args.no_html, repository=args.repository, jobs=args.jobs)
-    except ParameterError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except BookError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    manifest = run_book(args.profile, data=args.data, overrides=args.param or [], out=args.out,
+                        only=args.only, html=not args.no_html, repository=args.repository, jobs=args.jobs)
     print(f"{len(manifest['notebooks'])} notebooks in {manifest['total_seconds']:.0f} s; "
           f"manifest: {args.out}/manifest.json" + (f"; book: {manifest['html']}" if "html" in manifest else ""))
     return 0
@@ -223,31 +232,34 @@ def _int_at_least(low: int, high: int | None = None):
 
 def _cmd_lab(args: argparse.Namespace) -> int:
     from alllib.book.lab import write_lab
-    from alllib.book.runner import BookError, notebooks_in_toc, repo_root
+    from alllib.book.runner import notebooks_in_toc, repo_root
 
-    try:
-        notebooks = notebooks_in_toc(repo_root())
-    except BookError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    notebooks = notebooks_in_toc(repo_root())
     try:
         folders = write_lab(args.out, notebooks)
     except OSError as err:
-        print(f"error: --out {args.out}: cannot write the lab editions there ({err.strerror or err})", file=sys.stderr)
-        return 2
+        raise UsageError(f"--out {args.out}: cannot write the lab editions there ({err.strerror or err})") from None
     print(f"student edition (solutions removed, checks kept): {folders['student']}\n"
           f"instructor edition (the chapters as they are): {folders['instructor']}\n"
           f"{len(notebooks)} notebooks each; open them with: jupyter lab {folders['student']}")
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error said in one line and where to find the usage (not the whole
+    usage first)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {printable(message)} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from alllib.data import DATASETS
     from alllib.features import BACKBONES
 
-    parser = argparse.ArgumentParser(prog="python -m alllib", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="python -m alllib", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"alllib {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     p = sub.add_parser("datasets", help="describe the datasets found in the data folder")
     p.add_argument("--data", help="data folder (default: $ALLLIB_DATA, else the project's data/)")
     p.add_argument("--synthetic-n", type=_int_at_least(2), default=260, help="size of the synthetic dataset")
@@ -267,9 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--augment-to", type=_int_at_least(1), default=None, help="balance each class to this many images")
     p.add_argument("--search", default="paper", choices=["paper", "small", "none"], help="SVM grid")
     p.add_argument("--neighbours", type=_int_at_least(0), default=None, metavar="K",
-                   help="predict corrects each cell by its K most similar cells of the batch, and the report "
-                        "measures it so (default: 10 for cnmc, the setting benchmarks/cnmc_specificity.py chose; "
-                        "0 otherwise)")
+                   help="predict corrects each cell by its K most similar cells of the same person in the batch, "
+                        "and the report measures it so (default: the dataset's, chosen and recorded by "
+                        "benchmarks/cnmc_specificity.py for cnmc; 0 otherwise)")
     p.add_argument("--synthetic-n", type=_int_at_least(2), default=260,
                    help="size of the synthetic dataset, when it is used")
     p.add_argument("--seed", type=_int_at_least(0, 2**32 - 1), default=0, help="0 to 2**32 - 1 (default 0)")
@@ -289,10 +301,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also one call per person: cells grouped by the subject in their C-NMC file names "
                         "(UID_<subject>_...), or by --subjects; ALL, normal or uncertain, from the share of cells "
                         "called blasts and its 95 %% interval")
-    p.add_argument("--subjects", metavar="CSV", help="a CSV with columns image and subject, for --by-subject")
+    p.add_argument("--subjects", metavar="CSV", help="a CSV with columns image and subject (UTF-8): who is who, for "
+                   "--by-subject and the neighbourhood correction")
     p.add_argument("--neighbours", type=_int_at_least(0), default=None, metavar="K",
-                   help="mix each cell's probability half and half with its K most similar cells of this batch "
-                        "(Pan et al. 2019's neighbourhood correction): for many cells of each person at once "
+                   help="mix each cell's probability half and half with its K most similar cells of the same person "
+                        "in this batch (Pan et al. 2019's neighbourhood correction; people from C-NMC names or "
+                        "--subjects, cells of no known person are left as they are) "
                         "(default: the model's own setting, shown by --about; 0: none)")
     p.add_argument("--about", action="store_true",
                    help="say what the model is and what grouped cross-validation found for a new patient (with "
@@ -334,13 +348,16 @@ def main(argv: list[str] | None = None) -> int:
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
-    try:  # the settings read from the environment, checked before any work
-        n_jobs()
-        max_pixels()
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return args.func(args)
+    try:
+        try:  # the settings read from the environment, checked before any work
+            n_jobs()
+            max_pixels()
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+        return args.func(args)
+    except AlllibError as err:  # the one place where alllib's errors become a line and an exit status
+        print(f"error: {printable(err)}", file=sys.stderr)
+        return err.exit_code
 
 
 if __name__ == "__main__":

@@ -20,10 +20,9 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import os
 from pathlib import Path
 
-from alllib.paths import cache_dir, shown_path
+from alllib.paths import cache_dir, read_regular, shown_path, write_atomic
 
 __all__ = ["DISPLAY_ONLY", "recipe", "with_recipe", "digest", "source_digest", "memo_path", "read_memo", "write_memo",
            "kept"]
@@ -33,7 +32,7 @@ def recipe(obj):
     """What defines ``obj`` as plain JSON data, or ``None`` where nothing says.
 
     Numbers, strings, lists and dicts stand for themselves; an object with a ``recipe``
-    attribute (a featurizer, a candidate of :mod:`alllib.book.candidates`) gives it; a
+    attribute (a featurizer, a candidate of :mod:`alllib.learn.candidates`) gives it; a
     scikit-learn estimator (an :class:`~alllib.augmentation.Augmenter`) gives its class and
     parameters. Anything else, a bare function for one, has no recipe: whatever contains it has
     none either.
@@ -105,9 +104,8 @@ def read_memo(path: Path | None):
     """The JSON data stored at ``path``, or ``None`` (no path, absent, or unreadable: computed again)."""
     if path is None:
         return None
-    try:
-        with gzip.open(path, "rt") as f:
-            return json.load(f)
+    try:  # a regular file only, never through a link: a FIFO or a device cannot block or redirect the run
+        return json.loads(gzip.decompress(read_regular(path, follow=False)))
     except FileNotFoundError:
         return None
     except Exception as err:  # a damaged memo is computed again, and says so
@@ -122,10 +120,8 @@ def write_memo(path: Path | None, data) -> None:
         return
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-        with gzip.open(tmp, "wt") as f:
-            json.dump(data, f, default=lambda v: v.item() if hasattr(v, "item") else str(v))
-        tmp.replace(path)
+        text = json.dumps(data, default=lambda v: v.item() if hasattr(v, "item") else str(v))
+        write_atomic(path, gzip.compress(text.encode(), mtime=0))
     except OSError as err:
         print(f"alllib: could not store a memo in {shown_path(path.parent)} ({err.strerror or err})")
 

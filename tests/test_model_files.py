@@ -162,7 +162,7 @@ def test_one_call_per_subject_from_its_cells():
 
 
 def test_the_threshold_that_balances_both_classes():
-    from alllib.learn.modelfile import choose_threshold
+    from alllib.learn.metrics import choose_threshold
 
     y = np.array([0] * 8 + [1] * 2)
     scores = np.array([0.1, 0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.45, 0.9])
@@ -196,3 +196,57 @@ def test_the_grouped_report_measures_the_neighbourhood_correction_it_will_apply(
     assert plain["neighbours"] == 0 and mixed["neighbours"] == 10
     gain = mixed["metrics"]["balanced_accuracy"]["mean"] - plain["metrics"]["balanced_accuracy"]["mean"]
     assert gain > 0.01
+
+
+def test_the_report_judges_across_cohorts_and_calls_each_person():
+    """With cohorts, each cohort is held out in turn: the report keeps each fold's figures with the
+    cohorts it was trained and scored on, one call per person counted per class (a person with 3
+    cells or fewer is uncertain), and describe_model prints them, saying which cohort each comes from."""
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    from alllib.learn.modelfile import describe_model, grouped_report
+
+    rng = np.random.default_rng(1)
+    cells = np.r_[np.full(8, 12), np.full(8, 2)]  # cohort 1: many cells each; cohort 2: two cells each
+    people = np.arange(16)
+    y_person, cohort_person = people % 2, np.where(people < 8, 1, 2)
+    idx = np.repeat(people, cells)
+    y, groups, cohorts = y_person[idx], np.array([f"p{i}" for i in idx]), cohort_person[idx]
+    X = rng.normal(0, 1, (len(y), 4))
+    X[:, 0] += 3 * y
+    model = Pipeline([("scale", StandardScaler()), ("svm", SVC(C=1.0, gamma=0.1))])
+    report = grouped_report(model, X, y, groups, threshold="default", cohorts=cohorts, progress=False)
+    first, second = report["per_cohort"]
+    assert (first["trained on"], first["scored on"]) == ("fold_2", "fold_1")
+    assert (second["trained on"], second["scored on"]) == ("fold_1", "fold_2")
+    assert second["people"]["normal"]["people"] == 4 and second["people"]["normal"]["with 3 cells or fewer"] == 4
+    assert second["people"]["normal"]["uncertain"] == 4  # two cells cannot tell a share from one half
+    assert first["people"]["ALL"]["called right"] == 4 and first["balanced_accuracy"] > 0.9
+    meta = {"training_data": {"dataset": "cnmc", "originals": len(y), "groups": 16},
+            "grouped_cv": {**grouped_report(model, X, y, groups, threshold="default", progress=False),
+                           "cohorts": report}}
+    said = describe_model(meta)
+    assert "across cohorts, trained on fold_1, scored on fold_2: balanced accuracy" in said
+    assert "one call per subject: ALL 4 of 4 right" in said and "with 3 cells or fewer" in said
+
+
+def test_trains_cnmc_default_is_the_recorded_measurement_and_says_how_sure():
+    """train's C-NMC default comes from benchmarks/cnmc_specificity.py --write-defaults: the file
+    beside the module holds the choice, the candidates' calibrated verdicts behind it and the data
+    they were measured on; the reason train gives says how sure the choice is."""
+    from importlib import resources
+
+    from alllib.learn.modelfile import TRAIN_DEFAULTS, train_defaults
+
+    recorded = json.loads(resources.files("alllib.learn").joinpath("train_defaults.json").read_text())["cnmc"]
+    chosen = train_defaults("cnmc")
+    assert chosen["neighbours"] == recorded["neighbours"] and chosen["segmentation"] == "none"
+    assert chosen["why"] == recorded["why"] and "Holm-adjusted p" in chosen["why"]
+    verdicts = {name: row.get("verdict") for name, row in recorded["measured"]["candidates"].items()}
+    if recorded["chosen"] != "frozen":  # a setting is adopted only where the calibrated verdict says better
+        assert verdicts[recorded["chosen"]] == "better"
+    else:
+        assert "better" not in verdicts.values() and chosen["neighbours"] == 0
+    assert TRAIN_DEFAULTS["*"]["neighbours"] == 0

@@ -328,9 +328,11 @@ def test_predict_by_subject_gives_one_call_per_person(trained, tmp_path, capsys)
     assert "1 image(s) not labelled or without a known subject" in out.err
 
 
-def test_predict_with_the_neighbourhood_correction_mixes_each_cell_with_its_batch(trained, tmp_path):
-    """--neighbours K: each probability becomes half its own, half its nearest cells'. A cell and
-    its copy are each other's nearest: unchanged; a third cell unlike both moves halfway to them."""
+def test_predict_with_the_neighbourhood_correction_mixes_each_cell_with_its_own_persons(trained, tmp_path):
+    """--neighbours K: each probability becomes half its own, half its nearest cells' of the same
+    person. A cell and its copy are each other's nearest: unchanged; a third cell of the same person,
+    unlike both, moves halfway to them; the same cell given to another person, or to nobody known,
+    is left as it is (a batch of several people is never mixed)."""
     from alllib.learn.modelfile import load_model, predict_files
 
     ds, _, _, path = trained
@@ -338,12 +340,19 @@ def test_predict_with_the_neighbourhood_correction_mixes_each_cell_with_its_batc
     blast, normal = int(np.flatnonzero(ds.labels == 1)[0]), int(np.flatnonzero(ds.labels == 0)[0])
     files = [write_rgb(tmp_path / "a.png", ds.image(blast)), write_rgb(tmp_path / "a2.png", ds.image(blast)),
              write_rgb(tmp_path / "b.png", ds.image(normal))]
+    one = {str(f): "P1" for f in files}
     plain = [r.probability for r in predict_files(pipe, files, metadata=meta)]
-    mixed = [r.probability for r in predict_files(pipe, files, metadata=meta, neighbours=1)]
+    mixed = [r.probability for r in predict_files(pipe, files, metadata=meta, neighbours=1, subjects=one)]
     assert abs(plain[0] - plain[2]) > 1e-6
     assert mixed[0] == pytest.approx(plain[0], abs=1e-6) and mixed[1] == pytest.approx(plain[1], abs=1e-6)
     assert mixed[2] == pytest.approx((plain[2] + plain[0]) / 2, abs=1e-6)
-    assert [r.probability for r in predict_files(pipe, files, metadata={**meta, "neighbours": 1})] == mixed
+    rows = predict_files(pipe, files, metadata={**meta, "neighbours": 1}, subjects=one)
+    assert [r.probability for r in rows] == mixed and all(r.corrected and r.subject == "P1" for r in rows)
+    two = {**one, str(files[2]): "P2"}  # b alone in its person: left as it is
+    apart = predict_files(pipe, files, metadata=meta, neighbours=1, subjects=two)
+    assert apart[2].probability == pytest.approx(plain[2], abs=1e-9) and not apart[2].corrected
+    nobody = predict_files(pipe, files, metadata=meta, neighbours=1)  # no C-NMC names, no subjects: no correction
+    assert [r.probability for r in nobody] == plain and not any(r.corrected for r in nobody)
     with pytest.raises(SystemExit) as exit_:  # the model's own setting is the default; 0 turns it off
         main(["predict", str(path), *map(str, files), "--neighbours", "-1"])
     assert exit_.value.code == 2

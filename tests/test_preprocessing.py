@@ -71,3 +71,37 @@ def test_numpy_preprocessing_matches_keras(backbone):
 def test_check_rgb_errors(bad, message):
     with pytest.raises((ValueError, TypeError), match=message):
         check_rgb(bad)
+
+
+def test_macenko_moves_every_stain_to_one_reference_and_leaves_the_background():
+    """One cell's stain concentrations (haematoxylin in the nucleus, eosin around it) rendered with
+    two labs' stains: normalised, the two images come out alike (far closer than before), the black
+    background stays black, an image without stain is returned as it is, and nothing is fitted."""
+    from alllib.preprocessing import Macenko
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:64, :64]
+    cell = (yy - 32) ** 2 + (xx - 32) ** 2 < 20 ** 2
+    nucleus = (yy - 32) ** 2 + (xx - 32) ** 2 < 10 ** 2
+    conc = np.zeros((64, 64, 2))
+    conc[..., 0] = np.where(nucleus, 1.2, 0.15) * cell
+    conc[..., 1] = np.where(cell & ~nucleus, 0.7, 0.2) * cell
+    conc += rng.uniform(0, 0.1, conc.shape) * cell[..., None]
+
+    def render(stains):
+        stains = np.asarray(stains, float) / np.linalg.norm(stains, axis=1, keepdims=True)
+        img = 241 * np.exp(-(conc @ stains)) - 1
+        img[~cell] = 0
+        return np.clip(img, 0, 255).round().astype(np.uint8)
+
+    ours = render(Macenko.REFERENCE_STAINS)
+    theirs = render([[0.35, 0.85, 0.40], [0.10, 0.90, 0.42]])  # another lab: bluer haematoxylin, pinker eosin
+    m = Macenko().fit([theirs])
+    a, b = m.transform_image(ours), Macenko().transform_image(theirs)
+    before = np.abs(ours[cell].astype(float).mean(0) - theirs[cell].astype(float).mean(0)).max()
+    after = np.abs(a[cell].astype(float).mean(0) - b[cell].astype(float).mean(0)).max()
+    assert after < before / 3, (before, after)
+    assert (a[~cell] == 0).all() and a.dtype == np.uint8 and a.shape == ours.shape
+    blank = np.full((16, 16, 3), 250, np.uint8)
+    np.testing.assert_array_equal(Macenko().transform_image(blank), blank)
+    assert m.recipe == Macenko().recipe

@@ -4,7 +4,6 @@
 - :mod:`~alllib.book.runner`: executes the chapters with papermill and builds the book
 - :mod:`~alllib.book.lab`: the student edition and its checks
 - :mod:`~alllib.book.studies`: the chapters' studies (protocols side by side, layers, attribution)
-- :mod:`~alllib.book.candidates`: what raises an honest score, candidates paired on the same folds
 - :mod:`~alllib.book.prose`: tables and sentences written from a run's numbers
 - :mod:`~alllib.book.reported`: the paper's reported figures beside ours
 - :mod:`~alllib.book.plots`: the book's figures

@@ -20,6 +20,7 @@ import pandas as pd
 from alllib import paths
 from alllib.book.prose import Box
 from alllib.data import DATASETS, DatasetError, find_all_idb2, load_dataset
+from alllib.errors import AlllibError
 from alllib.features import (
     BACKBONES,
     Featurizer,
@@ -29,12 +30,13 @@ from alllib.features import (
     requested_backbones,
     resolve_backbone,
 )
+from alllib.learn.classifiers import CLASSIFIERS
 from alllib.learn.evaluation import dataset_digest, results_from_json, results_to_json
 from alllib.learn.protocols import honest_protocol, paper_protocol
 from alllib.memo import digest, read_memo, source_digest, write_memo
 from alllib.paths import shown_path
 
-__all__ = ["ParameterError", "PARAMETERS", "check_parameters", "Chapter", "load_results",
+__all__ = ["ParameterError", "PARAMETERS", "check_parameters", "Chapter", "open_chapter", "load_results",
            "run_id", "summary_table"]
 
 #: The parameters a chapter may declare, their types and allowed values (None: any value of the type).
@@ -57,13 +59,15 @@ PARAMETERS = {
     "sanity_cells": (int, None),
     "rise_masks": (int, None),
     "agreement_cells": ((int, type(None)), None),
+    "profile": (str, ("tiny", "quick", "full")),
+    "classifiers": (str, None),
 }
 _POSITIVE = {"n_synthetic", "target_per_class", "n_repeats", "n_splits", "kmeans_k", "cells_per_subject",
              "cnmc_target_per_class", "epochs", "sanity_cells",
              "rise_masks", "agreement_cells"}
 
 
-class ParameterError(ValueError):
+class ParameterError(AlllibError, ValueError):
     """A chapter or runner parameter of the wrong type or value."""
 
 
@@ -91,9 +95,18 @@ def check_parameters(**params) -> dict:
             raise ParameterError(f"parameter {name!r} must be at least 1, not {value}")
         if name == "seed" and not 0 <= value < 2**32:
             raise ParameterError(f"parameter 'seed' must be from 0 to 2**32 - 1 (numpy's seeds are), not {value}")
+        if name == "classifiers" and (not value.split(",") or not set(_names(value)) <= set(CLASSIFIERS)
+                                      or not _names(value)):
+            raise ParameterError(f"parameter 'classifiers' must be a comma list of {', '.join(CLASSIFIERS)}, "
+                                 f"not {value!r}")
         if name == "kmeans_k" and value < 2:
             raise ParameterError(f"parameter 'kmeans_k' must be at least 2 (a nucleus and a background), not {value}")
     return params
+
+
+def _names(spec: str) -> list[str]:
+    """The names of a comma list, in order, without blanks."""
+    return [n.strip() for n in spec.split(",") if n.strip()]
 
 
 class Chapter:
@@ -117,6 +130,20 @@ class Chapter:
         if backbone not in (None, "auto"):
             imagenet_weights(self.backbone)  # asked for by name: its weights or a clear error, never another network
         self._featurizers: dict[str, Featurizer] = {}
+
+    @property
+    def classifiers(self) -> tuple[str, ...]:
+        """The classifiers this run trains (the ``classifiers`` parameter; every one by default)."""
+        return tuple(_names(self.params.get("classifiers") or ",".join(CLASSIFIERS)))
+
+    def left_out(self, *more: str) -> str:
+        """One sentence naming what this run leaves out and the full profile computes: the
+        classifiers it does not train, and ``more``; empty in the full profile
+        (:func:`alllib.book.prose.full_profile_note`)."""
+        from alllib.book.prose import full_profile_note
+
+        skipped = [f"the {c} classifier" for c in CLASSIFIERS if c not in self.classifiers]
+        return full_profile_note(self.params.get("profile", "quick"), self.name, skipped + list(more))
 
     @property
     def real(self) -> bool:
@@ -210,6 +237,7 @@ class Chapter:
         key = digest({
             "features": featurize.description, "settings": featurize.settings, "paper_t": paper_t,
             "honest_t": honest_t, "search": search, "n_splits": n_splits, "n_repeats": n_repeats, "seed": self.seed,
+            "classifiers": self.classifiers,
             "data": dataset_digest(self.ds),
             "code": source_digest(),
         })
@@ -217,8 +245,9 @@ class Chapter:
         stored = read_memo(memo)
         if stored is not None:
             return results_from_json(stored["paper"]), results_from_json(stored["honest"])
-        paper = paper_protocol(self.ds, featurize, target_per_class=paper_t, search=search, seed=self.seed)
-        honest = honest_protocol(self.ds, featurize, target_per_class=honest_t, n_splits=n_splits,
+        paper = paper_protocol(self.ds, featurize, self.classifiers, target_per_class=paper_t, search=search,
+                               seed=self.seed)
+        honest = honest_protocol(self.ds, featurize, self.classifiers, target_per_class=honest_t, n_splits=n_splits,
                                  n_repeats=n_repeats, search=search, seed=self.seed, checkpoint=True)
         write_memo(memo, {"paper": results_to_json(paper), "honest": results_to_json(honest)})
         return paper, honest
@@ -240,6 +269,30 @@ class Chapter:
         path = self.results / f"{self.name}.json"
         path.write_text(json.dumps(info, indent=1, default=str))
         print(f"results of this chapter stored in {shown_path(self.results)}")
+
+
+def open_chapter(name: str, **params) -> tuple[Chapter | None, Box]:
+    """A chapter that needs its dataset split by group: ``(chapter, banner)``, or ``(None, box)`` where
+    nothing can be computed, the box saying why (the dataset is absent, or a class has a single
+    group, as in a partial C-NMC download with one normal subject)."""
+    from alllib.learn.evaluation import split_problem
+
+    dataset = params.get("dataset", "auto")
+    try:
+        ch = Chapter(name, **params)
+    except DatasetError as err:
+        return None, Box(f"{DATASET_NAMES.get(dataset, dataset)} is not available on this machine, so this chapter "
+                         f"computes nothing ({err}).", title="Not available")
+    problem = split_problem(ch.ds.labels, ch.ds.groups)
+    if problem:
+        return None, Box(f"This {DATASET_NAMES.get(ch.ds.name, ch.ds.name)} subset cannot be split by group, so this "
+                         f"chapter computes nothing ({ch.ds.source.split(' (')[-1].rstrip(')')}: {problem}).",
+                         title="Not computed")
+    return ch, ch.banner()
+
+
+#: How the pages name the datasets.
+DATASET_NAMES = {"cnmc": "C-NMC-2019", "all_idb2": "ALL-IDB2", "synthetic": "the synthetic dataset"}
 
 
 def summary_table(ours: pd.DataFrame, table: str, chapter: str):

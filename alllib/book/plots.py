@@ -11,8 +11,9 @@ import pandas as pd
 import seaborn as sns
 from sklearn.metrics import confusion_matrix, roc_curve
 
-__all__ = ["show_images", "roc_curves", "confusion_heatmap", "feature_map", "compare_bars", "results_bars", "group_counts",
-           "per_group_bars", "probe_bars", "attribution_grid", "agreement_plot", "interval_plot", "LABELS"]
+__all__ = ["ranking_plot", "show_images", "roc_curves", "confusion_heatmap", "feature_map", "compare_bars",
+           "results_bars", "group_counts", "per_group_bars", "probe_bars", "attribution_grid", "agreement_plot",
+           "interval_plot", "LABELS"]
 
 LABELS = {0: "not a blast", 1: "ALL blast"}
 
@@ -252,7 +253,7 @@ def agreement_plot(agreement: pd.DataFrame, suptitle: str | None = None):
 def interval_plot(table: pd.DataFrame, metric: str = "balanced accuracy", ax=None, title: str = "",
                   unit: str = "groups"):
     """Each row's ``metric`` (a fraction) with its 95 % interval (columns ``<metric> 95% low`` and
-    ``<metric> 95% high``, as :func:`alllib.book.candidates.candidates_table` gives them), sorted,
+    ``<metric> 95% high``, as :func:`alllib.learn.candidates.candidates_table` gives them), sorted,
     in percent."""
     fig, ax = _axis(ax, (7, 0.45 * len(table) + 1))
     order = table[metric].sort_values().index
@@ -261,5 +262,37 @@ def interval_plot(table: pd.DataFrame, metric: str = "balanced accuracy", ax=Non
     ax.errorbar(value, range(len(order)), xerr=[value - low, high - value], fmt="o", capsize=3)
     ax.set(yticks=range(len(order)), yticklabels=order, title=title,
            xlabel=f"{metric} (%), 95 % interval by a bootstrap over {unit}")
+    fig.tight_layout()
+    return fig
+
+
+def ranking_plot(tables: dict[str, pd.DataFrame], *, within: str = "within", across: str = "across",
+                 suptitle: str | None = None):
+    """One scatter per ranking (name -> a :func:`alllib.learn.cohorts.ranking_table` or
+    :func:`~alllib.learn.cohorts.grid_transfer`): each entry's score by cross-validation within
+    one cohort (x) against its score on another cohort's people (y), the diagonal, the first
+    choice within circled, and the Spearman correlation in the title."""
+    import matplotlib.pyplot as plt
+    from scipy.stats import spearmanr
+
+    fig, axes = plt.subplots(1, len(tables), figsize=(5.2 * len(tables), 4.4), squeeze=False)
+    for ax, (name, t) in zip(axes[0], tables.items()):
+        ax.scatter(100 * t["within"], 100 * t["across"], s=28, alpha=0.8)
+        if len(t) <= 12:  # few enough to name each one
+            for name, r in t.iterrows():
+                ax.annotate(str(name), (100 * r["within"], 100 * r["across"]), fontsize=7, xytext=(3, 3),
+                            textcoords="offset points")
+        best = t["within"].idxmax()
+        ax.scatter([100 * t.loc[best, "within"]], [100 * t.loc[best, "across"]], s=160, facecolors="none",
+                   edgecolors="crimson", linewidths=1.5, label=f"first within: {best}")
+        lo = 100 * min(t["within"].min(), t["across"].min()) - 2
+        hi = 100 * max(t["within"].max(), t["across"].max()) + 2
+        ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8, ls="--")
+        rho = spearmanr(t["within"], t["across"]).statistic if len(t) >= 3 else float("nan")
+        ax.set(xlabel=f"balanced accuracy, {within} (%)", ylabel=f"balanced accuracy, {across} (%)",
+               title=f"{name} ({len(t)}): Spearman rho {rho:+.2f}")
+        ax.legend(fontsize=7, loc="lower right")
+    if suptitle:
+        fig.suptitle(suptitle)
     fig.tight_layout()
     return fig

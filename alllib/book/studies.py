@@ -18,8 +18,8 @@ from tqdm import tqdm
 
 from alllib.attribution import (
     blurred_fill,
+    cell_map_checks,
     conv_maps,
-    deletion_insertion,
     finer_layer,
     grad_cam,
     grad_cam_at,
@@ -49,7 +49,7 @@ from alllib.preprocessing import imagenet_preprocess, resize
 
 __all__ = ["compare_protocols", "Study", "protocol_study", "layers_table", "layers_study", "AttributionStudy",
            "attribution_study", "occlusion_check", "inside_table", "MAP_KINDS", "CONSISTENCY", "sanity_checks",
-           "sanity_table", "passing_inside_table", "AGREEMENT_KINDS", "map_agreement", "agreement_matrix"]
+           "sanity_sample", "QUICK_KINDS", "passing_inside_table", "AGREEMENT_KINDS", "map_agreement", "agreement_matrix"]
 
 def compare_protocols(paper: dict[str, ProtocolResult], honest: dict[str, ProtocolResult],
                       metric: str = "accuracy") -> pd.DataFrame:
@@ -361,6 +361,11 @@ CONSISTENCY = {"Grad-CAM": "Grad-CAM at the finer layer", "Grad-CAM, finer layer
                "RISE of the decision": "the other half of the masks", "RISE of the evidence": "the other half of the masks"}
 
 
+#: The map kinds a quick run tests: those that cost at most a few hundred network passes a cell
+#: (Integrated Gradients and RISE are the full profile's).
+QUICK_KINDS = ("Grad-CAM", "Grad-CAM, finer layer", "occlusion of the decision", "occlusion of the evidence")
+
+
 def _cell_maps(study: AttributionStudy, i: int, svms: dict, *, patch: int, stride: int, rise_masks: int,
                seed: int, kinds: Sequence[str] = MAP_KINDS, variants: bool = True) -> tuple[dict, dict, Callable]:
     """Every map kind of cell ``i`` under each SVM of ``svms`` (name -> fitted pipeline; the first is
@@ -425,26 +430,18 @@ def sanity_checks(study: AttributionStudy, indices: Sequence[int], *, kinds: Seq
                   patch: int = 48, stride: int = 24, steps: int = 16, rise_masks: int = 256, consistency: bool = True,
                   seed: int = 0, progress: bool = True, checkpoint=False) -> pd.DataFrame:
     """Every map kind of :data:`MAP_KINDS` tested on the cells at ``indices``, before any is read.
-    One row per cell and map kind:
-
-    * ``weights rho``: the Spearman correlation between the map and the same map under the fold's
-      SVM with its dual coefficients shuffled (:func:`~alllib.attribution.permuted_svm`; model
-      randomisation), and ``labels rho``: the same under an SVM fitted on the fold's training
-      side with the labels shuffled (:func:`~alllib.attribution.label_randomised_svm`; data
-      randomisation; both Adebayo et al. 2018): a map that stays the same does not depend on what
-      the SVM learnt;
-    * ``deletion``, ``insertion`` and the same for a random map as smooth as a Grad-CAM
-      (:func:`~alllib.attribution.random_smooth_map`, one per cell, shared by the kinds), with
-      the blurred image as fill (:func:`~alllib.attribution.deletion_insertion`; Petsiuk et al.
-      2018), on the score the map explains (the decision, or the evidence for the evidence's
-      maps), signed toward the class the SVM chose;
-    * ``consistency rho``: the map against a variant that should agree with it (:data:`CONSISTENCY`:
-      the neighbouring layer, a smaller square, another baseline, the other half of RISE's masks);
-    * ``empty``: the map holds no positive attribution (an all-zero Grad-CAM is counted, never dropped);
-    * ``inside``: the map's positive share inside the nucleus mask, and ``mask area``.
+    One row per cell and map kind, the checks of :func:`~alllib.attribution.cell_map_checks`
+    (judged by :func:`~alllib.attribution.sanity_table`), with the fold's SVM as the model, the
+    same SVM with its dual coefficients shuffled (:func:`~alllib.attribution.permuted_svm`) and an
+    SVM fitted on the fold's training side with the labels shuffled
+    (:func:`~alllib.attribution.label_randomised_svm`) as the randomised ones, the variants of
+    :data:`CONSISTENCY`, a random smooth map drawn for each cell, and the maps' scores (the
+    decision, or the evidence for the evidence's maps) signed toward the class the SVM chose; then
+    ``inside``, the map's positive share inside the nucleus mask, and ``mask area``.
 
     ``kinds`` chooses among :data:`MAP_KINDS`; ``consistency=False`` skips the variants (NaN), which
-    saves the occlusion with a smaller square and a second Integrated Gradients. RISE uses
+    saves the occlusion with a smaller square and a second Integrated Gradients, but then no map
+    can pass its randomisation check. RISE uses
     ``rise_masks`` masks per cell. The label-shuffled SVM is fitted once per fold. With ``checkpoint``
     (a folder, or ``True``: the cache's ``sanity-v1``), each cell's rows are kept as they are
     computed and found again by the study's ``key`` and these settings: a run stopped midway resumes
@@ -466,27 +463,12 @@ def sanity_checks(study: AttributionStudy, indices: Sequence[int], *, kinds: Seq
                 "labels": shuffled_labels[fold]}
         maps, variant, heads = _cell_maps(study, i, svms, patch=patch, stride=stride, rise_masks=rise_masks,
                                            seed=seed + int(i), kinds=kinds, variants=consistency)
-        x, sign = study.network_input(i), study.sign(i)
-        fill = blurred_fill(x)
-        random_deletion, random_insertion = deletion_insertion(lambda b: heads(b)[:, :2], x, random_map, fill=fill,
-                                                               steps=steps, sign=sign)  # both heads at once
         r = study.table.iloc[i]
-        out = []
-        for kind, by_svm in maps.items():
-            head = 1 if kind.endswith("evidence") else 0
-            m = by_svm["model"]
-            deletion, insertion = deletion_insertion(lambda b, h=head: heads(b)[:, h], x, m, fill=fill,
-                                                     steps=steps, sign=sign)
-            other = by_svm.get("first half", m)  # RISE: its two halves of masks; the others: the map itself
-            out.append({"id": r["id"], "label": int(r["label"]), "map": kind,
-                        "weights rho": map_similarity(m, by_svm["weights"]),
-                        "labels rho": map_similarity(m, by_svm["labels"]),
-                        "deletion": deletion, "random deletion": float(random_deletion[head]),
-                        "insertion": insertion, "random insertion": float(random_insertion[head]),
-                        "consistency rho": map_similarity(other, variant[kind]) if kind in variant else np.nan,
-                        "empty": bool(np.maximum(m, 0).sum() == 0),
-                        "inside": inside_share(m, study.masks[i]), "mask area": float(study.masks[i].mean())})
-        return out
+        return [{"id": r["id"], "label": int(r["label"]), **row, "inside": inside_share(maps[row["map"]]["model"],
+                                                                                       study.masks[i]),
+                 "mask area": float(study.masks[i].mean())}
+                for row in cell_map_checks(maps, variant, heads, study.network_input(i), sign=study.sign(i),
+                                           random_map=random_map, steps=steps)]
 
     rows = []
     for i in tqdm(list(indices), desc="sanity checks", unit="cell", disable=not progress):
@@ -497,48 +479,17 @@ def sanity_checks(study: AttributionStudy, indices: Sequence[int], *, kinds: Seq
     return pd.DataFrame(rows)
 
 
-def sanity_table(checks: pd.DataFrame, *, rho: float = 0.5, alpha: float = 0.05) -> pd.DataFrame:
-    """Pass or fail per map kind, from :func:`sanity_checks`' rows, with the rules stated:
+def sanity_sample(study: AttributionStudy, cells: int, *, kinds: Sequence[str] = MAP_KINDS, rise_masks: int = 256,
+                  steps: int = 16, seed: int = 0, checkpoint=True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`sanity_checks` on ``cells`` cells of ``study`` drawn at random (seeded, not the run's
+    extreme picks), with ``steps`` deletion and insertion steps, and their
+    :func:`~alllib.attribution.sanity_table`: ``(checks, table)``."""
+    from alllib.attribution import sanity_table
 
-    * **randomisation**: median ``|weights rho|`` and median ``|labels rho|`` both below ``rho``
-      (the map changes when the learnt weights are shuffled, and when the labels it learnt from are);
-    * **deletion** / **insertion**: the map beats the random smooth map, paired over the cells by
-      a one-sided Wilcoxon signed-rank test at ``alpha`` (a lower deletion area, a higher
-      insertion area);
-    * **consistency**: median ``consistency rho`` at least ``rho``;
-
-    ``reads`` is True where a map passes randomisation, deletion and insertion: only those maps
-    are read. ``empty`` counts the maps with no positive attribution."""
-    from scipy.stats import wilcoxon
-
-    def paired_p(better: pd.Series) -> float:
-        better = better.dropna()
-        if len(better) < 2 or (better == 0).all():
-            return float("nan")
-        return float(wilcoxon(better, alternative="greater").pvalue)
-
-    def median_abs(column: pd.Series) -> float:
-        return float(column.abs().median()) if column.notna().any() else np.nan
-
-    rows = []
-    for kind, part in checks.groupby("map", sort=False):
-        del_gain = part["random deletion"] - part["deletion"]
-        ins_gain = part["insertion"] - part["random insertion"]
-        p_del, p_ins = paired_p(del_gain), paired_p(ins_gain)
-        weights, labels = median_abs(part["weights rho"]), median_abs(part["labels rho"])
-        consistency = float(part["consistency rho"].median()) if part["consistency rho"].notna().any() else np.nan
-        row = {"map": kind, "cells": len(part), "empty": int(part["empty"].sum()),
-               "weights randomised |rho|": weights, "labels randomised |rho|": labels,
-               "randomisation": "pass" if weights < rho and labels < rho else "fail",
-               "beats random in deletion": f"{int((del_gain > 0).sum())}/{len(part)}", "deletion p": p_del,
-               "deletion": "pass" if p_del < alpha else "fail",
-               "beats random in insertion": f"{int((ins_gain > 0).sum())}/{len(part)}", "insertion p": p_ins,
-               "insertion": "pass" if p_ins < alpha else "fail",
-               "consistency rho": consistency,
-               "consistency": "not measured" if np.isnan(consistency) else "pass" if consistency >= rho else "fail"}
-        row["reads"] = all(row[c] == "pass" for c in ("randomisation", "deletion", "insertion"))
-        rows.append(row)
-    return pd.DataFrame(rows).set_index("map")
+    picked = np.random.default_rng(seed).choice(len(study.table), size=min(cells, len(study.table)), replace=False)
+    checks = sanity_checks(study, sorted(picked.tolist()), kinds=kinds, rise_masks=rise_masks, steps=steps, seed=seed,
+                           checkpoint=checkpoint)
+    return checks, sanity_table(checks)
 
 
 #: The map kinds :func:`map_agreement` computes on every image (RISE and Integrated Gradients cost
@@ -584,7 +535,7 @@ def agreement_matrix(agreement: pd.DataFrame) -> pd.DataFrame:
 
 def passing_inside_table(checks: pd.DataFrame, table: pd.DataFrame,
                          class_names: dict[int, str] | None = None) -> pd.DataFrame:
-    """The nucleus share of the map kinds that pass :func:`sanity_table`, per class: cells, maps
+    """The nucleus share of the map kinds that pass :func:`~alllib.attribution.sanity_table`, per class: cells, maps
     with no positive attribution (counted, not dropped: they hold no share), the mean nucleus area
     and the mean share inside with its 95 % interval over the cells that have one. Empty where no
     map passes."""

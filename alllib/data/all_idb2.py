@@ -3,6 +3,7 @@ their duplicate groups and their source slides."""
 from __future__ import annotations
 
 import hashlib
+import inspect
 import os
 import re
 import warnings
@@ -16,7 +17,8 @@ import pandas as pd
 from alllib.data.dataset import Dataset, read_row
 from alllib.data.images import DatasetError, ImageReadError, UnreadableImageWarning, decode_image, image_files
 from alllib.data.slides import canonical_slide, slide_map
-from alllib.paths import data_dir, shown_path
+from alllib.memo import kept, memo_path
+from alllib.paths import data_dir, read_regular, shown_path
 
 __all__ = ["find_all_idb2", "load_all_idb2", "duplicate_groups"]
 
@@ -69,7 +71,7 @@ def load_all_idb2(root: str | os.PathLike | None = None, *, near_duplicates: boo
             raise DatasetError(f"{p}: file name carries no label (expected ImNNN_1.tif or ImNNN_0.tif)")
         rows.append({"id": p.stem, "path": str(p), "label": int(m.group(2))})
     table = pd.DataFrame(rows)
-    raws = [Path(p).read_bytes() for p in table["path"]]  # each file read once: hashed, then decoded
+    raws = [read_regular(p) for p in table["path"]]  # each file read once: hashed, then decoded
     images = []
     for raw, p in zip(raws, table["path"]):
         try:
@@ -91,8 +93,9 @@ def load_all_idb2(root: str | os.PathLike | None = None, *, near_duplicates: boo
     if grouping not in ("slide", "duplicates"):
         raise ValueError(f"grouping must be 'slide' or 'duplicates', not {grouping!r}")
     pairs = [(i, j) for i, j in _identical_pairs(table["md5"].tolist())]
-    if near_duplicates:
-        pairs += duplicate_groups(images, return_pairs=True)
+    if near_duplicates:  # every pair compared once per set of images, then kept in the cache (JSON)
+        memo = memo_path(True, "duplicates", table["md5"].tolist(), inspect.getsource(duplicate_groups))
+        pairs += [tuple(p) for p in kept(memo, lambda: duplicate_groups(images, return_pairs=True))]
     table["dup_group"] = _groups_from_pairs(table["id"].tolist(), pairs)
 
     where, how = slide_map(table, images, folder.parent.parent / "ALL_IDB1" / "im")

@@ -19,6 +19,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from alllib.errors import AlllibError, DatasetError
+from alllib.paths import NotRegularFileError, read_regular
 from alllib.settings import positive_int
 
 __all__ = ["IMAGE_SUFFIXES", "UnreadableImageWarning", "ImageReadError", "DatasetError", "MAX_PIXELS", "max_pixels",
@@ -30,12 +32,8 @@ class UnreadableImageWarning(UserWarning):
     """An image file left out of a dataset because it cannot be decoded."""
 
 
-class ImageReadError(ValueError):
+class ImageReadError(AlllibError, ValueError):
     """An image file that cannot be decoded into an RGB picture."""
-
-
-class DatasetError(ValueError):
-    """A dataset folder that is missing, empty or laid out unlike the loader expects."""
 
 
 #: The most pixels (width x height) an image may declare and still be decoded: generous for
@@ -51,7 +49,9 @@ def max_pixels() -> int:
 
 def declared_size(raw: bytes | np.ndarray) -> tuple[int, int] | None:
     """``(width, height)`` that an image file's header declares, read without decoding the
-    pixels (Pillow's lazy open); ``None`` where Pillow does not know the format. A header beyond
+    pixels (Pillow's lazy open); ``None`` where Pillow does not know the format, and
+    :func:`decode_image` then refuses the file (formats OpenCV alone reads, such as Radiance HDR
+    or PAM, would be decoded whole before their size could be checked). A header beyond
     Pillow's own decompression-bomb limit gives ``(pixels, 1)``: its pixel count is all it says.
 
     >>> import cv2, numpy as np
@@ -86,15 +86,19 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     (4, 5, 3)
     """
     path = Path(path)
-    if path.is_dir():
-        raise ImageReadError(f"{path}: a directory, not an image file")
-    if not path.is_file():
-        raise ImageReadError(f"{path}: no such file")
-    size, limit = path.stat().st_size, max_pixels()
-    if size > 8 * limit + (1 << 20):  # more bytes than the largest image allowed can take, even 16-bit RGBA
-        raise ImageReadError(f"{path}: {size / 1e6:,.0f} MB, larger than any image of at most {limit / 1e6:,.0f} "
-                             "megapixels; it is not read (ALLLIB_MAX_PIXELS raises the limit)")
-    return decode_image(np.fromfile(path, dtype=np.uint8), path)
+    limit = max_pixels()
+    try:  # more bytes than the largest image allowed can take, even 16-bit RGBA, are not read
+        raw = read_regular(path, limit=8 * limit + (1 << 20))
+    except FileNotFoundError:
+        raise ImageReadError(f"{path}: no such file") from None
+    except NotRegularFileError as err:
+        if path.is_dir():
+            raise ImageReadError(f"{path}: a directory, not an image file") from None
+        more = " (ALLLIB_MAX_PIXELS raises the limit of pixels, and of bytes with it)" if "bytes" in str(err) else ""
+        raise ImageReadError(f"{err}; it is not read as an image{more}") from None
+    except OSError as err:
+        raise ImageReadError(f"{path}: cannot be read ({err.strerror or err})") from None
+    return decode_image(np.frombuffer(raw, dtype=np.uint8), path)
 
 
 def decode_image(raw: np.ndarray, path: Path) -> np.ndarray:
@@ -103,7 +107,10 @@ def decode_image(raw: np.ndarray, path: Path) -> np.ndarray:
         raise ImageReadError(f"{path}: the file is empty")
     limit = max_pixels()
     size = declared_size(raw)
-    if size is not None and size[0] * size[1] > limit:
+    if size is None:  # no header to bound the pixels by before decoding: not decoded at all
+        raise ImageReadError(f"{path}: not a readable image (not a format alllib reads: PNG, JPEG, TIFF, BMP, WebP, "
+                             "PPM; or a damaged header); it is not decoded")
+    if size[0] * size[1] > limit:
         shape = f"{size[0]} x {size[1]} pixels" if size[1] > 1 else f"{size[0]:,} pixels"
         raise ImageReadError(f"{path}: declares {shape} ({size[0] * size[1] / 1e6:,.0f} megapixels), above the limit "
                              f"of {limit / 1e6:,.0f} megapixels; it is not decoded "
@@ -136,7 +143,7 @@ def file_md5(path: str | os.PathLike) -> str:
     st = os.stat(path)
     memo = (str(path), st.st_size, st.st_mtime_ns)
     if memo not in _MD5_MEMO:
-        _MD5_MEMO[memo] = hashlib.md5(Path(path).read_bytes()).hexdigest()
+        _MD5_MEMO[memo] = hashlib.md5(read_regular(path)).hexdigest()
     return _MD5_MEMO[memo]
 
 

@@ -19,6 +19,7 @@ The map comes, in order, from
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from functools import lru_cache
 from importlib import resources
@@ -31,7 +32,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from alllib.data.images import decode_image
-from alllib.paths import cache_dir, shown_path
+from alllib.paths import cache_dir, read_regular, shown_path, write_atomic
 
 __all__ = ["shipped_slide_map", "match_crop", "match_crops", "slide_map", "acquisition", "canonical_slide",
            "SLIDE_SUFFIXES"]
@@ -101,13 +102,15 @@ def match_crops(crops: Sequence[np.ndarray], ids: Sequence[str], slide_paths: Se
     crop (``crop, slide, x, y, correlation, slide_width, slide_height``). With ``cache`` (a
     folder) the table is stored under a key made of the crops' and slides' content and read
     back on the next call with the same inputs."""
-    raws = {Path(p): np.fromfile(p, dtype=np.uint8) for p in slide_paths}  # each slide read once: hashed, decoded
+    raws = {Path(p): np.frombuffer(read_regular(p), np.uint8) for p in slide_paths}  # each read once: hashed, decoded
     key = hashlib.sha256(json.dumps([[hashlib.md5(np.ascontiguousarray(c)).hexdigest() for c in crops], list(ids),
                                      [hashlib.md5(raw).hexdigest() for raw in raws.values()]])
                          .encode()).hexdigest()[:20]
     stored = cache / f"slides-{key}.csv" if cache is not None else None
-    if stored is not None and stored.is_file():
-        return pd.read_csv(stored, keep_default_na=False, na_values=[""])
+    try:  # a regular file of the cache only, never through a link
+        return pd.read_csv(io.BytesIO(read_regular(stored, follow=False)), keep_default_na=False, na_values=[""])
+    except (TypeError, OSError, ValueError):  # no cache, nothing kept yet, or not a table: matched again
+        pass
     prepared = _prepare({p.stem: decode_image(raw, p) for p, raw in raws.items()}, scale=4)
     rows = []
     for crop, cid in tqdm(list(zip(crops, ids)), desc="matching crops to slides", disable=not progress):
@@ -118,7 +121,7 @@ def match_crops(crops: Sequence[np.ndarray], ids: Sequence[str], slide_paths: Se
     if stored is not None:
         try:
             stored.parent.mkdir(parents=True, exist_ok=True)
-            table.to_csv(stored, index=False)
+            write_atomic(stored, table.to_csv(index=False).encode())
         except OSError:
             pass  # a read-only cache only costs the matching again
     return table

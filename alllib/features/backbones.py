@@ -24,8 +24,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from alllib.errors import AlllibError
 from alllib.features.keras import import_keras, precision_policy
-from alllib.paths import efficientnet_lite_weights, keras_home
+from alllib.paths import efficientnet_lite_weights, keras_home, open_regular
 from alllib.preprocessing import BACKBONE_PREPROCESSING
 
 __all__ = ["Backbone", "BACKBONES", "PAPER_BACKBONES", "WeightsUnavailableError", "get_backbone",
@@ -35,7 +36,7 @@ __all__ = ["Backbone", "BACKBONES", "PAPER_BACKBONES", "WeightsUnavailableError"
 _KERAS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
 
 
-class WeightsUnavailableError(RuntimeError):
+class WeightsUnavailableError(AlllibError, RuntimeError):
     """ImageNet weights that are neither cached nor downloadable here."""
 
 
@@ -140,16 +141,9 @@ def imagenet_weights(name: str, download: bool = True) -> Path:
         problem = f"the download failed earlier in this session: {_FAILED_DOWNLOADS[b.key]}"
     elif download:
         try:
-            import contextlib
-            import io
-
-            keras = import_keras()
-
-            with contextlib.redirect_stdout(io.StringIO()):  # Keras prints "Downloading data from ..."
-                got = Path(keras.utils.get_file(b.weights_file, b.weights_url, cache_subdir="models",
-                                                cache_dir=str(keras_home())))
-            print(f"alllib: downloaded the ImageNet weights of {b.label} to {got}")
-            return got
+            _download(b.weights_url, path)
+            print(f"alllib: downloaded the ImageNet weights of {b.label} to {path}")
+            return path
         except Exception as err:  # any network failure: name the file to place instead
             _FAILED_DOWNLOADS[b.key] = str(err).splitlines()[0][:200]
             problem = f"the download failed: {_FAILED_DOWNLOADS[b.key]}"
@@ -159,6 +153,25 @@ def imagenet_weights(name: str, download: bool = True) -> Path:
         f"or pass weights='/path/to/{b.weights_file}', or use backbone='efficientnet_lite0', "
         "whose weights ship with pip."
     )
+
+
+def _download(url: str, path: Path, timeout: float = 30.0) -> None:
+    """``url`` saved at ``path`` (where Keras keeps its weights), streamed to a temporary file in the
+    same folder and renamed once complete: an interrupted download leaves nothing behind. Plain
+    ``urllib``, so that finding out that a machine is offline does not cost importing TensorFlow."""
+    import tempfile
+    import urllib.request
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{path.name}-")
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+            for block in iter(lambda: response.read(1 << 20), b""):
+                out.write(block)
+        os.replace(tmp, path)
+    finally:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
 
 
 def resolve_backbone(name: str = "auto", *, verbose: bool = True) -> str:
@@ -186,14 +199,14 @@ def file_sha256(path: Path) -> str:
     file changes): two different weights files with the same name and size never share features,
     and a model file vouches for its weights file by this digest."""
     path = Path(path)
-    st = path.stat()
-    memo = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if memo not in _WEIGHTS_HASHES:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
+    with open_regular(path) as f:  # a FIFO or a device named as weights cannot block or never end the hash
+        st = os.fstat(f.fileno())
+        memo = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+        if memo not in _WEIGHTS_HASHES:
+            h = hashlib.sha256()
             for block in iter(lambda: f.read(1 << 20), b""):
                 h.update(block)
-        _WEIGHTS_HASHES[memo] = h.hexdigest()
+            _WEIGHTS_HASHES[memo] = h.hexdigest()
     return _WEIGHTS_HASHES[memo]
 
 

@@ -20,7 +20,7 @@ head keep their sizes, so every variant gives 1280 features.
 [7, 7, 7]
 >>> {name: sum(stage[0] for stage in stages) for name, (stages, _) in VARIANTS.items()}
 {'efficientnet_lite0': 16, 'efficientnet_lite1': 21, 'efficientnet_lite2': 21}
->>> from alllib.paths import efficientnet_lite_weights
+>>> from alllib.paths import NotRegularFileError, efficientnet_lite_weights, open_regular
 >>> state = read_torch_state_dict(efficientnet_lite_weights(0))  # doctest: +SKIP
 >>> state["_conv_stem.weight"].shape                 # doctest: +SKIP
 (32, 3, 3, 3)
@@ -28,14 +28,16 @@ head keep their sizes, so every variant gives 1280 features.
 from __future__ import annotations
 
 import collections
+import os
 import pickle
 import struct
 from pathlib import Path
 
 import numpy as np
 
+from alllib.errors import AlllibError
 from alllib.features.keras import import_keras
-from alllib.paths import efficientnet_lite_weights
+from alllib.paths import NotRegularFileError, efficientnet_lite_weights, open_regular
 
 __all__ = ["VARIANTS", "read_torch_state_dict", "build_efficientnet_lite", "WeightsFileError"]
 
@@ -57,7 +59,7 @@ _DTYPES = {"FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage
            "LongStorage": np.int64, "IntStorage": np.int32, "ByteStorage": np.uint8}
 
 
-class WeightsFileError(ValueError):
+class WeightsFileError(AlllibError, ValueError):
     """A weights file that is missing or not a legacy torch state dict we can read."""
 
 
@@ -88,10 +90,18 @@ class _RestrictedUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a weights file")
 
     def persistent_load(self, pid):
+        if not isinstance(pid, tuple) or len(pid) < 5:
+            raise pickle.UnpicklingError(f"unsupported persistent id {str(pid)[:100]}")
         kind, storage_type, key, _location, size = pid[:5]
-        if kind != "storage" or storage_type not in _DTYPES:
-            raise pickle.UnpicklingError(f"unsupported storage {pid!r}")
-        return _StorageRef(str(key), _DTYPES[storage_type], int(size))
+        if kind != "storage" or storage_type not in _DTYPES or not isinstance(size, int) or size < 0:
+            raise pickle.UnpicklingError(f"unsupported storage {str(pid)[:100]}")
+        return _StorageRef(str(key), _DTYPES[storage_type], size)
+
+
+#: Bounds on what a weights file may declare (EfficientNet-Lite2's state dict has about 400 tensors
+#: of at most 4 dimensions).
+MAX_TENSORS = 10_000
+MAX_DIMS = 8
 
 
 def read_torch_state_dict(path: str | Path) -> dict[str, np.ndarray]:
@@ -99,48 +109,90 @@ def read_torch_state_dict(path: str | Path) -> dict[str, np.ndarray]:
 
     The legacy format is a pickled magic number, protocol version and system info, then the
     pickled state dict whose tensors point at storages by key, then the list of storage keys,
-    then each storage's raw little-endian data, preceded by its element count.
+    then each storage's raw little-endian data, preceded by its element count. The file is
+    untrusted input: only the types a state dict needs are unpickled, each storage's declared
+    size is checked against the bytes left in the file before anything is read, and every
+    tensor's shape, strides and offset against its storage before any view is made (a tensor
+    never reads outside its buffer, nor holds more elements than its storage). Any problem is a
+    :class:`WeightsFileError` naming the file.
     """
     path = Path(path)
-    if not path.is_file():
-        raise WeightsFileError(f"{path}: weights file not found")
-    with open(path, "rb") as f:
+    try:
+        f = open_regular(path)
+    except FileNotFoundError:
+        raise WeightsFileError(f"{path}: weights file not found") from None
+    except NotRegularFileError as err:
+        raise WeightsFileError(f"{err}; it is not read as weights") from None
+    with f:
+        size = os.fstat(f.fileno()).st_size
         try:
             magic = _RestrictedUnpickler(f).load()
             if magic != 0x1950A86A20F9469CFC6C:
                 raise WeightsFileError(f"{path}: not a legacy torch.save file (a zip-format file needs torch)")
             _RestrictedUnpickler(f).load()  # protocol version
             info = _RestrictedUnpickler(f).load()
+            if not isinstance(info, dict):
+                raise WeightsFileError(f"{path}: not a torch state dict (no system information)")
             if not info.get("little_endian", True):
                 raise WeightsFileError(f"{path}: big-endian weights are not supported")
             state = _RestrictedUnpickler(f).load()
             keys = _RestrictedUnpickler(f).load()
-        except (pickle.UnpicklingError, EOFError, AttributeError, ValueError) as err:
-            if isinstance(err, WeightsFileError):
-                raise
-            raise WeightsFileError(f"{path}: cannot read as a torch state dict ({err})") from err
-        storage_types = {}
-        for t in state.values():
-            if isinstance(t, _TensorRef):
-                storage_types[t.storage.key] = t.storage.dtype
+        except WeightsFileError:
+            raise
+        except Exception as err:  # a crafted pickle can raise many types; none may escape as a traceback
+            raise WeightsFileError(f"{path}: cannot read as a torch state dict ({type(err).__name__}: "
+                                   f"{str(err)[:200]})") from None
+        if not isinstance(state, dict) or len(state) > MAX_TENSORS:
+            raise WeightsFileError(f"{path}: not a state dict of at most {MAX_TENSORS:,} tensors")
+        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys) or len(set(keys)) != len(keys):
+            raise WeightsFileError(f"{path}: its list of storages is not a list of distinct names")
+        tensors = {name: t for name, t in state.items() if isinstance(t, _TensorRef)}
+        declared = {}
+        for name, t in tensors.items():
+            if declared.setdefault(t.storage.key, (t.storage.dtype, t.storage.size)) != (t.storage.dtype,
+                                                                                         t.storage.size):
+                raise WeightsFileError(f"{path}: storage {t.storage.key!r} is declared twice, differently")
         buffers = {}
         for key in keys:
-            (count,) = struct.unpack("<q", f.read(8))
-            dtype = np.dtype(storage_types.get(key, np.float32))
-            data = f.read(count * dtype.itemsize)
-            if len(data) != count * dtype.itemsize:
+            head = f.read(8)
+            if len(head) != 8:
                 raise WeightsFileError(f"{path}: truncated storage data")
-            buffers[key] = np.frombuffer(data, dtype=dtype)
-    out = {}
-    for name, t in state.items():
-        if not isinstance(t, _TensorRef):
-            continue
-        flat = buffers[t.storage.key]
-        item = flat.dtype.itemsize
-        arr = np.lib.stride_tricks.as_strided(flat[t.offset:], shape=t.shape,
-                                              strides=tuple(s * item for s in t.stride))
-        out[name] = np.ascontiguousarray(arr)
-    return out
+            (count,) = struct.unpack("<q", head)
+            dtype, expected = declared.get(key, (np.float32, None))
+            dtype = np.dtype(dtype)
+            left = size - f.tell()
+            if count < 0 or count * dtype.itemsize > left or (expected is not None and count != expected):
+                raise WeightsFileError(f"{path}: storage {key!r} declares {count:,} elements, but "
+                                       + (f"{left:,} bytes are left" if expected is None or count == expected
+                                          else f"its tensors say {expected:,}"))
+            buffers[key] = np.frombuffer(f.read(count * dtype.itemsize), dtype=dtype)
+    return {name: _tensor(t, buffers, path, name) for name, t in tensors.items()}
+
+
+def _tensor(t: _TensorRef, buffers: dict, path: Path, name: str) -> np.ndarray:
+    """The array of one tensor, its view checked to lie inside its storage first."""
+    if t.storage.key not in buffers:
+        raise WeightsFileError(f"{path}: tensor {name!r} points at storage {t.storage.key!r}, which is not in the file")
+    flat = buffers[t.storage.key]
+
+    def whole(v):
+        return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+    if not (whole(t.offset) and len(t.shape) == len(t.stride) <= MAX_DIMS and all(map(whole, t.stride))
+            and all(whole(d) and d <= max(len(flat), 1) for d in t.shape)):
+        raise WeightsFileError(f"{path}: tensor {name!r} has an impossible layout (shape {t.shape}, strides "
+                               f"{t.stride}, offset {t.offset!r})")
+    numel = int(np.prod(t.shape, dtype=object))
+    if numel == 0:
+        return np.zeros(t.shape, flat.dtype)
+    last = t.offset + sum((d - 1) * s for d, s in zip(t.shape, t.stride))
+    if last >= len(flat) or numel > len(flat):
+        raise WeightsFileError(f"{path}: tensor {name!r} (shape {t.shape}, strides {t.stride}, offset {t.offset}) "
+                               f"reaches beyond its storage of {len(flat):,} elements")
+    item = flat.dtype.itemsize  # a stride along a dimension of one element is never used: 0, whatever it says
+    strides = tuple(s * item if d > 1 else 0 for d, s in zip(t.shape, t.stride))
+    view = np.lib.stride_tricks.as_strided(flat[t.offset:], shape=t.shape, strides=strides, writeable=False)
+    return np.array(view, order="C")  # a copy of its own (a 0-d tensor stays 0-d)
 
 
 def build_efficientnet_lite(name: str = "efficientnet_lite0", weights: str | Path | None = "imagenet",

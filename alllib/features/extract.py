@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from alllib.data import Dataset
 from alllib.features.backbones import BACKBONES, load_backbone, resolve_backbone, weights_info
-from alllib.features.keras import check_precision
+from alllib.features.keras import check_precision, forward
 from alllib.features.store import FEATURE_FORMAT_VERSION, FeatureStore
 from alllib.memo import recipe
 from alllib.paths import cache_dir
@@ -204,7 +204,7 @@ def _run_batches(model, ds: Dataset, indices: list[int], transform: ImageTransfo
         for k, chunk in enumerate(chunks):
             batch = pending.result()
             pending = reader.submit(prepare, chunks[k + 1]) if k + 1 < len(chunks) else None
-            out.append(np.asarray(model.predict_on_batch(batch), dtype=np.float32))
+            out.append(forward(model, batch))
             bar.update(len(chunk))
     bar.close()
     return np.concatenate(out) if out else np.zeros((0, BACKBONES[backbone].dim), np.float32)
@@ -309,6 +309,31 @@ class FeatureExtractor(BaseEstimator, TransformerMixin):
             raise ValueError(f"FeatureExtractor: backbone_={self.backbone_!r} is not a known backbone")
         return self
 
+    #: The attributes a fitted extractor may hold besides its parameters.
+    _FITTED = ("backbone_", "transform_", "_model", "weights_label_")
+
+    def check_fitted(self) -> "FeatureExtractor":
+        """Raise ``ValueError`` where the fitted state is not what :meth:`fit` makes of the (checked)
+        parameters: an unknown attribute, a stored network, an image transform that does not follow
+        from the parameters (a crafted ``transform_.size`` of 12,000 pixels), a backbone other than the
+        one asked for. A model file's extractor is checked so when loaded."""
+        self.check_params()
+        extra = sorted(set(vars(self)) - set(self._parameter_constraints) - set(self._FITTED))
+        if extra:
+            raise ValueError(f"FeatureExtractor: unexpected attribute(s) {', '.join(extra)}")
+        if getattr(self, "_model", None) is not None:
+            raise ValueError("FeatureExtractor: holds a network (_model); a model file must rebuild it from the weights")
+        expected = ImageTransform(self.segmentation, self.size, "area", self.normalisation)
+        if getattr(self, "transform_", None) != expected:
+            shown = repr(getattr(self, "transform_", None))[:200]
+            raise ValueError(f"FeatureExtractor: transform_={shown} does not follow from its parameters ({expected})")
+        if self.backbone != "auto" and getattr(self, "backbone_", self.backbone) != self.backbone:
+            raise ValueError(f"FeatureExtractor: backbone_={self.backbone_!r} is not the backbone asked for "
+                             f"({self.backbone!r})")
+        if not isinstance(getattr(self, "weights_label_", ""), str):
+            raise ValueError("FeatureExtractor: weights_label_ is not text")
+        return self
+
     def fit(self, X=None, y=None):
         self.check_params()
         self.backbone_ = resolve_backbone(self.backbone, verbose=False)
@@ -334,7 +359,7 @@ class FeatureExtractor(BaseEstimator, TransformerMixin):
         if not hasattr(self, "backbone_"):
             self.fit()
         model = self._network()
-        out = [np.asarray(model.predict_on_batch(np.stack(inputs[start:start + self.batch_size])), dtype=np.float32)
+        out = [forward(model, np.stack(inputs[start:start + self.batch_size]))
                for start in range(0, len(inputs), self.batch_size)]
         return np.concatenate(out) if out else np.zeros((0, BACKBONES[self.backbone_].dim), np.float32)
 

@@ -7,6 +7,7 @@ values, SHA-256) when read, written atomically.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from alllib.paths import cache_dir
+from alllib.paths import cache_dir, read_regular, write_atomic
 
 __all__ = ["FEATURE_FORMAT_VERSION", "FeatureCacheWarning", "FeatureStore", "clear_cache", "regular_file"]
 
@@ -100,8 +101,8 @@ class FeatureStore:
         if not regular_file(shard):  # a folder or a FIFO named like a shard: never opened, never removed
             warnings.warn(f"feature cache: ignoring {shard}: not a regular file", FeatureCacheWarning, stacklevel=3)
             return
-        try:
-            with np.load(shard, allow_pickle=False) as z:
+        try:  # opened as a regular file, never through a link (regular_file above may be raced)
+            with np.load(io.BytesIO(read_regular(shard, follow=False)), allow_pickle=False) as z:
                 keys, X, digest = z["keys"], z["X"], str(z["sha256"])
             problem = (f"features of shape {X.shape}, expected (n, {self.dim})" if X.ndim != 2 or X.shape[1] != self.dim
                        else f"{len(keys)} keys for {len(X)} rows" if keys.ndim != 1 or len(keys) != len(X)
@@ -135,7 +136,7 @@ class FeatureStore:
         keys_arr, X = np.array(keys), np.ascontiguousarray(X, dtype=np.float32)
         tmp = None
         try:
-            (self.folder / "setting.json").write_text(json.dumps(self.setting, indent=1, sort_keys=True))
+            write_atomic(self.folder / "setting.json", json.dumps(self.setting, indent=1, sort_keys=True).encode())
             with tempfile.NamedTemporaryFile(dir=self.folder, prefix=".tmp-", suffix=".npz", delete=False) as f:
                 tmp = Path(f.name)
                 np.savez(f, keys=keys_arr, X=X, sha256=np.array(_shard_digest(keys_arr, X)))

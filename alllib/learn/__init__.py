@@ -1,6 +1,7 @@
 """Learning and judging: classifiers and the exact SVM grid search, the one cross-validation engine
 (:mod:`alllib.learn.evaluation`), the paper's and the honest protocol, metrics with their
-intervals and tests, fine-tuning, and model files.
+intervals and tests, verdicts that hold when nothing differs, candidates, fine-tuning, and model
+files.
 
 The modules, each imported by its full name (``from alllib.learn.protocols import honest_protocol``):
 
@@ -9,6 +10,8 @@ The modules, each imported by its full name (``from alllib.learn.protocols impor
 - :mod:`~alllib.learn.evaluation`: grouped folds with spawned seeds, :class:`~alllib.learn.evaluation.ProtocolResult`
 - :mod:`~alllib.learn.protocols`: the paper's protocol, the honest one, the leak audit, the probes
 - :mod:`~alllib.learn.metrics`: metrics, intervals, the grouped bootstrap and the corrected t-test
+- :mod:`~alllib.learn.verdicts`: "better", "worse" or "could not tell", calibrated by simulation
+- :mod:`~alllib.learn.candidates`: what raises an honest score, candidates paired on the same folds
 - :mod:`~alllib.learn.finetune`: EfficientNet-Lite0 fine-tuned end to end
 - :mod:`~alllib.learn.modelfile`: train, save, load and predict with a checked model file
 """

@@ -11,6 +11,9 @@ returns the same :class:`ProtocolResult`.
   (:func:`split_problem`).
 * **Inner folds** (:func:`inner_fold_count`): the same rule on a training side, at most 3; below 2,
   no tuning (the classifier keeps its defaults).
+* **Across cohorts** (:func:`cohort_folds`): each cohort (a C-NMC fold: people recruited apart)
+  held out in turn, the model trained on the others; what a model carries to people of another
+  cohort, beside what grouped folds within the pooled people say.
 * **Seeds**: one root ``seed``; ``numpy.random.SeedSequence(seed)`` spawns one sequence per repeat
   and each of those one per fold, so every fold of every repeat has its own independent seed and
   no two runs share folds by accident (with seeds made by addition, seed 0's second repeat would
@@ -42,7 +45,7 @@ from alllib.memo import digest, memo_path, read_memo, recipe, source_digest, wri
 from alllib.paths import shown_path
 
 __all__ = ["Fold", "Evaluation", "ProtocolResult", "groups_per_class", "split_problem", "fold_count",
-           "inner_fold_count", "grouped_folds", "score_evaluation", "cross_validate", "dataset_digest",
+           "inner_fold_count", "grouped_folds", "cohort_folds", "score_evaluation", "cross_validate", "dataset_digest",
            "load_evaluation", "store_evaluation", "results_to_json", "results_from_json"]
 
 #: The most inner folds used to tune on a training side.
@@ -140,6 +143,40 @@ def grouped_folds(labels, groups, *, n_splits: int = 5, n_repeats: int = 1, seed
         splitter = StratifiedGroupKFold(n_splits=used, shuffle=True, random_state=split_seed)
         for k, (train, test) in enumerate(splitter.split(np.zeros(len(labels)), labels, groups)):
             folds.append(Fold(r, len(folds), train, test, seeds[k]))
+    return folds
+
+
+def cohort_folds(labels, groups, cohorts, *, train_on=None, seed: int = 0) -> list[Fold]:
+    """Folds across cohorts. By default one fold per cohort, held out in turn (leave one cohort
+    out): its images are the test side, every other cohort's the training side. With ``train_on``
+    (a cohort), one fold: trained on that cohort, tested on all the others. Groups must not
+    straddle cohorts, and each training side must hold both classes; otherwise a
+    :class:`ValueError` says which. Fold seeds are spawned from ``seed`` as in :func:`grouped_folds`.
+
+    >>> [(f.index, f.test.tolist()) for f in cohort_folds([1, 0, 1, 0, 1, 0], list("abcdef"), [1, 1, 1, 1, 2, 2])]
+    [(0, [0, 1, 2, 3]), (1, [4, 5])]
+    >>> [f.test.tolist() for f in cohort_folds([1, 0, 1, 0, 1, 0], list("abcdef"), [1, 1, 1, 1, 2, 2], train_on=1)]
+    [[4, 5]]
+    """
+    labels, groups, cohorts = np.asarray(labels, int), np.asarray(groups), np.asarray(cohorts)
+    names = np.unique(cohorts)
+    if len(names) < 2:
+        raise ValueError(f"judging across cohorts needs at least 2 cohorts, found {len(names)}")
+    if train_on is not None and train_on not in names:
+        raise ValueError(f"no cohort {train_on!r} to train on; the cohorts are {names.tolist()}")
+    straddle = [g for g in np.unique(groups) if len(np.unique(cohorts[groups == g])) > 1]
+    if straddle:
+        raise ValueError(f"group {straddle[0]!r} lies in several cohorts; a cohort must hold whole groups")
+    held = [c for c in names if c != train_on] if train_on is not None else list(names)
+    tests = [np.flatnonzero(cohorts != train_on)] if train_on is not None else [np.flatnonzero(cohorts == c)
+                                                                                 for c in held]
+    seeds = [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(len(tests))]
+    folds = []
+    for k, test in enumerate(tests):
+        train = np.setdiff1d(np.arange(len(labels)), test)
+        if len(np.unique(labels[train])) < 2:
+            raise ValueError(f"trained on {sorted(set(cohorts[train].tolist()))}, the training side holds a single class")
+        folds.append(Fold(0, k, train, test, seeds[k]))
     return folds
 
 
@@ -248,11 +285,13 @@ Fitter = Callable[[Dataset, Dataset, Fold], "Evaluation | np.ndarray"]
 
 def cross_validate(ds: Dataset, fitters: dict[str, Fitter], *, n_splits: int = 5, n_repeats: int = 1,
                    seed: int = 0, protocol: str = "honest", settings: dict | None = None,
-                   progress: bool = True, desc: str = "folds",
+                   progress: bool = True, desc: str = "folds", cohorts: str | None = None, train_on=None,
                    checkpoint: bool | str | os.PathLike = False) -> dict[str, ProtocolResult]:
-    """Run every fitter on the same grouped outer folds of ``ds`` (:func:`grouped_folds`); each
-    sees only its fold's training side when it fits. Returns one :class:`ProtocolResult` per
-    fitter, with the folds really used in ``settings["n_splits"]``.
+    """Run every fitter on the same grouped outer folds of ``ds`` (:func:`grouped_folds`), or, with
+    ``cohorts`` (a column of ``ds.table``), with each cohort held out in turn (:func:`cohort_folds`);
+    each fitter sees only its fold's training side when it fits. Returns one
+    :class:`ProtocolResult` per fitter, with the folds really used in ``settings["n_splits"]`` (and
+    the held-out cohort of each fold in ``settings["held_out"]``).
 
     Parameters
     ----------
@@ -272,6 +311,12 @@ def cross_validate(ds: Dataset, fitters: dict[str, Fitter], *, n_splits: int = 5
         Show a progress bar.
     desc : str
         The progress bar's label.
+    cohorts : str, optional
+        A column naming each image's cohort: leave one cohort out instead of grouped folds, or
+        with ``train_on`` (a cohort) train on it and test on the others (:func:`cohort_folds`;
+        ``n_splits`` and ``n_repeats`` then do not apply).
+    train_on : optional
+        See ``cohorts``.
     checkpoint : bool or path
         Keep each fold's evaluation by each fitter in this folder (``True``: the cache's
         ``folds-v1``, :func:`alllib.memo.memo_path`) as it finishes, and take it from there
@@ -286,13 +331,23 @@ def cross_validate(ds: Dataset, fitters: dict[str, Fitter], *, n_splits: int = 5
     dict of str to ProtocolResult
         One result per fitter, its evaluations in fold order.
     """
-    folds = grouped_folds(ds.labels, ds.groups, n_splits=n_splits, n_repeats=n_repeats, seed=seed)
+    if cohorts is None:
+        folds = grouped_folds(ds.labels, ds.groups, n_splits=n_splits, n_repeats=n_repeats, seed=seed)
+        split = {"split": "by group"}
+    else:
+        column = ds.table[cohorts].to_numpy()
+        folds = cohort_folds(ds.labels, ds.groups, column, train_on=train_on, seed=seed)
+        n_splits, n_repeats = len(folds), 1
+        split = {"split": f"leave one {cohorts} out" if train_on is None else f"trained on {cohorts} {train_on}",
+                 "trained_on": [" and ".join(f"{cohorts}_{c}" for c in np.unique(column[f.train])) for f in folds],
+                 "held_out": [" and ".join(f"{cohorts}_{c}" for c in np.unique(column[f.test])) for f in folds]}
     used = len(folds) // n_repeats
     settings = {"dataset": ds.name, "n_originals": len(ds), "n_splits": used, "n_splits_asked": n_splits,
-                "n_repeats": n_repeats, "seed": seed, "split": "by group", **(settings or {})}
+                "n_repeats": n_repeats, "seed": seed, **split, **(settings or {})}
     evals: dict[str, list[Evaluation]] = {name: [] for name in fitters}
     bar = tqdm(total=len(folds) * len(fitters), desc=desc, disable=not progress)
-    stored = _fold_memos(ds, folds, fitters, checkpoint, n_splits=n_splits, n_repeats=n_repeats, seed=seed)
+    stored = _fold_memos(ds, folds, fitters, checkpoint, n_splits=n_splits, n_repeats=n_repeats, seed=seed,
+                         **({} if cohorts is None else {"cohorts": cohorts, "train_on": str(train_on)}))
     restored = 0
     for fold in folds:
         train, test = ds.subset(fold.train), ds.subset(fold.test)

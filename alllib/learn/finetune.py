@@ -11,8 +11,9 @@ the network than the default ``"block14"``), with each class weighing the same i
 split (no slide or subject on both sides) holds out ``validation`` of the training groups for
 early stopping: training stops after ``patience`` epochs without a lower validation loss, and
 the best epoch's weights are kept (where a class has a single group, nothing can be held out:
-every epoch runs and the last is kept). Training speed (images per second of the training steps) is
-recorded in ``history_``.
+every epoch runs and the last is kept). ``person_balanced=True`` draws each epoch's images so that
+every person (group) weighs the same (:func:`epoch_order`). Training speed (images per second of
+the training steps) is recorded in ``history_``.
 
 >>> FineTuner(epochs=0).check_params()
 Traceback (most recent call last):
@@ -32,12 +33,13 @@ from alllib.augmentation import Augmenter
 from alllib.data import Dataset
 from alllib.features import import_keras, precision_policy
 from alllib.features.backbones import BACKBONES, weights_info
+from alllib.features.keras import forward
 from alllib.learn.evaluation import Evaluation, ProtocolResult, grouped_folds, score_evaluation
 from alllib.memo import with_recipe
 from alllib.preprocessing import imagenet_preprocess, resize
 from alllib.settings import check_positive_int
 
-__all__ = ["FineTuner", "finetuned", "last_fold_network", "training_report"]
+__all__ = ["FineTuner", "finetuned", "last_fold_network", "training_report", "epoch_order"]
 
 
 class FineTuner(BaseEstimator):
@@ -50,11 +52,11 @@ class FineTuner(BaseEstimator):
     def __init__(self, *, epochs: int = 3, batch_size: int = 16, learning_rate: float = 3e-4,
                  trainable_from: str = "block14", validation: float = 0.2, patience: int = 2,
                  augmenter: Augmenter | None = None, size: int = 224, weights="imagenet", precision: str = "float32",
-                 backbone: str = "efficientnet_lite0", seed: int = 0):
+                 backbone: str = "efficientnet_lite0", person_balanced: bool = False, seed: int = 0):
         self.epochs, self.batch_size, self.learning_rate = epochs, batch_size, learning_rate
         self.trainable_from, self.validation, self.patience = trainable_from, validation, patience
         self.augmenter, self.size, self.weights, self.seed = augmenter, size, weights, seed
-        self.precision, self.backbone = precision, backbone
+        self.precision, self.backbone, self.person_balanced = precision, backbone, person_balanced
 
     def check_params(self) -> "FineTuner":
         """Raise ``ValueError`` naming the first parameter that is not allowed."""
@@ -66,6 +68,8 @@ class FineTuner(BaseEstimator):
             raise ValueError(f"backbone must be one of {', '.join(VARIANTS)}, not {self.backbone!r}")
         if not 0 < self.validation < 1:
             raise ValueError(f"validation must be a fraction in (0, 1), not {self.validation!r}")
+        if not isinstance(self.person_balanced, bool):
+            raise ValueError(f"person_balanced must be True or False, not {self.person_balanced!r}")
         return self
 
     def _build(self):
@@ -115,11 +119,11 @@ class FineTuner(BaseEstimator):
         keras = import_keras()
         loss_fn = keras.losses.BinaryCrossentropy(from_logits=True)
         # each class weighs the same in the loss (C-NMC's training sides hold about 3 ALL cells per normal one)
-        counts = np.bincount(y[train], minlength=2)
-        weight = np.where(counts > 0, len(train) / (2 * np.maximum(counts, 1)), 0.0)
         best, best_loss, waited, rows = None, np.inf, 0, []
         for epoch in range(self.epochs):
-            order = rng.permutation(train)
+            order = epoch_order(train, groups, rng, person_balanced=self.person_balanced)
+            counts = np.bincount(y[order], minlength=2)
+            weight = np.where(counts > 0, len(order) / (2 * np.maximum(counts, 1)), 0.0)
             seconds, losses = 0.0, []
             for s in range(0, len(order), self.batch_size):
                 idx = order[s:s + self.batch_size]
@@ -150,8 +154,7 @@ class FineTuner(BaseEstimator):
         return self
 
     def _logits(self, x: np.ndarray) -> np.ndarray:
-        return np.concatenate([np.asarray(self.model_.predict_on_batch(x[s:s + 32]))[:, 0]
-                               for s in range(0, len(x), 32)])
+        return np.concatenate([forward(self.model_, x[s:s + 32])[:, 0] for s in range(0, len(x), 32)])
 
     def decision_function(self, ds: Dataset) -> np.ndarray:
         """The fine-tuned network's logit for each image of ``ds`` (positive: ALL)."""
@@ -160,12 +163,31 @@ class FineTuner(BaseEstimator):
     def embed(self, ds: Dataset) -> np.ndarray:
         """The fine-tuned network's pooled 1280 features of each image (for the probes)."""
         x = self._inputs(self._pixels(ds))
-        return np.concatenate([np.asarray(self.embedder_.predict_on_batch(x[s:s + 32]), np.float32)
-                               for s in range(0, len(x), 32)])
+        return np.concatenate([forward(self.embedder_, x[s:s + 32]) for s in range(0, len(x), 32)])
+
+
+def epoch_order(train: np.ndarray, groups: np.ndarray, rng: np.random.Generator, *,
+                person_balanced: bool = False) -> np.ndarray:
+    """The training images of one epoch, in the order they are seen: each once, shuffled; or with
+    ``person_balanced``, as many draws of each person's (group's) images as the mean person has
+    (with replacement where a person has fewer), so that a person with a thousand cells does not
+    outweigh one with ten, then shuffled.
+
+    >>> g = np.array(["a"] * 8 + ["b"] * 2)
+    >>> order = epoch_order(np.arange(10), g, np.random.default_rng(0), person_balanced=True)
+    >>> len(order), int((g[order] == "b").sum())
+    (10, 5)
+    """
+    if not person_balanced:
+        return rng.permutation(train)
+    people = np.unique(groups[train])
+    per = int(np.ceil(len(train) / len(people)))
+    drawn = [rng.choice(train[groups[train] == p], per, replace=(groups[train] == p).sum() < per) for p in people]
+    return rng.permutation(np.concatenate(drawn))
 
 
 def finetuned(log: list | None = None, **settings):
-    """A candidate for :func:`alllib.book.candidates.evaluate_candidates`: a :class:`FineTuner` with
+    """A candidate for :func:`alllib.learn.candidates.evaluate_candidates`: a :class:`FineTuner` with
     ``settings`` fitted on each training side. It returns the test images' decision values as an
     :class:`~alllib.learn.evaluation.Evaluation` that carries the training ``history`` and, as
     ``best_params["epoch"]``, the epoch early stopping kept; its ``recipe`` (the settings, the
@@ -188,7 +210,7 @@ def finetuned(log: list | None = None, **settings):
 def last_fold_network(ds: Dataset, log: list, *, n_splits: int = 5, n_repeats: int = 1, seed: int = 0,
                       **settings) -> FineTuner:
     """The network a :func:`finetuned` candidate (with ``settings`` and ``log``) fitted on the last
-    outer fold of :func:`~alllib.book.candidates.evaluate_candidates` (the same ``n_splits``,
+    outer fold of :func:`~alllib.learn.candidates.evaluate_candidates` (the same ``n_splits``,
     ``n_repeats`` and ``seed``): the last of ``log``, or, where every fold was taken from a
     checkpoint and ``log`` is empty, fitted again on that fold's training side with its seed."""
     if log:

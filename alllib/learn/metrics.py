@@ -33,8 +33,10 @@ __all__ = [
     "mean_interval",
     "mcnemar",
     "grouped_bootstrap",
+    "metric_from_counts",
     "corrected_resampled_ttest",
     "detectable_difference",
+    "choose_threshold",
 ]
 
 #: The metrics reported everywhere in the book, in this order.
@@ -158,7 +160,7 @@ def mcnemar(y_true, pred_a, pred_b) -> dict:
             "method": "chi-squared, continuity-corrected"}
 
 
-def _from_counts(tp, tn, fp, fn, metric: str):
+def metric_from_counts(tp, tn, fp, fn, metric: str):
     """``metric`` from (possibly weighted, possibly arrays of) confusion counts: accuracy,
     balanced accuracy, sensitivity, specificity or weighted F1."""
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -213,7 +215,7 @@ def grouped_bootstrap(y_true, groups, predictions: list, metric: str = "balanced
             draws = rng.integers(0, len(members), (n_boot, len(members)))
             np.add.at(weights, (np.arange(n_boot)[:, None], members[draws]), 1.0)
     drawn = np.einsum("bg,rgk->brk", weights, counts)  # (boot, repeats, 4)
-    values = _from_counts(drawn[..., 0], drawn[..., 1], drawn[..., 2], drawn[..., 3], metric)
+    values = metric_from_counts(drawn[..., 0], drawn[..., 1], drawn[..., 2], drawn[..., 3], metric)
     return np.nanmean(values, axis=1)
 
 
@@ -251,3 +253,21 @@ def detectable_difference(standard_error: float, *, alpha: float = 0.05, power: 
     0.028
     """
     return float((stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)) * standard_error)
+
+
+def choose_threshold(y: np.ndarray, scores: np.ndarray, default: float) -> float:
+    """The cut on ``scores`` (label 1 where ``score >= cut``) that maximises balanced accuracy on
+    ``y``; among equal ones, the nearest to ``default``.
+
+    >>> choose_threshold(np.array([0, 0, 1, 1]), np.array([-2.0, 0.5, 1.0, 3.0]), 0.0)
+    0.75
+    """
+    y, scores = np.asarray(y), np.asarray(scores, float)
+    pos, neg = np.sort(scores[y == 1]), np.sort(scores[y == 0])
+    if not len(pos) or not len(neg):
+        return float(default)
+    s = np.unique(scores)
+    cuts = np.concatenate([[s[0] - 1.0], (s[1:] + s[:-1]) / 2, [s[-1] + 1.0]])
+    balanced = (1 - np.searchsorted(pos, cuts, side="left") / len(pos) + np.searchsorted(neg, cuts) / len(neg)) / 2
+    best = np.flatnonzero(balanced >= balanced.max() - 1e-12)
+    return float(cuts[best[np.argmin(np.abs(cuts[best] - default))]])

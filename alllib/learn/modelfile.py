@@ -41,19 +41,21 @@ from sklearn.pipeline import Pipeline
 from alllib import __version__
 from alllib.augmentation import Augmenter, balance
 from alllib.data import Dataset, ImageReadError, cnmc_subject, read_image
+from alllib.errors import AlllibError
 from alllib.features import BACKBONES, FeatureExtractor, Featurizer, file_sha256
 from alllib.learn.classifiers import fit_classifier
-from alllib.learn.evaluation import grouped_folds, inner_fold_count, split_problem
+from alllib.learn.evaluation import cohort_folds, grouped_folds, inner_fold_count, split_problem
+from alllib.learn.metrics import choose_threshold
 from alllib.learn.neighbours import neighbourhood_correction
 from alllib.preprocessing import rgb_to_lab
 from alllib.segmentation import MIN_SIZE, EmptyMaskWarning
 
 __all__ = ["ModelFileError", "TrainingError", "calibration_problem", "train_image_classifier", "grouped_report",
-           "choose_threshold", "probability_threshold", "THRESHOLDS", "REPORTED", "TRAIN_DEFAULTS", "train_defaults",
+           "probability_threshold", "THRESHOLDS", "REPORTED", "TRAIN_DEFAULTS", "train_defaults",
            "save_model", "load_model",
            "predict_images", "predict_files", "describe_model", "subject_calls",
            "Prediction", "visible_cell_problem", "training_statistics", "unfamiliar", "fitted_scaler", "LABEL_NAMES",
-           "MAGIC", "FORMAT_VERSION", "TRUSTED_TYPES"]
+           "MAGIC", "FORMAT_VERSION", "TRUSTED_TYPES", "check_classifier_state"]
 
 MAGIC = b"ALLLIB-MODEL "
 #: The model file format this alllib writes and reads.
@@ -73,11 +75,11 @@ MAX_SCHEMA_BYTES = 64 << 20
 MAX_METADATA_DEPTH = 32
 
 
-class ModelFileError(ValueError):
+class ModelFileError(AlllibError, ValueError):
     """A file that is not an alllib model, or a damaged one."""
 
 
-class TrainingError(ValueError):
+class TrainingError(AlllibError, ValueError):
     """Data too few or too odd to give a model whose labels can be trusted; nothing is saved."""
 
 
@@ -95,15 +97,27 @@ def calibration_problem(clf) -> str | None:
             "where a rising probability needs a < 0): its labels would contradict the SVM's decisions")
 
 
-#: What ``train`` uses for a dataset where it is not told otherwise, and why: the setting chosen for
-#: that dataset (for C-NMC, from ``benchmarks/cnmc_specificity.py`` on fold_1's cells, by subject;
-#: rerun it to check the choice on other data). Other datasets keep the paper's pipeline (K-means
-#: segmentation, no correction).
+def _measured_defaults() -> dict:
+    """The defaults ``benchmarks/cnmc_specificity.py --write-defaults`` chose and recorded, with the
+    measurement behind them (``train_defaults.json`` beside this module); none where it is absent."""
+    from importlib import resources
+
+    try:
+        return json.loads(resources.files("alllib.learn").joinpath("train_defaults.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+#: What ``train`` uses for a dataset where it is not told otherwise, and why: for C-NMC the setting
+#: ``benchmarks/cnmc_specificity.py`` chose by the calibrated verdict on pooled people and recorded
+#: with its measurement (its ``why`` says how sure it is); other datasets keep the paper's pipeline
+#: (K-means segmentation, no correction).
 TRAIN_DEFAULTS = {
-    "cnmc": {"segmentation": "none", "neighbours": 10,
-             "why": "C-NMC cells come segmented; the neighbourhood correction (k = 10) is the setting chosen for C-NMC "
-                    "from benchmarks/cnmc_specificity.py, by subject (README: how it was chosen and how sure)"},
     "*": {"segmentation": "kmeans", "neighbours": 0, "why": "the paper's pipeline"},
+    "cnmc": {"segmentation": "none", "neighbours": 0,
+             "why": "C-NMC cells come segmented; no setting was measured better (run benchmarks/cnmc_specificity.py)"},
+    **{name: {k: v for k, v in d.items() if k in ("segmentation", "neighbours", "why")}
+       for name, d in _measured_defaults().items()},
 }
 
 
@@ -111,8 +125,8 @@ def train_defaults(dataset: str) -> dict:
     """The settings ``train`` uses for ``dataset`` unless told otherwise (:data:`TRAIN_DEFAULTS`): the
     segmentation method (as ``train --segmentation`` names it) and the neighbours of the correction.
 
-    >>> train_defaults("cnmc")["neighbours"], train_defaults("all_idb2")["segmentation"]
-    (10, 'kmeans')
+    >>> train_defaults("cnmc")["segmentation"], train_defaults("all_idb2")["segmentation"]
+    ('none', 'kmeans')
     """
     return dict(TRAIN_DEFAULTS.get(dataset, TRAIN_DEFAULTS["*"]))
 
@@ -179,6 +193,10 @@ def train_image_classifier(ds: Dataset, *, backbone: str = "auto", weights="imag
         raise ValueError(f"neighbours must be a whole number >= 0, not {neighbours!r}")
     report = grouped_report(inner, X, y, train.groups, originals=originals, threshold=threshold, seed=seed,
                             neighbours=neighbours, progress=progress)
+    if "fold" in train.table and train.table["fold"].nunique() >= 2:  # C-NMC with several cohorts
+        report["cohorts"] = grouped_report(inner, X, y, train.groups, originals=originals, threshold=threshold,
+                                           seed=seed, neighbours=neighbours, cohorts=train.table["fold"].to_numpy(),
+                                           progress=progress)
     cut = report.get("final_threshold", 0.0 if classifier == "svm" else 0.5)
     params = {k.split("__", 1)[1]: v for k, v in inner.get_params().items()
               if k.startswith(f"{classifier}__") and not callable(v) and isinstance(v, (int, float, str, bool, type(None)))}
@@ -284,24 +302,6 @@ THRESHOLDS = ("balanced", "default")
 REPORTED = ("balanced_accuracy", "sensitivity", "specificity", "weighted_f1", "accuracy", "roc_auc")
 
 
-def choose_threshold(y: np.ndarray, scores: np.ndarray, default: float) -> float:
-    """The cut on ``scores`` (label 1 where ``score >= cut``) that maximises balanced accuracy on
-    ``y``; among equal ones, the nearest to ``default``.
-
-    >>> choose_threshold(np.array([0, 0, 1, 1]), np.array([-2.0, 0.5, 1.0, 3.0]), 0.0)
-    0.75
-    """
-    y, scores = np.asarray(y), np.asarray(scores, float)
-    pos, neg = np.sort(scores[y == 1]), np.sort(scores[y == 0])
-    if not len(pos) or not len(neg):
-        return float(default)
-    s = np.unique(scores)
-    cuts = np.concatenate([[s[0] - 1.0], (s[1:] + s[:-1]) / 2, [s[-1] + 1.0]])
-    balanced = (1 - np.searchsorted(pos, cuts, side="left") / len(pos) + np.searchsorted(neg, cuts) / len(neg)) / 2
-    best = np.flatnonzero(balanced >= balanced.max() - 1e-12)
-    return float(cuts[best[np.argmin(np.abs(cuts[best] - default))]])
-
-
 def _refit(model: Pipeline, X: np.ndarray, y: np.ndarray) -> Pipeline:
     """``clone(model).fit(X, y)``; an SVM through one Gram matrix (:func:`~alllib.learn.svm_search.fit_svc`)."""
     from sklearn.base import clone
@@ -319,21 +319,26 @@ def _refit(model: Pipeline, X: np.ndarray, y: np.ndarray) -> Pipeline:
 
 def grouped_report(model: Pipeline, X: np.ndarray, y: np.ndarray, groups: np.ndarray, *, originals=None,
                    threshold: str = "balanced", n_splits: int = 5, seed: int = 0, neighbours: int = 0,
-                   progress: bool = True) -> dict:
+                   cohorts=None, progress: bool = True) -> dict:
     """What a model with ``model``'s settings is worth for a new patient (slide): grouped
     cross-validation on the training data (no group on both sides; up to ``n_splits`` folds,
     fewer where a class has fewer groups), scored on the original images of each held-out fold
     (``originals``: a mask; augmented copies train but are never scored).
 
     With ``threshold="balanced"`` each fold's decision threshold is chosen on its training side
-    alone, by a grouped inner cross-validation (:func:`choose_threshold`), so the scores are not
+    alone, by a grouped inner cross-validation (:func:`~alllib.learn.metrics.choose_threshold`), so the scores are not
     tuned on what they score. Returns the folds' metrics (:data:`REPORTED`: mean and standard
     deviation), each group's share of correctly labelled images for the class with fewer groups
     (its specificity, for C-NMC's normal donors), the pooled out-of-fold decisions' threshold
     for the final model, and the settings. The hyper-parameters were tuned on all of the data,
     which makes the figures somewhat optimistic; chapters 9, 10 and 13 measure honestly. With
+    ``cohorts`` (each image's cohort: C-NMC's fold), each cohort is held out in turn instead
+    (:func:`~alllib.learn.evaluation.cohort_folds`), and each fold's figures are kept with the
+    cohorts it was trained on and scored on. Every person scored gets one call
+    (:func:`~alllib.learn.metrics.person_call`), counted per class in ``people``. With
     ``neighbours``, every held-out decision is first corrected by its most similar held-out images
-    (:func:`~alllib.learn.neighbours.neighbourhood_correction`), as ``predict`` does with a batch.
+    of the same group (:func:`~alllib.learn.neighbours.neighbourhood_correction`), as ``predict``
+    does within each person.
     """
     from sklearn.model_selection import StratifiedGroupKFold
     from tqdm import tqdm
@@ -352,7 +357,11 @@ def grouped_report(model: Pipeline, X: np.ndarray, y: np.ndarray, groups: np.nda
     default = 0.0 if isinstance(model[-1], SVC) else 0.5  # the decision function's zero, or a probability's half
     rows, oof = [], np.full(len(y), np.nan)
     pred_all = np.full(len(y), -1)
-    splits = grouped_folds(y, groups, n_splits=n_splits, seed=seed)
+    if cohorts is None:
+        splits = grouped_folds(y, groups, n_splits=n_splits, seed=seed)
+    else:
+        cohorts = np.asarray(cohorts)
+        splits = cohort_folds(y, groups, cohorts, seed=seed)
     folds = len(splits)
     for fold in tqdm(splits, desc="grouped cross-validation", unit="fold", disable=not progress):
         train, test = fold.train, fold.test[originals[fold.test]]
@@ -364,13 +373,17 @@ def grouped_report(model: Pipeline, X: np.ndarray, y: np.ndarray, groups: np.nda
                 for a, b in StratifiedGroupKFold(inner, shuffle=True, random_state=fold.seed).split(
                         X[train], y[train], groups[train]):
                     inner_scores[b] = _corrected(decision_scores(_refit(model, X[train][a], y[train][a]), X[train][b]),
-                                                 X[train][b], neighbours)
+                                                 X[train][b], neighbours, groups[train][b])
                 keep = originals[train]
                 cut = choose_threshold(y[train][keep], inner_scores[keep], default)
-        scores = _corrected(decision_scores(_refit(model, X[train], y[train]), X[test]), X[test], neighbours)
+        scores = _corrected(decision_scores(_refit(model, X[train], y[train]), X[test]), X[test], neighbours,
+                            groups[test])
         pred = (scores >= cut).astype(int)
         oof[test], pred_all[test] = scores, pred
-        rows.append({**binary_metrics(y[test], pred, scores), "threshold": cut})
+        rows.append({**binary_metrics(y[test], pred, scores), "threshold": cut,
+                     **({} if cohorts is None else {"trained on": _names(cohorts[train]),
+                                                    "scored on": _names(cohorts[test]),
+                                                    "people": _people(y[test], pred, groups[test])})})
     table = pd.DataFrame(rows)
     scored = pred_all >= 0
     smaller = min(np.unique(y), key=lambda c: len(np.unique(groups[y == c])))
@@ -381,6 +394,11 @@ def grouped_report(model: Pipeline, X: np.ndarray, y: np.ndarray, groups: np.nda
     return {
         "folds": folds, "threshold_rule": threshold, "scored": int(scored.sum()),
         "metrics": {m: {"mean": float(table[m].mean()), "std": float(table[m].std(ddof=0))} for m in REPORTED},
+        "people": _people(y[scored], pred_all[scored], groups[scored]),
+        **({} if cohorts is None else {"per_cohort": [{k: (r[k] if k in ("trained on", "scored on", "people")
+                                                          else float(r[k])) for k in (*REPORTED, "trained on",
+                                                                                      "scored on", "people")}
+                                                     for r in rows]}),
         "fold_thresholds": [round(float(t), 6) for t in table["threshold"]],
         "smaller_class": int(smaller), "per_group": per_group, "neighbours": neighbours,
         "final_threshold": choose_threshold(y[scored], oof[scored], default) if threshold == "balanced" else default,
@@ -389,13 +407,45 @@ def grouped_report(model: Pipeline, X: np.ndarray, y: np.ndarray, groups: np.nda
     }
 
 
+def _calls(people: dict) -> str:
+    """A :func:`_people` count in words."""
+    parts = []
+    for word, c in people.items():
+        if c["people"]:
+            few = c["with 3 cells or fewer"]
+            parts.append(f"{word} {c['called right']} of {c['people']} right ({c['uncertain']} uncertain, "
+                         f"{c['called wrong']} wrong" + (f", {few} with 3 cells or fewer)" if few else ")"))
+    return "; ".join(parts)
+
+
+def _names(cohorts: np.ndarray) -> str:
+    return " and ".join(f"fold_{c}" for c in np.unique(cohorts))
+
+
+def _people(y: np.ndarray, pred: np.ndarray, groups: np.ndarray) -> dict:
+    """One call per person (:func:`~alllib.learn.metrics.person_call`), counted per class: people,
+    called right, uncertain, and how many had 3 cells or fewer (always uncertain)."""
+    from alllib.learn.metrics import person_call
+
+    out = {}
+    for label, word in ((1, "ALL"), (0, "normal")):
+        calls = [(person_call(int(pred[groups == g].sum()), int((groups == g).sum())), int((groups == g).sum()))
+                 for g in np.unique(groups[y == label])]
+        out[word] = {"people": len(calls), "called right": sum(c == word for c, _ in calls),
+                     "uncertain": sum(c == "uncertain" for c, _ in calls),
+                     "called wrong": sum(c not in (word, "uncertain") for c, _ in calls),
+                     "with 3 cells or fewer": sum(n <= 3 for _, n in calls)}
+    return out
+
+
 def _is_count(value, most: int | None = None) -> bool:
     return (isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 0
             and (most is None or value <= most))
 
 
-def _corrected(scores: np.ndarray, X: np.ndarray, neighbours: int) -> np.ndarray:
-    return neighbourhood_correction(X, scores, k=neighbours, weight=0.5) if neighbours and len(scores) > 1 else scores
+def _corrected(scores: np.ndarray, X: np.ndarray, neighbours: int, groups: np.ndarray) -> np.ndarray:
+    """The neighbourhood correction within each group (person), as ``predict`` applies it."""
+    return neighbourhood_correction(X, scores, k=neighbours, weight=0.5, groups=groups) if neighbours else scores
 
 
 _UNITS = {"cnmc": "subject", "all_idb2": "slide"}
@@ -403,14 +453,15 @@ _UNITS = {"cnmc": "subject", "all_idb2": "slide"}
 
 def subject_calls(rows: list["Prediction"], subjects: dict[str, str] | None = None) -> pd.DataFrame:
     """One call per person from their cells' labels: for each subject (``subjects`` maps an image
-    to its subject; by default :func:`~alllib.data.cnmc_subject` reads C-NMC file names), the cells labelled, how
-    many were called blasts, that share with its 95 % Wilson interval, the mean probability of a
-    blast, and the call: ``ALL`` where the whole interval lies above one half, ``normal`` where it
-    lies below, ``uncertain`` otherwise. Cells that could not be labelled, or whose subject is
-    unknown, are left out (their count is in ``table.attrs["unassigned"]``)."""
+    to its subject; by default each row's own ``subject``, which :func:`predict_files` reads from
+    C-NMC file names), the cells labelled, how many were called blasts, that share with its 95 %
+    Wilson interval, the mean probability of a blast, and the call (:func:`~alllib.learn.metrics.person_call`):
+    ``ALL`` where the whole interval lies above one half, ``normal`` where it lies below,
+    ``uncertain`` otherwise. Cells that could not be labelled, or whose subject is unknown, are
+    left out (their count is in ``table.attrs["unassigned"]``)."""
     from alllib.learn.metrics import person_call, wilson_interval
 
-    found = [(subjects.get(r.image) if subjects is not None else cnmc_subject(r.image), r) for r in rows]
+    found = [((r.subject or cnmc_subject(r.image)) if subjects is None else subjects.get(r.image), r) for r in rows]
     labelled = [(s, r) for s, r in found if s is not None and r.label is not None]
     out = []
     for subject in sorted({s for s, _ in labelled}):
@@ -453,7 +504,14 @@ def describe_model(meta: dict) -> str:
             shares = np.array([r["correct"] for r in groups.values()])
             lines.append(f"{what} per {unit} of class {cv.get('smaller_class')} ({len(shares)} {unit}s): lowest "
                          f"{100 * shares.min():.1f} %, median {100 * np.median(shares):.1f} %")
+        if cv.get("people"):
+            lines.append(f"one call per {unit} while held out: {_calls(cv['people'])}")
         lines.append(f"({cv.get('note')})")
+        for r in (cv.get("cohorts") or {}).get("per_cohort", []):
+            lines.append(f"across cohorts, trained on {r['trained on']}, scored on {r['scored on']}: "
+                         + ", ".join(f"{name.replace('_', ' ')} {100 * r[name]:.1f} %" for name in REPORTED[:4]
+                                     if r[name] == r[name])
+                         + (f"; one call per {unit}: {_calls(r['people'])}" if r.get("people") else ""))
     elif cv:
         lines.append(f"not cross-validated: {cv.get('note')}")
     if meta.get("neighbours"):
@@ -633,12 +691,12 @@ def _check_pipeline(pipeline: Pipeline, metadata: dict, path: Path) -> None:
     extractor = pipeline.named_steps["features"]
     if not isinstance(extractor, FeatureExtractor) or list(pipeline.named_steps) != ["features", "classifier"]:
         raise ModelFileError(f"{path}: not an alllib image pipeline (features, then classifier)")
-    try:
-        extractor.check_params()
-    except ValueError as err:
-        raise ModelFileError(f"{path}: refused, {err}") from None
     if not hasattr(extractor, "backbone_"):
         raise ModelFileError(f"{path}: refused, its feature extractor was never fitted")
+    try:
+        extractor.check_fitted()
+    except ValueError as err:
+        raise ModelFileError(f"{path}: refused, {err}") from None
     if extractor.weights not in (None, "imagenet", "random"):
         weights = Path(extractor.weights)
         vouched = metadata.get("weights_sha256")
@@ -651,6 +709,100 @@ def _check_pipeline(pipeline: Pipeline, metadata: dict, path: Path) -> None:
     if n_in != dim:
         raise ModelFileError(f"{path}: refused, its classifier reads {n_in} features but {extractor.backbone_} "
                              f"gives {dim}")
+    try:
+        check_classifier_state(classifier, dim)
+    except (ValueError, TypeError, AttributeError, IndexError) as err:
+        raise ModelFileError(f"{path}: refused, {str(err)[:300]}") from None
+
+
+def _array(obj, name: str, shape: tuple, kinds: str = "f") -> np.ndarray:
+    """``obj.name`` as an array of ``shape`` (``None``: any length) and of a numpy kind in ``kinds``,
+    finite where it is of floats; else ``ValueError`` naming it."""
+    value = getattr(obj, name, None)
+    if not isinstance(value, np.ndarray) or value.dtype.kind not in kinds or value.ndim != len(shape) or any(
+            want is not None and got != want for got, want in zip(value.shape, shape)):
+        desc = f"{type(value).__name__} {getattr(value, 'dtype', '')} {getattr(value, 'shape', '')}".strip()
+        raise ValueError(f"{type(obj).__name__}.{name} is {desc}, not an array of shape {shape}")
+    if value.dtype.kind == "f" and not np.isfinite(value).all():
+        raise ValueError(f"{type(obj).__name__}.{name} holds values that are not finite")
+    return value
+
+
+def check_classifier_state(classifier, dim: int) -> None:
+    """Raise ``ValueError`` where a loaded classifier's fitted state is not what fitting one on
+    ``dim`` features makes: the arrays a prediction reads (the scaler's, the SVM's support
+    vectors, coefficients and counts, each tree's nodes, the calibration's sigmoid) of the types,
+    shapes and ranges it reads them with, so that no crafted file can make the compiled code
+    behind them read outside an array."""
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    inner = [classifier]
+    if isinstance(classifier, CalibratedClassifierCV):
+        calibrated = getattr(classifier, "calibrated_classifiers_", None)
+        if not isinstance(calibrated, list) or len(calibrated) != 1:
+            raise ValueError("a calibrated classifier must hold one calibrated estimator")
+        inner = [calibrated[0].estimator]
+        for cal in calibrated[0].calibrators:
+            for name in ("a_", "b_"):
+                v = getattr(cal, name, None)
+                if isinstance(v, bool) or not isinstance(v, (float, int, np.floating)) or not np.isfinite(v):
+                    raise ValueError(f"the calibration's {name} is {v!r}, not a finite number")
+        if len(calibrated[0].calibrators) != 1:
+            raise ValueError("the calibration must hold one sigmoid")
+    for model in inner:
+        if not isinstance(model, Pipeline) or [type(s).__name__ for _, s in model.steps][:1] != ["StandardScaler"]:
+            raise ValueError("the classifier is not a scaler followed by an estimator")
+        scaler, est = model.steps[0][1], model.steps[-1][1]
+        if not isinstance(scaler, StandardScaler) or len(model.steps) != 2:
+            raise ValueError("the classifier is not a scaler followed by an estimator")
+        _array(scaler, "mean_", (dim,))
+        if (_array(scaler, "scale_", (dim,)) <= 0).any():
+            raise ValueError("StandardScaler.scale_ holds values that are not positive")
+        classes = getattr(est, "classes_", None)
+        if not isinstance(classes, np.ndarray) or classes.tolist() != [0, 1]:
+            raise ValueError(f"the classifier's classes are {classes!r}, not [0, 1]")
+        if isinstance(est, SVC):
+            _check_svc(est, dim)
+        elif isinstance(est, RandomForestClassifier):
+            _check_forest(est, dim)
+
+
+def _check_svc(svc, dim: int) -> None:
+    if svc.kernel not in ("rbf", "poly", "linear") or svc._sparse is not False:
+        raise ValueError(f"the SVM's kernel {svc.kernel!r} (sparse {svc._sparse!r}) is not one alllib trains")
+    sv = _array(svc, "support_vectors_", (None, dim))
+    n = len(sv)
+    for name in ("dual_coef_", "_dual_coef_"):
+        _array(svc, name, (1, n))
+    for name in ("intercept_", "_intercept_"):
+        _array(svc, name, (1,))
+    counts = _array(svc, "_n_support", (2,), "i")
+    if (counts < 0).any() or int(counts.sum()) != n:
+        raise ValueError(f"the SVM's support counts {counts.tolist()} do not add up to its {n} support vectors")
+    _array(svc, "support_", (n,), "i")
+    for name in ("_probA", "_probB"):
+        _array(svc, name, (None,))
+    gamma, degree, coef0 = svc._gamma, svc.degree, svc.coef0
+    if not (isinstance(gamma, (float, np.floating)) and np.isfinite(gamma) and gamma > 0):
+        raise ValueError(f"the SVM's gamma {gamma!r} is not a positive number")
+    if isinstance(degree, bool) or not isinstance(degree, (int, np.integer)) or not 0 < degree <= 10:
+        raise ValueError(f"the SVM's degree {degree!r} is not from 1 to 10")
+    if not np.isfinite(coef0):
+        raise ValueError(f"the SVM's coef0 {coef0!r} is not finite")
+
+
+def _check_forest(forest, dim: int) -> None:
+    for tree in forest.estimators_:
+        t = tree.tree_
+        n = t.node_count
+        left, right, feature = t.children_left, t.children_right, t.feature
+        leaf = left == -1
+        if (len(left) != n or (left[~leaf] <= 0).any() or (left >= n).any() or (right[~leaf] <= 0).any()
+                or (right >= n).any() or (right[leaf] != -1).any() or (feature[~leaf] < 0).any()
+                or (feature >= dim).any() or t.value.shape[0] != n):
+            raise ValueError("a tree of the forest has nodes that point outside it")
 
 
 def predict_images(pipeline: Pipeline, images: list[np.ndarray], threshold: float | None = None
@@ -680,6 +832,8 @@ class Prediction:
     message: str = ""
     label: int | None = None
     probability: float = float("nan")
+    subject: str | None = None  # the person the cell belongs to, where known
+    corrected: bool = False  # the neighbourhood correction, within its person, moved its probability
 
     @property
     def label_name(self) -> str:
@@ -707,7 +861,7 @@ def visible_cell_problem(img: np.ndarray) -> str | None:
 
 
 def predict_files(pipeline: Pipeline, paths: list, *, chunk: int = 64, metadata: dict | None = None,
-                  neighbours: int | None = None) -> list[Prediction]:
+                  neighbours: int | None = None, subjects: dict[str, str] | None = None) -> list[Prediction]:
     """Label image files one by one, at the model's saved threshold (``metadata``): a file that
     cannot be read or is too small gets an
     ``error`` row and the others are still labelled; an image with no visible cell (uniform,
@@ -727,9 +881,15 @@ def predict_files(pipeline: Pipeline, paths: list, *, chunk: int = 64, metadata:
         The model's metadata (its threshold and training statistics).
     neighbours : int, optional
         With ``k > 0``, each file's probability is mixed half and half with those of its ``k``
-        most similar files of this batch (:func:`~alllib.learn.neighbours.neighbourhood_correction`,
-        Pan et al. 2019), before the threshold: for a batch holding many cells of each person.
-        ``None``: the model's own setting (``metadata["neighbours"]``, 0 where absent).
+        most similar files of the same person in this batch
+        (:func:`~alllib.learn.neighbours.neighbourhood_correction`, Pan et al. 2019), before the
+        threshold. A file whose person is unknown is left as it is (its ``corrected`` is False):
+        the correction was measured within a person, and across people it would pull a healthy
+        donor's cells toward a patient's. ``None``: the model's own setting
+        (``metadata["neighbours"]``, 0 where absent).
+    subjects : dict, optional
+        Each file's person (as given); by default read from C-NMC file names
+        (:func:`~alllib.data.cnmc_subject`).
 
     Returns
     -------
@@ -776,9 +936,16 @@ def predict_files(pipeline: Pipeline, paths: list, *, chunk: int = 64, metadata:
             if neighbours:
                 labelled += [row for row, _, _ in ready]
                 features.append(feats)
-    if neighbours and len(labelled) > 1:
-        proba = neighbourhood_correction(np.concatenate(features), np.array([r.probability for r in labelled]),
-                                         k=neighbours, weight=0.5)
-        for row, p in zip(labelled, proba):
-            row.probability, row.label = float(p), int(p >= (0.5 if threshold is None else threshold))
+    for row in rows:
+        row.subject = subjects.get(row.image) if subjects is not None else cnmc_subject(row.image)
+    if neighbours and labelled:
+        people = np.array([r.subject or "" for r in labelled], dtype=object)
+        names, counts = np.unique(people, return_counts=True)
+        known = (people != "") & np.isin(people, names[counts > 1])  # a person with one cell has no neighbour
+        feats = np.concatenate(features)[known]
+        mine = [r for r, k in zip(labelled, known) if k]
+        proba = neighbourhood_correction(feats, np.array([r.probability for r in mine]), k=neighbours, weight=0.5,
+                                         groups=people[known]) if mine else []
+        for row, p in zip(mine, proba):
+            row.probability, row.label, row.corrected = float(p), int(p >= (0.5 if threshold is None else threshold)), True
     return rows
