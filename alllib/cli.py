@@ -93,7 +93,9 @@ def _writable_output(path: str) -> Path:
 def _cmd_train(args: argparse.Namespace) -> int:
     from alllib.data import load_dataset
     from alllib.features import imagenet_weights, resolve_backbone
-    from alllib.learn.modelfile import describe_model, save_model, train_defaults, train_image_classifier
+    from alllib.learn.modelfile import save_model
+    from alllib.learn.predict import describe_model
+    from alllib.learn.training import train_defaults, train_image_classifier
 
     out = _writable_output(args.out)  # everything checked before the work
     if args.weights not in ("imagenet", "random") and not Path(args.weights).is_file():
@@ -125,7 +127,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     import csv
 
     from alllib.features.efficientnet_lite import WeightsFileError
-    from alllib.learn.modelfile import ModelFileError, describe_model, load_model, predict_files
+    from alllib.learn.modelfile import ModelFileError, load_model
+    from alllib.learn.predict import describe_model, predict_files
 
     if not args.images and not args.about:
         raise UsageError("give the image files to label (or --about to describe the model)")
@@ -192,7 +195,7 @@ def _read_subjects(path: str) -> dict[str, str]:
 
 def _print_subjects(args: argparse.Namespace, rows, subjects: dict[str, str] | None) -> int:
     """``predict --by-subject``: one row per subject (CSV with ``--csv``)."""
-    from alllib.learn.modelfile import subject_calls
+    from alllib.learn.predict import subject_calls
 
     calls = subject_calls(rows, subjects)
     if args.csv:

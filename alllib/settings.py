@@ -15,7 +15,7 @@ from __future__ import annotations
 import numbers
 import os
 
-__all__ = ["positive_int", "check_positive_int"]
+__all__ = ["positive_int", "check_positive_int", "is_count"]
 
 
 def check_positive_int(value, name: str) -> int:
@@ -39,3 +39,13 @@ def positive_int(name: str, default: int, what: str) -> int:
     if value < 1:
         raise ValueError(f"{name} must be a positive integer ({what}), not {raw!r}")
     return value
+
+
+def is_count(value, most: int | None = None) -> bool:
+    """Whether ``value`` is a whole number from 0 (to ``most``), never a bool.
+
+    >>> is_count(3), is_count(True), is_count(-1), is_count(12, most=10)
+    (True, False, False, False)
+    """
+    return (isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 0
+            and (most is None or value <= most))

@@ -19,15 +19,9 @@ from alllib.cli import main
 from alllib.data import ImageReadError, declared_size, read_image
 from alllib.features import FeatureExtractor
 from alllib.features.extract import ImageTransform
-from alllib.learn.modelfile import (
-    FORMAT_VERSION,
-    MAGIC,
-    ModelFileError,
-    calibration_problem,
-    load_model,
-    save_model,
-    visible_cell_problem,
-)
+from alllib.learn.familiarity import visible_cell_problem
+from alllib.learn.modelfile import FORMAT_VERSION, MAGIC, ModelFileError, load_model, save_model
+from alllib.learn.training import calibration_problem
 
 from .conftest import write_rgb
 
@@ -534,11 +528,11 @@ def test_any_file_name_is_reported_and_none_forges_a_row(trained_model, tmp_path
 
 
 def test_bad_subjects_are_refused_before_any_image_is_labelled(trained_model, tmp_path, capsys, monkeypatch):
-    import alllib.learn.modelfile as modelfile
+    import alllib.learn.predict as predict
 
     model, good = trained_model
     labelled = []
-    monkeypatch.setattr(modelfile, "predict_files", lambda *a, **k: labelled.append(1) or [])
+    monkeypatch.setattr(predict, "predict_files", lambda *a, **k: labelled.append(1) or [])
     for content, message in ((b"name,who\na,b\n", "needs the columns image and subject"),
                              ("image,subject\nzelle\xe4.png,1\n".encode("latin-1"), "not a readable UTF-8 CSV"),
                              (b"\x00\x01\x02\xff" * 50, "")):
@@ -618,7 +612,7 @@ def test_models_with_random_fitted_state_are_refused_or_predict_safely(model_pat
     except ModelFileError as err:
         assert "crafted.alllib: refused" in str(err) or "crafted.alllib" in str(err)
         return
-    from alllib.learn.modelfile import _classify
+    from alllib.learn.predict import _classify
 
     labels, proba = _classify(pipe, rng.normal(size=(4, 1280)))
     assert set(labels.tolist()) <= {0, 1} and np.isfinite(proba).all()

@@ -148,7 +148,7 @@ def test_fuzzed_and_truncated_files_are_refused_never_crash(model_file, tmp_path
 
 
 def test_one_call_per_subject_from_its_cells():
-    from alllib.learn.modelfile import Prediction, subject_calls
+    from alllib.learn.predict import Prediction, subject_calls
 
     rows = ([Prediction(f"UID_5_{i}_1_all.bmp", label=1, probability=0.9) for i in range(20)]
             + [Prediction(f"UID_h1_{i}_1_hem.bmp", label=0, probability=0.1) for i in range(20)]
@@ -180,7 +180,7 @@ def test_the_grouped_report_measures_the_neighbourhood_correction_it_will_apply(
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
 
-    from alllib.learn.modelfile import grouped_report
+    from alllib.learn.training import grouped_report
 
     rng = np.random.default_rng(0)
     people = 12
@@ -206,7 +206,8 @@ def test_the_report_judges_across_cohorts_and_calls_each_person():
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
 
-    from alllib.learn.modelfile import describe_model, grouped_report
+    from alllib.learn.predict import describe_model
+    from alllib.learn.training import grouped_report
 
     rng = np.random.default_rng(1)
     cells = np.r_[np.full(8, 12), np.full(8, 2)]  # cohort 1: many cells each; cohort 2: two cells each
@@ -238,7 +239,7 @@ def test_trains_cnmc_default_is_the_recorded_measurement_and_says_how_sure():
     they were measured on; the reason train gives says how sure the choice is."""
     from importlib import resources
 
-    from alllib.learn.modelfile import TRAIN_DEFAULTS, train_defaults
+    from alllib.learn.training import TRAIN_DEFAULTS, train_defaults
 
     recorded = json.loads(resources.files("alllib.learn").joinpath("train_defaults.json").read_text())["cnmc"]
     chosen = train_defaults("cnmc")

@@ -17,7 +17,8 @@ TRAIN_SYNTHETIC = ["train", "--dataset", "synthetic", "--synthetic-n", "24", "--
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     from alllib.data.synthetic import make_synthetic
-    from alllib.learn.modelfile import save_model, train_image_classifier
+    from alllib.learn.modelfile import save_model
+    from alllib.learn.training import train_image_classifier
 
     ds = make_synthetic(16, size=80, seed=4)
     pipe, meta = train_image_classifier(ds, backbone="efficientnet_lite0", weights="random", size=64,
@@ -28,7 +29,8 @@ def trained(tmp_path_factory):
 
 
 def test_round_trip_gives_identical_predictions(trained):
-    from alllib.learn.modelfile import load_model, predict_images
+    from alllib.learn.modelfile import load_model
+    from alllib.learn.predict import predict_images
 
     ds, pipe, meta, path = trained
     images = ds.images()
@@ -144,7 +146,7 @@ def test_cli_predict_without_the_weights_offline(trained, tmp_path, capsys, monk
     (["--weights", "{tmp}/missing.h5"], "no such weights file"),
 ])
 def test_cli_train_checks_before_training(tmp_path, capsys, monkeypatch, argv, message):
-    from alllib.learn import modelfile as models
+    from alllib.learn import training as models
 
     monkeypatch.setattr(models, "train_image_classifier", lambda *a, **k: pytest.fail("trained despite a bad option"))
     (tmp_path / "afile").write_text("a file, not a folder")
@@ -155,7 +157,7 @@ def test_cli_train_checks_before_training(tmp_path, capsys, monkeypatch, argv, m
 def test_cli_train_takes_the_datasets_defaults_where_not_told(tmp_path, capsys, monkeypatch):
     """Unset options take the dataset's defaults (TRAIN_DEFAULTS), --k still reaches K-means, and a
     given option wins over the default."""
-    from alllib.learn import modelfile as models
+    from alllib.learn import training as models
 
     seen = []
 
@@ -287,7 +289,7 @@ def test_an_image_unlike_the_training_images_is_labelled_but_flagged(trained, tm
 
 
 def test_cli_train_refuses_to_save_an_inverted_calibration(tmp_path, capsys, monkeypatch):
-    from alllib.learn import modelfile as models
+    from alllib.learn import training as models
 
     monkeypatch.setattr(models, "calibration_problem", lambda clf: "the probability calibration came out inverted")
     out = tmp_path / "m.alllib"
@@ -300,7 +302,9 @@ def test_cli_train_refuses_to_save_an_inverted_calibration(tmp_path, capsys, mon
 def test_train_reports_what_a_new_patient_gets_and_predict_applies_the_saved_threshold(trained, tmp_path, capsys):
     """The model file carries the grouped cross-validated figures and a threshold chosen on
     cross-validated decisions; ``predict --about`` prints them, and labels follow the threshold."""
-    from alllib.learn.modelfile import REPORTED, load_model, predict_images
+    from alllib.learn.modelfile import load_model
+    from alllib.learn.predict import predict_images
+    from alllib.learn.training import REPORTED
 
     ds, pipe, meta, path = trained
     cv, cut = meta["grouped_cv"], meta["threshold"]
@@ -333,7 +337,8 @@ def test_predict_with_the_neighbourhood_correction_mixes_each_cell_with_its_own_
     person. A cell and its copy are each other's nearest: unchanged; a third cell of the same person,
     unlike both, moves halfway to them; the same cell given to another person, or to nobody known,
     is left as it is (a batch of several people is never mixed)."""
-    from alllib.learn.modelfile import load_model, predict_files
+    from alllib.learn.modelfile import load_model
+    from alllib.learn.predict import predict_files
 
     ds, _, _, path = trained
     pipe, meta = load_model(path)

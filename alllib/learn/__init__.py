@@ -13,5 +13,8 @@ The modules, each imported by its full name (``from alllib.learn.protocols impor
 - :mod:`~alllib.learn.verdicts`: "better", "worse" or "could not tell", calibrated by simulation
 - :mod:`~alllib.learn.candidates`: what raises an honest score, candidates paired on the same folds
 - :mod:`~alllib.learn.finetune`: EfficientNet-Lite0 fine-tuned end to end
-- :mod:`~alllib.learn.modelfile`: train, save, load and predict with a checked model file
+- :mod:`~alllib.learn.training`: train an image classifier and say what it is worth for a new patient
+- :mod:`~alllib.learn.modelfile`: save and load a checked model file, as untrusted input
+- :mod:`~alllib.learn.familiarity`: is an input like the training images?
+- :mod:`~alllib.learn.predict`: label image files, one call per person, a model described
 """
