@@ -15,9 +15,10 @@ Core:
 - :mod:`alllib.features`: the backbones and their weights, the feature store, extraction
 - :mod:`alllib.learn`: classifiers, the one cross-validation engine, the protocols, metrics,
   fine-tuning, model files
-- :mod:`alllib.attribution`: Grad-CAM through the real SVM, occlusion, the nucleus share
+- :mod:`alllib.attribution`: Grad-CAM through the real SVM, occlusion, the nucleus share, the maps'
+  sanity checks and the study that runs them on grouped folds
 
-Book's layer: :mod:`alllib.book` (chapter, runner, lab, studies, candidates, prose, reported figures,
-plots). Where to add a chapter, a candidate or a backbone: CONTRIBUTING.md.
+Book's layer: :mod:`alllib.book` (chapter, runner, lab, studies, prose, reported figures, plots).
+Where to add a chapter, a candidate or a backbone: CONTRIBUTING.md.
 """
 __version__ = "0.2.0"

@@ -153,12 +153,12 @@ def _cmd_predict(args: argparse.Namespace) -> int:
               "(C-NMC names, or --subjects CSV, say who is who)", file=sys.stderr)
     if args.by_subject or args.subjects:
         return _print_subjects(args, rows, subjects)
-    if args.csv:  # the csv module quotes newlines and tabs; names whose bytes are not UTF-8 are escaped
+    if args.csv:  # the csv module quotes newlines and tabs; bytes that are not UTF-8 are escaped
         w = csv.writer(sys.stdout)
         w.writerow(["image", "status", "label", "class", "probability_blast", "message"])
         for r in rows:
-            w.writerow([_utf8(r.image), r.status, "" if r.label is None else r.label, r.label_name,
-                        "" if r.label is None else f"{r.probability:.4f}", _utf8(r.message)])
+            w.writerow([printable(r.image, controls=False), r.status, "" if r.label is None else r.label, r.label_name,
+                        "" if r.label is None else f"{r.probability:.4f}", printable(r.message, controls=False)])
     else:
         print(f"# model: {meta.get('classifier')} on {meta.get('backbone_label')} features "
               f"({meta.get('weights')} weights), trained on {meta.get('training_data', {}).get('dataset')}",
@@ -168,12 +168,6 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                 flag = "" if r.status == "ok" else f"\t(warning: {printable(r.message.split(': ', 1)[-1])})"
                 print(f"{printable(r.image)}\t{r.label}\t{r.label_name}\tp(blast)={r.probability:.3f}{flag}")
     return 0 if all(r.status == "ok" for r in rows) else 1
-
-
-def _utf8(text: str) -> str:
-    """``text`` with the bytes of a file name that are not UTF-8 shown as backslash escapes (CSV
-    output keeps newlines and tabs: the csv module quotes them)."""
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _read_subjects(path: str) -> dict[str, str]:

@@ -23,16 +23,19 @@ class AlllibError(Exception):
     exit_code = 2
 
 
-def printable(text: object) -> str:
+def printable(text: object, *, controls: bool = True) -> str:
     """``text`` safe to print on any terminal, in any encoding: bytes that are not UTF-8 (a file
     name's, kept by Python as surrogates) and control characters (a newline or a tab in a file
     name, an escape sequence) shown as backslash escapes, so that no name can forge a line of
-    output or stop the program from printing.
+    output or stop the program from printing. ``controls=False`` leaves control characters as
+    they are (for CSV, which quotes them).
 
     >>> printable("a\\nb\\tc"), printable("x\\udcff.png")
     ('a\\\\nb\\\\tc', 'x\\\\xff.png')
     """
     s = str(text).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    if not controls:
+        return s
     return "".join(c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii") for c in s)
 
 

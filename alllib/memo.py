@@ -75,7 +75,9 @@ def digest(*parts) -> str:
 #: The modules that only show results (sentences, figures, the paper's figures) or run the
 #: chapters: a change to them leaves the memos valid. Every other module is in :func:`source_digest`,
 #: the book's candidates and studies included.
-DISPLAY_ONLY = ("book/lab.py", "book/plots.py", "book/prose.py", "book/reported.py", "book/runner.py")
+DISPLAY_ONLY = ("book/build.py", "book/lab.py", "book/plots.py", "book/prose/__init__.py", "book/prose/attribution.py",
+                "book/prose/display.py", "book/prose/gains.py", "book/prose/protocols.py", "book/reported.py",
+                "book/runner.py")
 
 
 def source_digest() -> str:

@@ -18,13 +18,14 @@ An explicit argument always wins over the variable, and the variable over the de
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
 from alllib.errors import DatasetError, file_kind
 
 __all__ = ["ENVIRONMENT", "project_root", "shown_path", "data_dir", "cache_dir", "results_dir", "keras_home",
-           "efficientnet_lite_weights", "open_regular", "read_regular", "write_atomic",
+           "efficientnet_lite_weights", "open_regular", "read_regular", "atomic_file", "write_atomic",
            "NotRegularFileError"]
 
 #: Every environment variable the library reads: what it sets and its default.
@@ -170,19 +171,26 @@ def read_regular(path: str | os.PathLike, *, limit: int | None = None, follow: b
         return f.read()
 
 
-def write_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a new temporary file in the same folder (created
-    exclusively: nothing already there, a FIFO or a link, is opened), then renamed over ``path``:
-    a reader sees the old file or the new one, never half of one, and a link at ``path`` is
-    replaced, not followed."""
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike):
+    """A binary file to write ``path`` through: a new temporary file in the same folder (created
+    exclusively: nothing already there, a FIFO or a link, is opened), renamed over ``path`` when the
+    block ends without an error, removed otherwise. A reader sees the old file or the new one,
+    never half of one, and a link at ``path`` is replaced, not followed."""
     import tempfile
 
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{path.name}-")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
         os.replace(tmp, path)
     finally:
         if os.path.lexists(tmp):
             os.unlink(tmp)
+
+
+def write_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` through :func:`atomic_file`."""
+    with atomic_file(path) as f:
+        f.write(data)

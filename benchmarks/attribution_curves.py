@@ -4,10 +4,10 @@
     python benchmarks/attribution_curves.py --cells 40 --kinds "RISE of the decision"
     python benchmarks/attribution_curves.py --dataset cnmc --cells-per-subject 40 --cells 32 --all-kinds
 
-Chapter 11 runs :func:`alllib.book.studies.sanity_checks` on a few cells drawn at random (8 in the
+Chapter 11 runs :func:`alllib.attribution.sanity_checks` on a few cells drawn at random (8 in the
 quick profile, 32 in the full one). This script runs them on every image of ``$ALLLIB_DATA``'s
 ALL-IDB2 (or ``--cells`` drawn at random), unsegmented, with EfficientNet-Lite0 features and an SVM
-per slide-grouped fold (:func:`alllib.book.studies.attribution_study`), so that the paired tests
+per slide-grouped fold (:func:`alllib.attribution.attribution_study`), so that the paired tests
 against the random smooth map with both fills (one-sided Wilcoxon over the images, Petsiuk et al.
 2018) and the randomisation tests against each map's own variant (shuffled weights, shuffled
 labels; Adebayo et al. 2018) rest on every image.
@@ -27,7 +27,7 @@ import time
 
 
 def main() -> None:
-    from alllib.book.studies import AGREEMENT_KINDS, MAP_KINDS
+    from alllib.attribution import AGREEMENT_KINDS, MAP_KINDS
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cells", type=int, default=None, help="images drawn at random (default: every image)")
@@ -46,8 +46,7 @@ def main() -> None:
     import numpy as np
     import pandas as pd
 
-    from alllib.attribution import FILLS, sanity_table
-    from alllib.book.studies import attribution_study, passing_inside_table, sanity_checks
+    from alllib.attribution import FILLS, attribution_study, passing_inside_table, sanity_checks, sanity_table
     from alllib.data import load_dataset
     from alllib.features import FeatureExtractor
 

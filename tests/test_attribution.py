@@ -67,7 +67,7 @@ def test_occlusion_finds_the_square_the_score_reads():
 def random_study():
     """24 synthetic smears explained by a random-weights Lite0 and an SVM per grouped fold."""
     pytest.importorskip("keras")
-    from alllib.book.studies import attribution_study
+    from alllib.attribution import attribution_study
     from alllib.data import load_dataset
     from alllib.features import FeatureExtractor
 
@@ -78,7 +78,7 @@ def random_study():
 
 @pytest.mark.slow
 def test_attribution_study_explains_each_cell_with_a_model_that_never_saw_its_group(random_study):
-    from alllib.book.studies import inside_table
+    from alllib.attribution import inside_table
 
     ds, study = random_study
     t = study.table
@@ -166,9 +166,8 @@ def _check_rows(kind, cells, weights, labels, consistency, gain, rng, *, second_
 
 
 def test_the_sanity_table_passes_only_what_beats_random_with_every_fill_and_changes_with_the_model():
-    from alllib.attribution import sanity_table
+    from alllib.attribution import passing_inside_table, sanity_table
     from alllib.book.prose import sanity_sentences
-    from alllib.book.studies import passing_inside_table
 
     rng = np.random.default_rng(0)
     rows = (_check_rows("good", 12, 0.1, 0.2, 0.8, 0.3, rng) + _check_rows("stubborn", 12, 0.9, 0.2, 0.8, 0.3, rng)
@@ -234,8 +233,7 @@ def test_a_model_free_centred_map_and_an_inverted_map_fail_the_checks():
 
 @pytest.mark.slow
 def test_sanity_checks_run_every_map_kind_on_a_real_study(random_study, tmp_path, monkeypatch):
-    from alllib.attribution import sanity_table
-    from alllib.book.studies import MAP_KINDS, sanity_checks
+    from alllib.attribution import MAP_KINDS, sanity_checks, sanity_table
 
     _, study = random_study
     checks = sanity_checks(study, [0, 1, 2], patch=24, stride=12, steps=6, rise_masks=8, progress=False)
@@ -252,7 +250,7 @@ def test_sanity_checks_run_every_map_kind_on_a_real_study(random_study, tmp_path
     kept = tmp_path / "kept"  # stopped after two cells, then resumed: the same rows, the kept cells not redone
     assert study.key
     sanity_checks(study, [0, 1], patch=24, stride=12, steps=6, rise_masks=8, progress=False, checkpoint=kept)
-    import alllib.book.studies as studies
+    import alllib.attribution.study as studies
 
     computed = []
     real_cell_maps = studies._cell_maps
@@ -272,7 +270,7 @@ def test_sanity_checks_run_every_map_kind_on_a_real_study(random_study, tmp_path
 
 
 def test_sanity_checks_refuse_an_unknown_map_kind():
-    from alllib.book.studies import sanity_checks
+    from alllib.attribution import sanity_checks
 
     with pytest.raises(ValueError, match="unknown map kinds \\['Grad-CAM\\+\\+'\\]"):
         sanity_checks(None, [], kinds=["Grad-CAM++"])
@@ -282,7 +280,7 @@ def test_sanity_checks_refuse_an_unknown_map_kind():
 def test_grad_cam_at_any_layer_equals_grad_cam_at_the_last_and_differs_at_the_finer(random_study):
     """grad_cam_at goes through the network with one backward pass; at the last convolutional layer it
     must give what grad_cam computes from the maps and the SVM's exact feature gradient."""
-    from alllib.attribution import _maps_model, conv_maps, finer_layer, grad_cam_at
+    from alllib.attribution.maps import _maps_model, conv_maps, finer_layer, grad_cam_at
 
     _, study = random_study
     ex, x = study.extractor, study.network_input(0)
@@ -297,13 +295,13 @@ def test_grad_cam_at_any_layer_equals_grad_cam_at_the_last_and_differs_at_the_fi
 
 @pytest.mark.slow
 def test_map_agreement_compares_every_pair_on_every_image(random_study, tmp_path, monkeypatch):
+    from alllib.attribution import AGREEMENT_KINDS, agreement_matrix, map_agreement
     from alllib.book.prose import agreement_sentences
-    from alllib.book.studies import AGREEMENT_KINDS, agreement_matrix, map_agreement
 
     _, study = random_study
     agreement = map_agreement(study, patch=24, stride=12, progress=False)
     map_agreement(study, [0, 5], patch=24, stride=12, progress=False, checkpoint=tmp_path)
-    import alllib.book.studies as studies
+    import alllib.attribution.study as studies
 
     computed = []
     real_cell_maps = studies._cell_maps
@@ -318,6 +316,13 @@ def test_map_agreement_compares_every_pair_on_every_image(random_study, tmp_path
     np.testing.assert_allclose(matrix.to_numpy(), matrix.to_numpy().T)
     assert (np.diag(matrix) == 1).all()
     assert agreement_sentences(agreement).startswith(f"Over {len(study.table)} images, the median rank correlation")
+    from alllib.attribution import agreement_sample
+
+    drawn = agreement_sample(study, 2, seed=0, checkpoint=False)  # two images drawn with the seed, every pair
+    chosen = sorted(np.random.default_rng(1).choice(len(study.table), size=2, replace=False).tolist())
+    assert drawn["id"].unique().tolist() == study.table["id"].iloc[chosen].tolist() and len(drawn) == 2 * pairs
+    assert study.summary() == (f"{study.description}; the SVM got {study.table['correct'].mean():.1%} of "
+                               f"{len(study.table)} cells right")
 
 
 def test_rise_finds_what_the_score_reads_with_one_seed_and_several_heads():
@@ -336,8 +341,8 @@ def test_rise_finds_what_the_score_reads_with_one_seed_and_several_heads():
 
 
 def test_agreement_sentences_name_each_pair_and_the_pairs_that_could_not_be_compared():
+    from alllib.attribution import agreement_matrix
     from alllib.book.prose import agreement_sentences
-    from alllib.book.studies import agreement_matrix
 
     rows = pd.DataFrame({"id": [1, 1, 2, 2, 3, 3], "first": ["A"] * 6, "second": ["B", "C"] * 3,
                          "rho": [0.9, np.nan, 0.7, np.nan, 0.5, np.nan]})

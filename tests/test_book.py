@@ -334,7 +334,7 @@ def test_backbone_table():
 
 def test_no_made_up_repository_buttons(tmp_path, monkeypatch):
     """Launch and repository buttons only for a repository given at build time."""
-    from alllib.book.runner import book_config
+    from alllib.book.build import book_config
 
     plain = book_config(ROOT)
     assert "repository" not in plain and "launch_buttons" not in plain
@@ -451,3 +451,23 @@ def test_the_chapter_budget_names_a_chapter_that_grew():
     times["11_attribution"] = 2.5 * budget["11_attribution"]
     (line,) = tool.over_budget(times, budget)
     assert line.startswith("11_attribution took") and "it grew" in line
+
+
+def test_a_companion_dataset_is_drawn_per_group_or_refused_with_the_reason(tmp_path, synthetic):
+    from alllib.book.chapter import Chapter
+
+    from .conftest import write_cnmc_tree
+
+    def companion(data, **kw):
+        ch = Chapter("00_test", dataset="synthetic", n_synthetic=8, data_dir=str(data), results_dir=str(tmp_path))
+        return ch.companion("cnmc", **kw)
+
+    ds, why = companion(tmp_path / "nothing")
+    assert ds is None and why.title == "Not available"
+    assert repr(why).startswith("Not available: C-NMC-2019 is not available on this machine, so this section computes")
+    ds, why = companion(write_cnmc_tree(tmp_path / "six", synthetic), per_group=2)
+    assert why is None and len(ds) == 12 and (ds.table.groupby("group").size() == 2).all()
+    again, _ = companion(tmp_path / "six", per_group=2)
+    assert again.ids.tolist() == ds.ids.tolist()  # the chapter's seed: the same cells
+    ds, why = companion(write_cnmc_tree(tmp_path / "three", synthetic, subjects=3))
+    assert ds is None and why.title == "Not computed" and "cannot be split by group" in repr(why)

@@ -128,3 +128,31 @@ def test_rankings_are_compared_and_the_grid_scored_within_and_across():
     across_runs = evaluate_candidates(ds, {"x": lambda tr, te, s: te.labels - 0.5}, cohorts="fold", train_on=1,
                                       progress=False)
     assert ranking_table(within_runs, across_runs).loc["x", ["within", "across"]].tolist() == [1.0, 1.0]
+
+
+def test_cohort_rankings_rank_within_the_largest_cohort_and_carry_to_the_others():
+    """Fine-tuned candidates are left out (they are not frozen features); a largest cohort that cannot
+    be split by person is refused with the reason."""
+    from alllib.learn.cohorts import cohort_rankings
+
+    rng = np.random.default_rng(2)
+    ds = _people(((6, 4), (4, 3)), cells=5)
+    X = rng.normal(size=(len(ds), 4)) + ds.labels[:, None] * 2.0
+    featurize = lambda d: X[[ds.table.index[ds.table["id"] == i][0] for i in d.ids]]  # noqa: E731
+    seen = []
+
+    def right(train, test, seed):
+        seen.append(set(train.table["fold"]))
+        return test.labels - 0.5
+
+    candidates = {"right": right, "wrong": lambda tr, te, s: 0.5 - te.labels,
+                  "fine-tuned net": lambda tr, te, s: pytest.fail("a fine-tuned candidate was ranked")}
+    first, ranks = cohort_rankings(ds, candidates, featurize, n_splits=3, seed=0)
+    assert first == 1 and set(ranks) == {"candidates", "SVM grid points"}
+    assert ranks["candidates"].loc["right", ["within", "across"]].tolist() == [1.0, 1.0]
+    assert ranks["candidates"].loc["wrong", ["within", "across"]].tolist() == [0.0, 0.0]
+    assert seen and all(s == {1} for s in seen)  # ranked within cohort 1, carried from cohort 1 only
+    assert ranks["SVM grid points"].attrs["train cohort"] == "1"
+    lonely = _people(((6, 1), (2, 2)), cells=5)  # cohort 1, the largest, has a single donor
+    with pytest.raises(ValueError, match="fold 1 alone cannot be cross-validated by group"):
+        cohort_rankings(lonely, candidates, featurize, n_splits=3)

@@ -101,3 +101,73 @@ def test_layers_sentences_follow_the_numbers(slide, same, expected):
     for part in expected:
         assert part[0].upper() + part[1:] in text
     assert text.endswith("the features barely tell the acquisitions apart.")
+
+
+def test_the_growth_and_leak_sentences_read_the_protocols_numbers():
+    from alllib.book.prose import growth_sentence, leak_sentences
+
+    assert growth_sentence({"n_originals": 24, "n_total": 32}, "cells") == (
+        "The paper protocol grew 24 cells to 32 (16 per class), 1.3 per original, before it split.")
+
+    class Run:
+        def __init__(self, leak, leaks=0, group_leaks=0, folds=1):
+            self.evaluations = [type("E", (), {"leak": leak})()] * folds
+            self.leaks, self.group_leaks = leaks, group_leaks
+
+    paper = Run({"n_test": 40, "shared_source": 30, "shared_group": 35, "fraction_shared_source": 0.75,
+                 "fraction_shared_group": 0.875})
+    said = leak_sentences(paper, Run({}, 0, 2, folds=5))
+    assert "30 of 40 test images (75.0%) are copies of, or the source of, a training image" in said
+    assert "35 (87.5%) share a group" in said and "2 share a group, over 5 folds" in said
+
+
+def test_the_cells_and_hardest_subjects_sentences_count_what_the_run_used():
+    from alllib.book.prose import cells_sentence, hardest_groups_sentence
+    from alllib.data import Dataset
+
+    table = pd.DataFrame({"id": [f"c{i}" for i in range(7)], "label": [1, 1, 1, 0, 0, 1, 0],
+                          "patient": ["1", "1", "2", "H3", "H3", "4", "H5"], "fold": [1, 1, 1, 1, 1, 2, 2]})
+    ds = Dataset("cnmc", table.assign(group=table["patient"]), lambda row: None, source="made up")
+    assert cells_sentence(ds, 20, folds=3) == ("**7 cells of 5 subjects** (3 with ALL, 2 normal; cohorts: fold_1, "
+                                               "fold_2; at most 20 cells drawn at random per subject), 3 folds split "
+                                               "by subject")
+    assert "every cell" in cells_sentence(ds, None)
+    held = pd.DataFrame({"label": [1, 0, 1], "n_test": [10, 8, 12], "accuracy": [0.5, 0.25, 0.9]},
+                        index=["1", "H3", "2"])
+    said = hardest_groups_sentence(held, held.assign(accuracy=[0.95, 0.97, 1.0]), n=2)
+    assert said == ("Held out, the hardest subjects for the SVM were H3 (normal, 25.0 % of 8 cells), 1 (ALL, 50.0 % "
+                    "of 10 cells); split by image, the lowest subject scored 95.0 %.")
+
+
+def test_the_nucleus_share_sentences_warn_when_grad_cam_failed_its_checks():
+    from alllib.book.prose import attribution_sentences
+
+    inside = pd.DataFrame({"nucleus area": [0.3], "Grad-CAM inside": [0.6], "inside 95% low": [0.5],
+                           "inside 95% high": [0.7], "cells": [20]},
+                          index=pd.MultiIndex.from_tuples([("no segmentation", "ALL blast")]))
+    plain = attribution_sentences(inside)
+    assert plain.startswith("With no segmentation, for 20 ALL blast cells") and "leans on the nucleus" in plain
+    failed = attribution_sentences(inside, pd.DataFrame({"reads": [False]}, index=["Grad-CAM"]))
+    assert failed.startswith("**Grad-CAM did not pass its sanity checks") and failed.endswith(plain)
+    assert attribution_sentences(inside, pd.DataFrame({"reads": [True]}, index=["Grad-CAM"])) == plain
+
+
+def test_a_chapter_stores_tables_as_records(tmp_path):
+    from alllib.book.chapter import record
+
+    table = pd.DataFrame({"balanced accuracy": [0.81234567, np.nan], "verdict": ["better", "could not tell"],
+                          "reads": [np.True_, False]}, index=pd.MultiIndex.from_tuples([("a", 1), ("b", 2)]))
+    assert record(table) == {"a | 1": {"balanced accuracy": 0.8123, "verdict": "better", "reads": True},
+                             "b | 2": {"verdict": "could not tell", "reads": False}}
+    assert record({"x": {"rho": np.float64(0.5), "n": np.int64(8)}}, digits=None) == {"x": {"rho": 0.5, "n": 8}}
+    assert record([np.int64(3), 0.123456, "x"]) == [3, 0.1235, "x"]
+    import json
+
+    json.dumps(record(table), allow_nan=False)  # plain JSON: no numpy scalars, no NaN
+    from alllib.book.chapter import Chapter
+
+    ch = Chapter("00_test", dataset="synthetic", n_synthetic=8, results_dir=str(tmp_path))
+    ch.save(None, table=table, probe={"folds": np.int64(5), "chance": 0.5}, shape=[2, 3])
+    stored = json.loads((tmp_path / "00_test.json").read_text())
+    assert stored["table"] == record(table) and stored["probe"] == {"folds": 5, "chance": 0.5}
+    assert stored["shape"] == [2, 3]

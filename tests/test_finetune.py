@@ -70,6 +70,12 @@ def test_the_training_report_reads_the_folds_histories():
     assert list(history.index.names) == ["fold", "epoch"] and len(history) == 5
     assert speed == 40.0  # the median of 30, 40 and 50: the first epochs are left out
     assert "kept epoch 2, 1 of at most 3 in the 2 folds" in training_sentence(result, speed, 3)
+    from alllib.book.prose import training_sentences
+
+    frozen = ProtocolResult("candidates", "frozen", [score_evaluation("frozen", [0, 1], [-1.0, 1.0], ["a", "b"])], {})
+    said = training_sentences({"frozen": frozen, "fine-tuned Lite0": result}, 3)
+    assert said == "fine-tuned Lite0: " + training_sentence(result, speed, 3)
+    assert training_sentences({"frozen": frozen}, 3) == ""
 
 
 def test_a_finetuned_candidate_has_a_recipe_of_its_settings():

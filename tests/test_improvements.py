@@ -156,6 +156,15 @@ def test_per_group_table_shows_each_normal_subject_and_its_specificity():
     said = per_group_sentences(table, "frozen")
     assert "the 2 normal subjects' specificity, one by one: H1: 100.0 % of 2 images" in said
     assert "H2: 50.0 % of 2 images" in said and "spans 50.0 points" in said
+    from alllib.learn.candidates import per_group_shares
+
+    other = score_evaluation("other", y, -scores, np.arange(7), groups=groups)
+    both = per_group_table({"frozen": ProtocolResult("candidates", "frozen", [e], {}),
+                            "other": ProtocolResult("candidates", "other", [other], {})})
+    wide = per_group_shares(both, "frozen")
+    assert list(wide.columns) == ["frozen", "other", "class", "images", "measures"]
+    assert wide.index.tolist() == ["P2", "P1", "H2", "H1"]  # patients, then donors; the baseline's lowest first
+    assert wide.loc["H2", ["frozen", "other"]].tolist() == [0.5, 0.5] and wide.loc["P2", "other"] == 1.0
 
 
 def test_one_call_per_person_from_held_out_cells():
@@ -321,3 +330,18 @@ def test_cnmc_candidates_name_what_the_full_profile_adds():
     assert baseline == "frozen" and baseline in quick and not set(full_only) & set(quick)
     _, full, _ = cnmc_candidates(_fake, profile="full", lite2=_fake)
     assert set(full) == set(quick) | set(full_only)
+
+
+def test_the_cross_dataset_table_trains_each_way_for_every_setting(synthetic):
+    from alllib.learn.candidates import cross_dataset_table
+
+    from .conftest import colour_features
+
+    first, second = synthetic.subset(range(6)), synthetic.subset(range(6, 12))
+    first.name = "left"
+    assert set(first.labels) == set(second.labels) == {0, 1}
+    table = cross_dataset_table(first, second, {"colour": colour_features,
+                                                "brightness": lambda d: colour_features(d)[:, :1]}, search="none")
+    assert table.index.get_level_values("setting").tolist() == ["colour", "colour", "brightness", "brightness"]
+    assert [t.split(" (")[0] for t in table.index.get_level_values("train")] == ["left", second.name] * 2
+    assert table["balanced_accuracy"].between(0, 1).all()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from alllib.book.runner import book_config
+from alllib.book.build import book_config
 
 ROOT = Path(__file__).resolve().parents[1]
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")

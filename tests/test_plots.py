@@ -88,3 +88,17 @@ def test_probe_and_per_group_bars_show_percentages():
     assert _heights(plots.probe_bars(probe).axes[0]) == [50.0, 40.0, 20.0, 10.0]
     per = pd.DataFrame({"label": [1, 0], "accuracy": [0.9, 0.25]}, index=["P1", "H1"])
     assert sorted(_heights(plots.per_group_bars({"honest": per}).axes[0])) == [25.0, 90.0]
+
+
+def test_cells_by_subject_shows_each_subjects_first_cells_patients_first_without_the_border():
+    from alllib.data import Dataset
+
+    table = pd.DataFrame({"id": [f"c{i}" for i in range(7)], "label": [0, 0, 0, 1, 1, 1, 1],
+                          "patient": ["H1", "H1", "H1", "2", "2", "3", "3"]})
+    images = {f"c{i}": np.pad(np.full((6, 6, 3), 10 * i, np.uint8), ((3, 3), (3, 3), (0, 0))) for i in range(7)}
+    ds = Dataset("cnmc", table.assign(group=table["patient"]), lambda row: images[row["id"]], source="made up")
+    fig = plots.cells_by_subject(ds, per_subject=2)
+    shown = [ax for ax in fig.axes if ax.images]
+    assert [ax.get_title() for ax in shown] == ["2 (ALL)", "2 (ALL)", "3 (ALL)", "3 (ALL)", "H1 (normal)", "H1 (normal)"]
+    cell = shown[2].images[0].get_array()  # subject 3's first cell, 6 pixels in a black border 3 wide
+    assert cell.shape[:2] == (8, 8) and cell[0, 0, 0] == 0 and cell[1, 1, 0] == 50  # the centre two thirds

@@ -246,6 +246,11 @@ def test_protocol_study_runs_all_four_settings_and_times_them():
     assert list(st.probe.index)[0] == "all subjects"
     assert len(st.timings) == 4 * 3 + 1 and (st.timings["seconds"] >= 0).all()
     assert list(st.comparison("weighted_f1").columns)[0] == "paper protocol weighted_f1"
+    frame = st.frame("efficientnet_lite0")  # every run once per table it appears in (VI, III, VIII)
+    runs = frame.drop_duplicates(["protocol", "classifier", "condition"]).groupby("condition").size().to_dict()
+    assert runs == {"test": 4, "train": 2, "aug": 4, "noaug": 4}
+    same = [frame.query(f"condition == '{c}'").drop(columns="condition").reset_index(drop=True) for c in ("test", "aug")]
+    pd.testing.assert_frame_equal(*same)  # Table VI's rows are Table VIII's augmented ones
 
 
 def test_layers_study_and_acquisition_probe(small):
@@ -345,3 +350,39 @@ def test_a_checkpointed_paper_protocol_keeps_each_classifier(small, tmp_path, mo
     assert fits == ["svm", "rf", "svm"]  # a kept model is never a memo
     paper_protocol(small, features, ["svm"], **{**run, "target_per_class": 32})
     assert fits == ["svm", "rf", "svm", "svm"]
+
+
+def test_the_shared_source_example_is_a_test_copy_with_its_training_siblings(small):
+    """The figure of chapter 9: a test image that is an augmented copy, and training images made from
+    the same original; a split with no copy on the test side is refused."""
+    from alllib.augmentation import balance
+    from alllib.learn.protocols import shared_source_example
+
+    big = balance(small, 60, Augmenter(seed=0))
+    test_ids = set(big.table["id"].iloc[::5])
+    shown = shared_source_example(big, test_ids, n=3)
+    t = big.table.reset_index(drop=True)
+    assert t.loc[shown[0], "id"] in test_ids and t.loc[shown[0], "augmented"]
+    assert 1 <= len(shown) - 1 <= 3 and not set(t.loc[shown[1:], "id"]) & test_ids
+    assert set(t.loc[shown, "source"]) == {t.loc[shown[0], "source"]}
+    with pytest.raises(ValueError, match="no test image is an augmented copy"):
+        shared_source_example(big, set(t.loc[~t["augmented"], "id"]))
+
+
+def test_the_stain_probe_runs_the_subject_probe_before_and_after_normalising(monkeypatch):
+    from alllib.learn import protocols
+
+    ds = _subjects(4, 3)
+    seen = []
+
+    class Grey:
+        recipe = "grey"
+
+        def transform_image(self, img):
+            seen.append(img.shape)
+            return np.repeat(img.mean(axis=2, keepdims=True), 3, axis=2).astype(np.uint8)
+
+    probe = protocols.stain_probe(ds, colour_features, Grey(), seed=0)
+    assert list(probe.index.get_level_values("features").unique()) == ["frozen", "after Grey"]
+    assert len(seen) == len(ds)  # every image normalised once, for the second block only
+    pd.testing.assert_frame_equal(probe.loc["frozen"], protocols.subject_probe(colour_features(ds), ds, seed=0))

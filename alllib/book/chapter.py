@@ -19,7 +19,7 @@ import pandas as pd
 
 from alllib import paths
 from alllib.book.prose import Box
-from alllib.data import DATASETS, DatasetError, find_all_idb2, load_dataset
+from alllib.data import DATASETS, Dataset, DatasetError, find_all_idb2, load_dataset
 from alllib.errors import AlllibError
 from alllib.features import (
     BACKBONES,
@@ -31,13 +31,13 @@ from alllib.features import (
     resolve_backbone,
 )
 from alllib.learn.classifiers import CLASSIFIERS
-from alllib.learn.evaluation import dataset_digest, results_from_json, results_to_json
+from alllib.learn.evaluation import dataset_digest, results_from_json, results_to_json, split_problem
 from alllib.learn.protocols import honest_protocol, paper_protocol
 from alllib.memo import digest, read_memo, source_digest, write_memo
 from alllib.paths import shown_path
 
-__all__ = ["ParameterError", "PARAMETERS", "check_parameters", "Chapter", "open_chapter", "load_results",
-           "run_id", "summary_table"]
+__all__ = ["ParameterError", "PARAMETERS", "check_parameters", "Chapter", "open_chapter", "record",
+           "load_results", "run_id", "summary_table"]
 
 #: The parameters a chapter may declare, their types and allowed values (None: any value of the type).
 PARAMETERS = {
@@ -95,8 +95,7 @@ def check_parameters(**params) -> dict:
             raise ParameterError(f"parameter {name!r} must be at least 1, not {value}")
         if name == "seed" and not 0 <= value < 2**32:
             raise ParameterError(f"parameter 'seed' must be from 0 to 2**32 - 1 (numpy's seeds are), not {value}")
-        if name == "classifiers" and (not value.split(",") or not set(_names(value)) <= set(CLASSIFIERS)
-                                      or not _names(value)):
+        if name == "classifiers" and not 0 < len(_names(value)) == len(set(_names(value)) & set(CLASSIFIERS)):
             raise ParameterError(f"parameter 'classifiers' must be a comma list of {', '.join(CLASSIFIERS)}, "
                                  f"not {value!r}")
         if name == "kmeans_k" and value < 2:
@@ -218,6 +217,18 @@ class Chapter:
             self._featurizers[key] = Featurizer(bb, segmentation=segmentation, seed=self.seed, **settings)
         return self._featurizers[key]
 
+    def companion(self, dataset: str, per_group: int | None = None) -> tuple[Dataset | None, Box | None]:
+        """A second dataset the chapter also studies, from its data folder, ready to split by group:
+        ``(dataset, None)``, with at most ``per_group`` images of each group drawn with the chapter's
+        seed (None: every image), or ``(None, box)`` where it is absent or cannot be split by group,
+        the box saying why (as in :func:`open_chapter`)."""
+        try:
+            ds = load_dataset(dataset, self.data_dir, verbose=False)
+        except DatasetError as err:
+            return None, _absent(dataset, err, "section")
+        box = _unsplittable(ds, "section")
+        return (None, box) if box else (ds.sample_per_group(per_group, seed=self.seed), None)
+
     def compare(self, segmentation: dict | None, target_per_class: int | None, *, search: str = "small",
                 n_splits: int = 5, n_repeats: int = 1, backbone: str | None = None) -> tuple[dict, dict]:
         """The paper protocol and the honest protocol on this chapter's dataset and features.
@@ -254,7 +265,9 @@ class Chapter:
 
     def save(self, frame: pd.DataFrame | None = None, **meta) -> None:
         """Store the chapter's results (a :func:`alllib.book.reported.results_frame`-shaped table) and
-        what produced them, for the summary chapter and the run manifest."""
+        what produced them, for the summary chapter and the run manifest. A table, series or mapping
+        among ``meta`` is stored as its :func:`record`."""
+        meta = {k: record(v) if isinstance(v, (pd.DataFrame, pd.Series, dict)) else v for k, v in meta.items()}
         self.results.mkdir(parents=True, exist_ok=True)
         run = run_id()
         if frame is not None:
@@ -271,24 +284,54 @@ class Chapter:
         print(f"results of this chapter stored in {shown_path(self.results)}")
 
 
+def record(table, digits: int | None = 4):
+    """A table, a series, a mapping or a list (of them) as a chapter stores it in its results: keys of
+    several levels joined with ``" | "``, fractional numbers rounded to ``digits`` (None: as they
+    are), counts, text and flags kept, missing values left out.
+
+    >>> record(pd.Series([0.123456, None], index=pd.MultiIndex.from_tuples([("a", 1), ("b", 2)])))
+    {'a | 1': 0.1235}
+    """
+    if isinstance(table, pd.DataFrame):
+        table = dict(table.iterrows())
+    if isinstance(table, (pd.Series, dict)):
+        key = lambda k: " | ".join(map(str, k)) if isinstance(k, tuple) else k  # noqa: E731
+        return {key(k): record(v, digits) for k, v in table.items() if not _missing(v)}
+    if isinstance(table, (list, tuple)):
+        return [record(v, digits) for v in table]
+    if isinstance(table, (str, bool, np.bool_)):
+        return table if isinstance(table, str) else bool(table)
+    if isinstance(table, (int, np.integer)):
+        return int(table)
+    return float(table) if digits is None else round(float(table), digits)
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, (float, np.floating)) and np.isnan(value))
+
+
 def open_chapter(name: str, **params) -> tuple[Chapter | None, Box]:
     """A chapter that needs its dataset split by group: ``(chapter, banner)``, or ``(None, box)`` where
     nothing can be computed, the box saying why (the dataset is absent, or a class has a single
     group, as in a partial C-NMC download with one normal subject)."""
-    from alllib.learn.evaluation import split_problem
-
     dataset = params.get("dataset", "auto")
     try:
         ch = Chapter(name, **params)
     except DatasetError as err:
-        return None, Box(f"{DATASET_NAMES.get(dataset, dataset)} is not available on this machine, so this chapter "
-                         f"computes nothing ({err}).", title="Not available")
-    problem = split_problem(ch.ds.labels, ch.ds.groups)
-    if problem:
-        return None, Box(f"This {DATASET_NAMES.get(ch.ds.name, ch.ds.name)} subset cannot be split by group, so this "
-                         f"chapter computes nothing ({ch.ds.source.split(' (')[-1].rstrip(')')}: {problem}).",
-                         title="Not computed")
-    return ch, ch.banner()
+        return None, _absent(dataset, err, "chapter")
+    box = _unsplittable(ch.ds, "chapter")
+    return (None, box) if box else (ch, ch.banner())
+
+
+def _absent(dataset: str, err: DatasetError, part: str) -> Box:
+    return Box(f"{DATASET_NAMES.get(dataset, dataset)} is not available on this machine, so this {part} computes "
+               f"nothing ({err}).", title="Not available")
+
+
+def _unsplittable(ds: Dataset, part: str) -> Box | None:
+    problem = split_problem(ds.labels, ds.groups)
+    return Box(f"This {DATASET_NAMES.get(ds.name, ds.name)} subset cannot be split by group, so this {part} computes "
+               f"nothing ({ds.source.split(' (')[-1].rstrip(')')}: {problem}).", title="Not computed") if problem else None
 
 
 #: How the pages name the datasets.

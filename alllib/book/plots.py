@@ -12,8 +12,8 @@ import seaborn as sns
 from sklearn.metrics import confusion_matrix, roc_curve
 
 __all__ = ["ranking_plot", "show_images", "roc_curves", "confusion_heatmap", "feature_map", "compare_bars",
-           "results_bars", "group_counts", "per_group_bars", "probe_bars", "attribution_grid", "agreement_plot",
-           "interval_plot", "LABELS"]
+           "results_bars", "group_counts", "cells_by_subject", "per_group_bars", "probe_bars", "attribution_grid",
+           "agreement_plot", "interval_plot", "LABELS"]
 
 LABELS = {0: "not a blast", 1: "ALL blast"}
 
@@ -153,6 +153,18 @@ def group_counts(ds, column: str = "patient", ax=None, title: str = "Cells per s
     return fig
 
 
+def cells_by_subject(ds, per_subject: int = 4, column: str = "patient", ncols: int = 8, size: float = 1.3):
+    """The first ``per_subject`` cells of every subject, patients first, each cut to its centre two
+    thirds (the cell, less the black border of a C-NMC image) and titled with its subject and class."""
+    shown = ds.table.groupby(column, sort=False).head(per_subject)
+    shown = shown.assign(order=shown["label"].map({1: 0, 0: 1})).sort_values(["order", column])
+    crops = [im[im.shape[0] // 6: -(im.shape[0] // 6) or None, im.shape[1] // 6: -(im.shape[1] // 6) or None]
+             for im in (ds.image(ds.table.index.get_loc(i)) for i in shown.index)]
+    return show_images(crops, titles=[f"{p} ({'ALL' if v else 'normal'})" for p, v in zip(shown[column], shown["label"])],
+                       ncols=ncols, size=size,
+                       suptitle=f"{per_subject} cells per subject (centre two thirds of each image)")
+
+
 def per_group_bars(tables: dict, ax=None, title: str = "Accuracy per subject", column: str = "accuracy"):
     """Side-by-side bars of :func:`alllib.learn.protocols.per_group_accuracy` tables (one per protocol),
     one group of bars per subject, subjects of each class together; the class shows in the label."""
@@ -229,9 +241,9 @@ def attribution_grid(study, picks: dict[str, list[int]], occlusions: dict[int, n
 
 def agreement_plot(agreement: pd.DataFrame, suptitle: str | None = None):
     """Left: the median rank correlation of every pair of map kinds
-    (:func:`alllib.book.studies.agreement_matrix`); right: each pair's correlations image by image,
+    (:func:`alllib.attribution.agreement_matrix`); right: each pair's correlations image by image,
     so that a median is read with its spread."""
-    from alllib.book.studies import agreement_matrix
+    from alllib.attribution import agreement_matrix
 
     matrix = agreement_matrix(agreement)
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [1, 1.3]})

@@ -2,8 +2,8 @@
 
 :func:`run_book` executes the notebooks of ``_toc.yml`` in order, under a profile (``quick`` or
 ``full``) and per-notebook overrides, writes a run manifest, then builds the HTML book from the
-executed copies. ``python -m alllib book`` calls it. What each chapter needs once it runs is in
-:mod:`alllib.book.chapter`.
+executed copies (:mod:`alllib.book.build`). ``python -m alllib book`` calls it. What each chapter
+needs once it runs is in :mod:`alllib.book.chapter`.
 """
 from __future__ import annotations
 
@@ -14,18 +14,17 @@ import platform
 import re
 import secrets
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 from alllib import __version__
+from alllib.book.build import BookError, build_html, discard_stale_html
 from alllib.book.chapter import PARAMETERS, ParameterError, check_parameters
-from alllib.errors import AlllibError
 from alllib.paths import project_root, shown_path
 from alllib.settings import check_positive_int
 
-__all__ = ["PROFILES", "BookError", "profile_parameters", "notebooks_in_toc", "run_book", "book_config", "build_html"]
+__all__ = ["PROFILES", "BookError", "profile_parameters", "notebooks_in_toc", "run_book"]
 
 #: Parameter values of the run profiles; a notebook takes those it declares, and a key
 #: ``"<notebook>.<parameter>"`` applies to that notebook alone (as ``-p CHAPTER.NAME VALUE``).
@@ -57,12 +56,6 @@ PROFILES = {
              "backbones": "available", "cells_per_subject": 4, "cnmc_target_per_class": 16, "epochs": 1,
              "sanity_cells": 2, "rise_masks": 16, "agreement_cells": 2, "classifiers": "svm,rf,xgboost"},
 }
-
-
-class BookError(AlllibError, RuntimeError):
-    """A notebook that failed while the book was being run or built (exit status 1: the work failed)."""
-
-    exit_code = 1
 
 
 def repo_root() -> Path:
@@ -216,7 +209,7 @@ def run_book(profile: str = "quick", *, data: str | None = None, overrides: list
         try:
             build_html(root, executed, out, progress, repository=repository)
         except BookError as err:
-            raise BookError(f"{err}{_discard_stale_html(out)}") from None
+            raise BookError(f"{err}{discard_stale_html(out)}") from None
         manifest["html"] = str(out / "html" / "index.html")
         _write_manifest(out, manifest, t_all)
     return manifest
@@ -294,7 +287,7 @@ def _execute_all(notebooks, root, executed, results, out, manifest, previous, pr
             _write_manifest(out, manifest, t_all)
             cell, count, ename, evalue = failure
             raise BookError(f"{rel} failed in cell {cell} (execution count {count}): {ename}: {evalue}. The executed "
-                            f"copy with the traceback is {target}.{_discard_stale_html(out)}")
+                            f"copy with the traceback is {target}.{discard_stale_html(out)}")
         _one_parameters_cell(target, root, data)
         meta_file = results / f"{rel.stem}.json"
         used = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
@@ -391,72 +384,6 @@ def _one_parameters_cell(executed: Path, root: Path, data: str | None = None) ->
     nbformat.write(nb, executed)
 
 
-def _fold_solutions(folder: Path) -> None:
-    """The book's view of the exercises (:func:`alllib.book.lab.book_edition`): solutions folded,
-    the lab's check cells removed."""
-    import nbformat
-
-    from alllib.book.lab import book_edition
-
-    for path in folder.glob("*.ipynb"):
-        nbformat.write(book_edition(nbformat.read(path, 4)), path)
-
-
-def _discard_stale_html(out: Path) -> str:
-    """Remove the HTML of an earlier build after a failed one (it no longer matches the
-    notebooks); returns the sentence that says so, or nothing where there was none."""
-    html = out / "html"
-    if not html.exists():
-        return ""
-    shutil.rmtree(html)
-    return f" The previous book in {html} was removed: it no longer matched the notebooks."
-
-
 def _write_manifest(out: Path, manifest: dict, t0: float) -> None:
     manifest["total_seconds"] = round(time.time() - t0, 1)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1, default=str))
-
-
-def book_config(root: Path, repository: str | None = None) -> dict:
-    """The project's ``_config.yml``, with the repository and launch buttons of ``repository``
-    where one is given (see :func:`run_book`)."""
-    import yaml
-
-    config = yaml.safe_load((root / "_config.yml").read_text())
-    if repository:
-        config["repository"] = {"url": repository.rstrip("/"), "path_to_book": "", "branch": "main"}
-        config.setdefault("html", {}).update({"use_repository_button": True, "use_issues_button": True})
-        config["launch_buttons"] = {"notebook_interface": "jupyterlab", "binderhub_url": "https://mybinder.org",
-                                    "colab_url": "https://colab.research.google.com"}
-    return config
-
-
-def build_html(root: Path, executed: Path, out: Path, progress=print, *, repository: str | None = None) -> Path:
-    """Stage ``_config.yml`` (see :func:`book_config`), ``_toc.yml``, ``book/`` and the executed
-    notebooks, then run ``jupyter-book build``; the HTML lands in ``<out>/html``."""
-    import yaml
-
-    stage = out / "stage"
-    if stage.exists():
-        shutil.rmtree(stage)
-    stage.mkdir(parents=True)
-    (stage / "_config.yml").write_text(yaml.safe_dump(book_config(root, repository), sort_keys=False))
-    shutil.copy(root / "_toc.yml", stage / "_toc.yml")
-    shutil.copytree(root / "book", stage / "book")
-    shutil.copytree(executed / "notebooks", stage / "notebooks")
-    _fold_solutions(stage / "notebooks")
-    progress("building the HTML book with jupyter-book ...")
-    exe = Path(sys.executable).with_name("jupyter-book")
-    cmd = [str(exe) if exe.is_file() else "jupyter-book", "build", str(stage), "--path-output", str(stage),
-           "--keep-going"]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise BookError(f"jupyter-book build failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    html = out / "html"
-    if html.exists():
-        shutil.rmtree(html)
-    shutil.copytree(stage / "_build" / "html", html)
-    if not (html / "index.html").is_file():
-        raise BookError(f"jupyter-book ran but {html / 'index.html'} is missing")
-    progress(f"book built: {html / 'index.html'}")
-    return html

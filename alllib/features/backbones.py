@@ -26,7 +26,7 @@ from pathlib import Path
 
 from alllib.errors import AlllibError
 from alllib.features.keras import import_keras, precision_policy
-from alllib.paths import efficientnet_lite_weights, keras_home, open_regular
+from alllib.paths import atomic_file, efficientnet_lite_weights, keras_home, open_regular
 from alllib.preprocessing import BACKBONE_PREPROCESSING
 
 __all__ = ["Backbone", "BACKBONES", "PAPER_BACKBONES", "WeightsUnavailableError", "get_backbone",
@@ -156,22 +156,15 @@ def imagenet_weights(name: str, download: bool = True) -> Path:
 
 
 def _download(url: str, path: Path, timeout: float = 30.0) -> None:
-    """``url`` saved at ``path`` (where Keras keeps its weights), streamed to a temporary file in the
-    same folder and renamed once complete: an interrupted download leaves nothing behind. Plain
+    """``url`` saved at ``path`` (where Keras keeps its weights), streamed through
+    :func:`~alllib.paths.atomic_file`: an interrupted download leaves nothing behind. Plain
     ``urllib``, so that finding out that a machine is offline does not cost importing TensorFlow."""
-    import tempfile
     import urllib.request
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{path.name}-")
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
-            for block in iter(lambda: response.read(1 << 20), b""):
-                out.write(block)
-        os.replace(tmp, path)
-    finally:
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
+    with atomic_file(path) as out, urllib.request.urlopen(url, timeout=timeout) as response:
+        for block in iter(lambda: response.read(1 << 20), b""):
+            out.write(block)
 
 
 def resolve_backbone(name: str = "auto", *, verbose: bool = True) -> str:

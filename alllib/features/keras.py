@@ -54,7 +54,8 @@ def forward(model, x: np.ndarray) -> np.ndarray:
     Keras' ``predict_on_batch`` traces anew for batch shapes it has not seen, which cost the
     attribution chapter a quarter of its time (occlusion, deletion and insertion send batches of
     many sizes)."""
-    tf = sys.modules["tensorflow"] if "tensorflow" in sys.modules else import_keras() and sys.modules["tensorflow"]
+    import_keras()  # imports TensorFlow once, quietly
+    tf = sys.modules["tensorflow"]
     fn = _FORWARD.get(model)
     if fn is None:
         spec = tf.TensorSpec([None, *model.inputs[0].shape[1:]], model.inputs[0].dtype)

@@ -42,8 +42,8 @@ from alllib.memo import with_recipe
 from alllib.preprocessing import Reinhard
 
 __all__ = ["evaluate_candidates", "candidates_table", "CANDIDATE_METRICS", "frozen_svm", "normalised_svm",
-           "per_person_centred", "cnmc_candidates", "cross_dataset", "tta_features", "candidates_record",
-           "per_group_table", "side_by_side", "subject_level_table"]
+           "per_person_centred", "cnmc_candidates", "cross_dataset", "tta_features", "cross_dataset_table",
+           "per_group_table", "per_group_shares", "side_by_side", "subject_level_table"]
 
 FitScore = Callable[[Dataset, Dataset, int], np.ndarray]
 
@@ -151,19 +151,21 @@ def candidates_table(results: dict[str, ProtocolResult], baseline: str, metric: 
             preds[name].append(pooled["y_pred"].to_numpy())
     key = CANDIDATE_METRICS[metric]
     base = results[baseline].evaluations
+    draws = {name: {m: grouped_bootstrap(y0, g0, p, k, n_boot=n_boot, seed=seed) for m, k in CANDIDATE_METRICS.items()}
+             for name, p in preds.items()}  # each candidate's, the baseline's included, drawn once
     rows = []
     for name, res in results.items():
         row = {"candidate": name}
         for m, k in CANDIDATE_METRICS.items():
-            draws = grouped_bootstrap(y0, g0, preds[name], k, n_boot=n_boot, seed=seed)
             row.update({m: float(np.mean([binary_metrics(y0, p)[k] for p in preds[name]])),
-                        f"{m} 95% low": float(np.nanpercentile(draws, 2.5)),
-                        f"{m} 95% high": float(np.nanpercentile(draws, 97.5))})
+                        f"{m} 95% low": float(np.nanpercentile(draws[name][m], 2.5)),
+                        f"{m} 95% high": float(np.nanpercentile(draws[name][m], 97.5))})
         if name != baseline:
             c = paired_comparison(y0, g0, preds[name], preds[baseline], [e.metrics[key] for e in res.evaluations],
                                   [e.metrics[key] for e in base], n_train=np.mean([e.n_train for e in res.evaluations]),
                                   n_test=np.mean([len(e.test_ids) for e in res.evaluations]), metric=key,
-                                  n_boot=n_boot, n_perm=n_perm, seed=seed, alpha=alpha)
+                                  n_boot=n_boot, n_perm=n_perm, seed=seed, alpha=alpha,
+                                  draws=(draws[name][metric], draws[baseline][metric]))
             row.update({"difference (points)": 100 * c["difference"], "difference low (points)": 100 * c["t low"],
                         "difference high (points)": 100 * c["t high"], "detectable (points)": 100 * c["detectable"],
                         "p (sign flip)": c["p (sign flip)"], "p (corrected t-test)": c["p (corrected t)"], "p": c["p"],
@@ -305,25 +307,24 @@ def cnmc_candidates(featurize: Featurize, *, profile: str = "quick", search: str
         "nucleus features": frozen_svm(nucleus, search=search),
         "deep + nucleus features": frozen_svm(side_by_side(featurize, nucleus), search=search),
     }
-    full = {}
-    if profile == "full":
-        paper_aug = Augmenter(border="constant", seed=seed)
-        stain_aug = Augmenter(border="constant", hed=0.05, hue=0.04, saturation=0.2, seed=seed)
-        grown = dict(search=search, target_per_class=target_per_class)
-        full = {"+ the paper's augmentation": frozen_svm(featurize, augmenter=paper_aug, **grown),
-                "+ stain-jitter augmentation": frozen_svm(featurize, augmenter=stain_aug, **grown),
-                "Reinhard normalisation": normalised_svm(featurize, search=search),
-                **({"EfficientNet-Lite2 (260 px)": frozen_svm(lite2, search=search)} if lite2 is not None else {}),
-                "fine-tuned Lite0 (last blocks)": finetuned(epochs=epochs, augmenter=paper_aug),
-                "fine-tuned Lite0 (block 10 on, stain jitter)": finetuned(epochs=epochs, augmenter=stain_aug,
+    paper_aug = Augmenter(border="constant", seed=seed)
+    stain_aug = Augmenter(border="constant", hed=0.05, hue=0.04, saturation=0.2, seed=seed)
+    grown = dict(search=search, target_per_class=target_per_class)
+    more = {  # made only in the full profile (a fine-tuning candidate checks its weights file when made)
+        "+ the paper's augmentation": lambda: frozen_svm(featurize, augmenter=paper_aug, **grown),
+        "+ stain-jitter augmentation": lambda: frozen_svm(featurize, augmenter=stain_aug, **grown),
+        "Reinhard normalisation": lambda: normalised_svm(featurize, search=search),
+        "EfficientNet-Lite2 (260 px)": lambda: frozen_svm(lite2, search=search),
+        "fine-tuned Lite0 (last blocks)": lambda: finetuned(epochs=epochs, augmenter=paper_aug),
+        "fine-tuned Lite0 (block 10 on, stain jitter)": lambda: finetuned(epochs=epochs, augmenter=stain_aug,
                                                                           trainable_from="block10"),
-                "fine-tuned Lite0 (block 10 on, stain jitter, person-balanced)": finetuned(
-                    epochs=epochs, augmenter=stain_aug, trainable_from="block10", person_balanced=True)}
-    full_only = ["+ the paper's augmentation", "+ stain-jitter augmentation", "Reinhard normalisation",
-                 "EfficientNet-Lite2 (260 px)", "fine-tuned Lite0 (last blocks)",
-                 "fine-tuned Lite0 (block 10 on, stain jitter)", "fine-tuned Lite0 (block 10 on, stain jitter, "
-                 "person-balanced)"]
-    return baseline, {**out, **full}, full_only
+        "fine-tuned Lite0 (block 10 on, stain jitter, person-balanced)": lambda: finetuned(
+            epochs=epochs, augmenter=stain_aug, trainable_from="block10", person_balanced=True),
+    }
+    full_only = list(more)
+    if profile == "full":
+        out.update({name: make() for name, make in more.items() if lite2 is not None or "Lite2" not in name})
+    return baseline, out, full_only
 
 
 def cross_dataset(train: Dataset, test: Dataset, featurize: Featurize, *, search: str = "small",
@@ -336,17 +337,19 @@ def cross_dataset(train: Dataset, test: Dataset, featurize: Featurize, *, search
             **{k: m[k] for k in ("accuracy", "balanced_accuracy", "weighted_f1", "sensitivity", "specificity")}}
 
 
+def cross_dataset_table(first: Dataset, second: Dataset, featurizers: dict[str, Featurize], *,
+                        search: str = "small", seed: int = 0) -> pd.DataFrame:
+    """:func:`cross_dataset` both ways, trained on ``first`` and tested on ``second`` and back, for
+    every setting of ``featurizers`` (its name: its featurizer): one row per setting and direction."""
+    rows = [{"setting": name, **cross_dataset(a, b, featurize, search=search, seed=seed)}
+            for name, featurize in featurizers.items() for a, b in ((first, second), (second, first))]
+    return pd.DataFrame(rows).set_index(["setting", "train", "test"])
+
+
 def tta_features(featurize: Featurize, ds: Dataset) -> np.ndarray:
     """Features of ``ds`` averaged over the eight :func:`~alllib.augmentation.dihedral_views` of each
     image: what a test-time-augmented model sees, for probing the features themselves."""
     return np.mean([featurize(view) for view in dihedral_views(ds)], axis=0)
-
-
-def candidates_record(table: pd.DataFrame) -> dict:
-    """A :func:`candidates_table` as a chapter stores it in its results (numbers rounded; the folds
-    a candidate won, as ``"k/n"``)."""
-    return {name: {m: v if isinstance(v, str) else round(float(v), 6) for m, v in row.items() if pd.notna(v)}
-            for name, row in table.iterrows()}
 
 
 def per_group_table(results: dict[str, ProtocolResult], names: dict[int, str] | None = None) -> pd.DataFrame:
@@ -375,6 +378,14 @@ def per_group_table(results: dict[str, ProtocolResult], names: dict[int, str] | 
                          "measures": "sensitivity" if label == 1 else "specificity",
                          "call": person_call(blasts, images)})
     return pd.DataFrame(rows).set_index(["candidate", "group"])
+
+
+def per_group_shares(by_group: pd.DataFrame, baseline: str) -> pd.DataFrame:
+    """A :func:`per_group_table` laid out to compare: each group's share labelled correctly, one column
+    per candidate, beside the group's class, images and what the share measures; the groups of a
+    class together, the baseline's lowest share first."""
+    return (by_group["correct"].unstack("candidate").join(by_group.loc[baseline, ["class", "images", "measures"]])
+            .sort_values(["class", baseline]))
 
 
 def subject_level_table(by_group: pd.DataFrame, names: dict[int, str] | None = None) -> pd.DataFrame:

@@ -7,7 +7,8 @@ looks like for a fourth. So the book also trains on one cohort and scores anothe
 (:func:`~alllib.learn.evaluation.cohort_folds` through
 :func:`~alllib.learn.candidates.evaluate_candidates`), tables the result cell by cell and person by
 person (:func:`cohort_table`), and asks whether the choices that one cohort's cross-validation
-ranks first are the ones that carry (:func:`ranking_table`, :func:`grid_transfer`).
+ranks first are the ones that carry (:func:`ranking_table`, :func:`grid_transfer`, both at once:
+:func:`cohort_rankings`).
 
 >>> t = pd.DataFrame({"within": [0.9, 0.8, 0.7], "across": [0.6, 0.7, 0.8]}, index=list("abc"))
 >>> rank_agreement(t)["rho"]
@@ -19,12 +20,15 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from alllib.learn.evaluation import ProtocolResult, grouped_folds
-from alllib.learn.metrics import binary_metrics, person_call
+from alllib.data import Dataset
+from alllib.learn.candidates import evaluate_candidates
+from alllib.learn.classifiers import SVM_GRID
+from alllib.learn.evaluation import ProtocolResult, grouped_folds, split_problem
+from alllib.learn.metrics import binary_metrics, person_calls
 from alllib.learn.svm_search import svm_grid_search
 from alllib.learn.verdicts import sign_flip_test
 
-__all__ = ["cohort_table", "ranking_table", "rank_agreement", "grid_transfer"]
+__all__ = ["cohort_table", "ranking_table", "rank_agreement", "grid_transfer", "cohort_rankings"]
 
 
 def cohort_table(results: dict[str, ProtocolResult], baseline: str | None = None,
@@ -32,7 +36,7 @@ def cohort_table(results: dict[str, ProtocolResult], baseline: str | None = None
     """One row per candidate and held-out cohort of a leave-one-cohort-out run
     (``evaluate_candidates(..., cohorts="fold")``): the cohort it was trained on and the one it
     was scored on, the cells and people scored, balanced accuracy, sensitivity, specificity and
-    weighted F1 of the cells, then one call per person (:func:`~alllib.learn.metrics.person_call`:
+    weighted F1 of the cells, then one call per person (:func:`~alllib.learn.metrics.person_calls`:
     "uncertain" for anyone with 3 cells or fewer, whose share cannot be told from one half at
     95 %): patients and donors called right, people left uncertain, and donors called ALL. Against
     ``baseline``, the group sign-flip p-value of the balanced accuracy over that cohort's people
@@ -49,14 +53,12 @@ def cohort_table(results: dict[str, ProtocolResult], baseline: str | None = None
                    "scored on": res.settings["held_out"][e.fold],
                    "cells": len(y), "people": len(np.unique(groups)), "balanced accuracy": m["balanced_accuracy"],
                    "sensitivity": m["sensitivity"], "specificity": m["specificity"], "weighted f1": m["weighted_f1"]}
-            calls = {g: (int(y[groups == g][0]), person_call(int(pred[groups == g].sum()), int((groups == g).sum())))
-                     for g in np.unique(groups)}
-            for label, word in names.items():
-                mine = [c for lab, c in calls.values() if lab == label]
-                row[f"{word} called right"] = f"{sum(c == word for c in mine)}/{len(mine)}"
-            row["uncertain"] = sum(c == "uncertain" for _, c in calls.values())
-            row[f"{names[0]} called {names[1]}"] = sum(lab == 0 and c == names[1] for lab, c in calls.values())
-            row["people with 3 cells or fewer"] = int(sum((groups == g).sum() <= 3 for g in calls))
+            calls = person_calls(y, pred, groups, names)
+            for word, c in calls.items():
+                row[f"{word} called right"] = f"{c['called right']}/{c['people']}"
+            row["uncertain"] = sum(c["uncertain"] for c in calls.values())
+            row[f"{names[0]} called {names[1]}"] = calls[names[0]]["called wrong"]
+            row["people with 3 cells or fewer"] = sum(c["with 3 cells or fewer"] for c in calls.values())
             if baseline is not None and name != baseline:
                 base = next(b for b in results[baseline].evaluations if b.fold == e.fold)
                 row["p (sign flip, vs baseline)"] = sign_flip_test(y, groups, [pred], [base.y_pred])["p_value"]
@@ -119,3 +121,25 @@ def grid_transfer(X: np.ndarray, y: np.ndarray, groups: np.ndarray, cohorts: np.
     table.index = [f"C={r.C:g}, gamma={r.gamma:g}, {r.kernel}" for r in table.itertuples()]
     table.attrs.update({"folds within": len(folds), "train cohort": str(train_cohort)})
     return table
+
+
+def cohort_rankings(ds: Dataset, candidates: dict, featurize, *, cohorts: str = "fold", n_splits: int = 5,
+                    seed: int = 0, checkpoint=False) -> tuple[object, dict[str, pd.DataFrame]]:
+    """Do the choices one cohort's cross-validation ranks first carry to the other cohorts' people?
+    The largest cohort of ``ds.table[cohorts]`` ranks the ``candidates`` (the fine-tuned ones left
+    out: they cost the most and are not frozen features) and the points of
+    :data:`~alllib.learn.classifiers.SVM_GRID` on ``featurize``'s features, by grouped
+    cross-validation among its people and by training on all of them and scoring the others:
+    ``(the cohort, {"candidates": ranking_table, "SVM grid points": grid_transfer})``. Raises
+    ``ValueError`` naming the problem where that cohort alone cannot be split by group."""
+    column = ds.table[cohorts].to_numpy()
+    first = ds.table[cohorts].value_counts().idxmax()
+    inside = ds.subset(np.flatnonzero(column == first))
+    problem = split_problem(inside.labels, inside.groups)
+    if problem:
+        raise ValueError(f"{cohorts} {first} alone cannot be cross-validated by group ({problem})")
+    frozen = {k: v for k, v in candidates.items() if not k.startswith("fine-tuned")}
+    within = evaluate_candidates(inside, frozen, n_splits=n_splits, seed=seed, checkpoint=checkpoint)
+    carried = evaluate_candidates(ds, frozen, cohorts=cohorts, train_on=first, seed=seed, checkpoint=checkpoint)
+    grid = grid_transfer(featurize(ds), ds.labels, ds.groups, column, first, SVM_GRID, n_splits=n_splits, seed=seed)
+    return first, {"candidates": ranking_table(within, carried), "SVM grid points": grid}

@@ -45,8 +45,8 @@ from alllib.memo import digest, memo_path, read_memo, recipe, source_digest, wri
 from alllib.paths import shown_path
 
 __all__ = ["Fold", "Evaluation", "ProtocolResult", "groups_per_class", "split_problem", "fold_count",
-           "inner_fold_count", "grouped_folds", "cohort_folds", "score_evaluation", "cross_validate", "dataset_digest",
-           "load_evaluation", "store_evaluation", "results_to_json", "results_from_json"]
+           "inner_fold_count", "grouped_folds", "cohort_folds", "cohort_label", "score_evaluation", "cross_validate",
+           "dataset_digest", "load_evaluation", "store_evaluation", "results_to_json", "results_from_json"]
 
 #: The most inner folds used to tune on a training side.
 INNER_SPLITS = 3
@@ -178,6 +178,15 @@ def cohort_folds(labels, groups, cohorts, *, train_on=None, seed: int = 0) -> li
             raise ValueError(f"trained on {sorted(set(cohorts[train].tolist()))}, the training side holds a single class")
         folds.append(Fold(0, k, train, test, seeds[k]))
     return folds
+
+
+def cohort_label(cohorts, column: str = "fold") -> str:
+    """The cohorts among ``cohorts`` (each image's), named as a page says them.
+
+    >>> cohort_label([1, 2, 1])
+    'fold_1 and fold_2'
+    """
+    return " and ".join(f"{column}_{c}" for c in np.unique(np.asarray(cohorts)))
 
 
 @dataclass
@@ -339,8 +348,8 @@ def cross_validate(ds: Dataset, fitters: dict[str, Fitter], *, n_splits: int = 5
         folds = cohort_folds(ds.labels, ds.groups, column, train_on=train_on, seed=seed)
         n_splits, n_repeats = len(folds), 1
         split = {"split": f"leave one {cohorts} out" if train_on is None else f"trained on {cohorts} {train_on}",
-                 "trained_on": [" and ".join(f"{cohorts}_{c}" for c in np.unique(column[f.train])) for f in folds],
-                 "held_out": [" and ".join(f"{cohorts}_{c}" for c in np.unique(column[f.test])) for f in folds]}
+                 "trained_on": [cohort_label(column[f.train], cohorts) for f in folds],
+                 "held_out": [cohort_label(column[f.test], cohorts) for f in folds]}
     used = len(folds) // n_repeats
     settings = {"dataset": ds.name, "n_originals": len(ds), "n_splits": used, "n_splits_asked": n_splits,
                 "n_repeats": n_repeats, "seed": seed, **split, **(settings or {})}

@@ -30,6 +30,7 @@ __all__ = [
     "binary_metrics",
     "wilson_interval",
     "person_call",
+    "person_calls",
     "mean_interval",
     "mcnemar",
     "grouped_bootstrap",
@@ -122,6 +123,28 @@ def person_call(blasts: int, cells: int) -> str:
     """
     low, high = wilson_interval(blasts, cells)
     return "ALL" if low > 0.5 else "normal" if high < 0.5 else "uncertain"
+
+
+def person_calls(y_true, y_pred, groups, names: dict[int, str] | None = None) -> dict:
+    """One call per person (group) from their cells (:func:`person_call`), counted per class
+    (``names``, by default ``{1: "ALL", 0: "normal"}``): people, called right, left uncertain,
+    called the other class, and how many had 3 cells or fewer (always uncertain: no share of so
+    few cells can be told from one half at 95 %). A person's class is that of their cells.
+
+    >>> y = np.array([1, 1, 1, 1, 0, 0]); g = np.array(["a"] * 4 + ["b"] * 2)
+    >>> person_calls(y, y, g)["ALL"], person_calls(y, y, g)["normal"]["uncertain"]
+    ({'people': 1, 'called right': 1, 'uncertain': 0, 'called wrong': 0, 'with 3 cells or fewer': 0}, 1)
+    """
+    y, pred, groups = np.asarray(y_true, int), np.asarray(y_pred, int), np.asarray(groups)
+    out = {}
+    for label, word in (names or {1: "ALL", 0: "normal"}).items():
+        calls = [(person_call(int(pred[groups == g].sum()), int((groups == g).sum())), int((groups == g).sum()))
+                 for g in np.unique(groups[y == label])]
+        out[word] = {"people": len(calls), "called right": sum(c == word for c, _ in calls),
+                     "uncertain": sum(c == "uncertain" for c, _ in calls),
+                     "called wrong": sum(c not in (word, "uncertain") for c, _ in calls),
+                     "with 3 cells or fewer": sum(n <= 3 for _, n in calls)}
+    return out
 
 
 def mean_interval(values, confidence: float = 0.95) -> tuple[float, float, float]:

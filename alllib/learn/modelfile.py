@@ -37,6 +37,7 @@ from sklearn.pipeline import Pipeline
 from alllib import __version__
 from alllib.errors import AlllibError
 from alllib.features import BACKBONES, FeatureExtractor, file_sha256
+from alllib.paths import atomic_file
 from alllib.settings import is_count
 
 __all__ = ["ModelFileError", "save_model", "load_model", "check_classifier_state", "MAGIC", "FORMAT_VERSION",
@@ -91,15 +92,10 @@ def save_model(path: str | os.PathLike, pipeline: Pipeline, metadata: dict) -> P
     metadata = json.loads(json.dumps(metadata, default=str))  # stored as JSON: hash what is stored
     payload = sio.dumps(pipeline)
     header = {"sha256": _digest(metadata, payload), "metadata": metadata}
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(MAGIC + f"{FORMAT_VERSION}\n".encode())
-            f.write(json.dumps(header).encode() + b"\n")
-            f.write(payload)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_file(path) as f:  # a link or a FIFO at a temporary name cannot redirect the write
+        f.write(MAGIC + f"{FORMAT_VERSION}\n".encode())
+        f.write(json.dumps(header).encode() + b"\n")
+        f.write(payload)
     return path
 
 

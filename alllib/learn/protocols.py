@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, cross_val_score, train_test_split
 
-from alllib.augmentation import Augmenter, balance
+from alllib.augmentation import Augmenter, balance, transformed
 from alllib.data import Dataset
 from alllib.learn.classifiers import CLASSIFIERS, decision_scores, fit_classifier, n_jobs, param_grid
 from alllib.learn.evaluation import (
@@ -39,9 +39,10 @@ from alllib.learn.evaluation import (
 )
 from alllib.learn.metrics import binary_metrics
 from alllib.memo import memo_path, recipe, source_digest, with_recipe
+from alllib.preprocessing import Macenko
 
 __all__ = ["leak_audit", "paper_protocol", "honest_protocol", "per_group_accuracy", "subject_probe",
-           "confound_probe"]
+           "confound_probe", "stain_probe", "shared_source_example"]
 
 Featurize = Callable[[Dataset], np.ndarray]
 
@@ -65,6 +66,21 @@ def leak_audit(train: pd.DataFrame, test: pd.DataFrame) -> dict:
         "fraction_shared_source": float(shared_source.mean()) if n else 0.0,
         "fraction_shared_group": float(shared_group.mean()) if n else 0.0,
     }
+
+
+def shared_source_example(augmented: Dataset, test_ids, n: int = 5) -> list[int]:
+    """Where the paper protocol leaks, shown: the position in ``augmented`` (the set it split, with a
+    ``source`` column) of the first test image (of ``test_ids``) that is an augmented copy, then of
+    up to ``n`` training images made from the same source. Raises ``ValueError`` where no test
+    image is a copy."""
+    t = augmented.table.reset_index(drop=True)
+    in_test = t["id"].isin(set(test_ids))
+    copies = t.index[in_test & t["augmented"]]
+    if not len(copies):
+        raise ValueError("no test image is an augmented copy: the split leaks no source")
+    first = int(copies[0])
+    siblings = t.index[(t["source"] == t.loc[first, "source"]) & ~in_test][:n]
+    return [first, *map(int, siblings)]
 
 
 def _check(classifiers: Sequence[str]) -> list[str]:
@@ -331,3 +347,15 @@ def confound_probe(X: np.ndarray, ds: Dataset, target: str = "acquisition", *, a
             "folds": folds, "balanced accuracy": float(scores.mean()), "chance": 0.5 if len(kinds) == 2 else 1 / len(kinds)}
 
 
+
+
+def stain_probe(ds: Dataset, featurize: Featurize, normaliser=None, *, seed: int = 0) -> pd.DataFrame:
+    """:func:`subject_probe` on ``featurize``'s features of ``ds`` as they are (``"frozen"``) and after
+    stain normalisation (``"after Macenko"``, or ``normaliser``'s name: anything with
+    ``transform_image`` and ``recipe``, by default :class:`~alllib.preprocessing.Macenko`): how much
+    of a subject's signature is colour, one block of rows per ``features``."""
+    normaliser = normaliser or Macenko()
+    after = transformed(ds, normaliser.transform_image, normaliser.recipe)
+    return pd.concat({"frozen": subject_probe(featurize(ds), ds, seed=seed),
+                      f"after {type(normaliser).__name__}": subject_probe(featurize(after), ds, seed=seed)},
+                     names=["features"])

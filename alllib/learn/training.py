@@ -27,9 +27,9 @@ from alllib.data import Dataset
 from alllib.errors import AlllibError
 from alllib.features import BACKBONES, FeatureExtractor, Featurizer, file_sha256
 from alllib.learn.classifiers import fit_classifier
-from alllib.learn.evaluation import cohort_folds, grouped_folds, inner_fold_count, split_problem
+from alllib.learn.evaluation import cohort_folds, cohort_label, grouped_folds, inner_fold_count, split_problem
 from alllib.learn.familiarity import fitted_scaler, training_statistics
-from alllib.learn.metrics import choose_threshold
+from alllib.learn.metrics import choose_threshold, person_calls
 from alllib.learn.neighbours import neighbourhood_correction
 from alllib.settings import is_count
 
@@ -237,7 +237,7 @@ def grouped_report(model: Pipeline, X: np.ndarray, y: np.ndarray, groups: np.nda
     ``cohorts`` (each image's cohort: C-NMC's fold), each cohort is held out in turn instead
     (:func:`~alllib.learn.evaluation.cohort_folds`), and each fold's figures are kept with the
     cohorts it was trained on and scored on. Every person scored gets one call
-    (:func:`~alllib.learn.metrics.person_call`), counted per class in ``people``. With
+    (:func:`~alllib.learn.metrics.person_calls`), counted per class in ``people``. With
     ``neighbours``, every held-out decision is first corrected by its most similar held-out images
     of the same group (:func:`~alllib.learn.neighbours.neighbourhood_correction`), as ``predict``
     does within each person.
@@ -283,9 +283,9 @@ def grouped_report(model: Pipeline, X: np.ndarray, y: np.ndarray, groups: np.nda
         pred = (scores >= cut).astype(int)
         oof[test], pred_all[test] = scores, pred
         rows.append({**binary_metrics(y[test], pred, scores), "threshold": cut,
-                     **({} if cohorts is None else {"trained on": _names(cohorts[train]),
-                                                    "scored on": _names(cohorts[test]),
-                                                    "people": _people(y[test], pred, groups[test])})})
+                     **({} if cohorts is None else {"trained on": cohort_label(cohorts[train]),
+                                                    "scored on": cohort_label(cohorts[test]),
+                                                    "people": person_calls(y[test], pred, groups[test])})})
     table = pd.DataFrame(rows)
     scored = pred_all >= 0
     smaller = min(np.unique(y), key=lambda c: len(np.unique(groups[y == c])))
@@ -296,7 +296,7 @@ def grouped_report(model: Pipeline, X: np.ndarray, y: np.ndarray, groups: np.nda
     return {
         "folds": folds, "threshold_rule": threshold, "scored": int(scored.sum()),
         "metrics": {m: {"mean": float(table[m].mean()), "std": float(table[m].std(ddof=0))} for m in REPORTED},
-        "people": _people(y[scored], pred_all[scored], groups[scored]),
+        "people": person_calls(y[scored], pred_all[scored], groups[scored]),
         **({} if cohorts is None else {"per_cohort": [{k: (r[k] if k in ("trained on", "scored on", "people")
                                                           else float(r[k])) for k in (*REPORTED, "trained on",
                                                                                       "scored on", "people")}
@@ -307,26 +307,6 @@ def grouped_report(model: Pipeline, X: np.ndarray, y: np.ndarray, groups: np.nda
         "note": "grouped cross-validation on the training data; hyper-parameters tuned on all of it (somewhat "
                 "optimistic)",
     }
-
-
-def _names(cohorts: np.ndarray) -> str:
-    return " and ".join(f"fold_{c}" for c in np.unique(cohorts))
-
-
-def _people(y: np.ndarray, pred: np.ndarray, groups: np.ndarray) -> dict:
-    """One call per person (:func:`~alllib.learn.metrics.person_call`), counted per class: people,
-    called right, uncertain, and how many had 3 cells or fewer (always uncertain)."""
-    from alllib.learn.metrics import person_call
-
-    out = {}
-    for label, word in ((1, "ALL"), (0, "normal")):
-        calls = [(person_call(int(pred[groups == g].sum()), int((groups == g).sum())), int((groups == g).sum()))
-                 for g in np.unique(groups[y == label])]
-        out[word] = {"people": len(calls), "called right": sum(c == word for c, _ in calls),
-                     "uncertain": sum(c == "uncertain" for c, _ in calls),
-                     "called wrong": sum(c not in (word, "uncertain") for c, _ in calls),
-                     "with 3 cells or fewer": sum(n <= 3 for _, n in calls)}
-    return out
 
 
 def _corrected(scores: np.ndarray, X: np.ndarray, neighbours: int, groups: np.ndarray) -> np.ndarray:

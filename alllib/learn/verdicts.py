@@ -81,10 +81,8 @@ def sign_flip_test(y_true, groups, preds_a: list, preds_b: list, metric: str = "
     diff = np.nanmean(metric_from_counts(*np.moveaxis(a, -1, 0), metric)
                       - metric_from_counts(*np.moveaxis(b, -1, 0), metric), axis=1)
     observed = float(diff[0])
-    extreme = np.abs(diff) >= abs(observed) - 1e-12
-    exact = len(flips) == 2 ** len(names)
-    p = float(extreme.mean()) if exact else float(extreme.sum() / len(flips))  # identity counted in both
-    return {"difference": observed, "p_value": min(1.0, p), "patterns": len(flips), "exact": exact}
+    p = float(np.mean(np.abs(diff) >= abs(observed) - 1e-12))  # the identity is among the patterns either way
+    return {"difference": observed, "p_value": p, "patterns": len(flips), "exact": len(flips) == 2 ** len(names)}
 
 
 def holm(p_values) -> list[float]:
@@ -110,7 +108,7 @@ def verdict(p_value: float, difference: float, alpha: float = 0.05) -> str:
 
 def paired_comparison(y_true, groups, preds_a: list, preds_b: list, fold_a: list, fold_b: list, *, n_train: float,
                       n_test: float, metric: str = "balanced_accuracy", n_boot: int = 2000, n_perm: int = 5000,
-                      seed: int = 0, alpha: float = 0.05) -> dict:
+                      seed: int = 0, alpha: float = 0.05, draws: tuple | None = None) -> dict:
     """Candidate A against baseline B on the same grouped folds: the difference of ``metric``
     (pooled out-of-fold predictions, mean over repeats), its 95 % interval by a bootstrap over
     the groups (shown, not used for the verdict: with three donors it covers the truth about 80 %
@@ -118,21 +116,24 @@ def paired_comparison(y_true, groups, preds_a: list, preds_b: list, fold_a: list
     interval, the group sign-flip test, their intersection-union ``p_value`` (the larger) and
     the smallest difference both tests could detect with 80 % power (the larger of the two
     detectable differences), and the :func:`verdict` before any correction for many candidates.
+    ``draws``: A's and B's :func:`~alllib.learn.metrics.grouped_bootstrap` distributions where the
+    caller has them already (drawn with the same ``seed`` and ``n_boot``).
     """
     y = np.asarray(y_true, int)
     flip = sign_flip_test(y, groups, preds_a, preds_b, metric, n_perm=n_perm, seed=seed)
     per_fold = np.asarray(fold_a, float) - np.asarray(fold_b, float)
     t = corrected_resampled_ttest(per_fold, n_train, n_test)
-    boot = (grouped_bootstrap(y, groups, preds_a, metric, n_boot=n_boot, seed=seed)
-            - grouped_bootstrap(y, groups, preds_b, metric, n_boot=n_boot, seed=seed))
-    diff = flip["difference"]
+    a, b = draws or (grouped_bootstrap(y, groups, p, metric, n_boot=n_boot, seed=seed) for p in (preds_a, preds_b))
+    boot = a - b
     d = per_fold[~np.isnan(per_fold)]
-    se_t = float(np.sqrt((1 / len(d) + n_test / n_train) * d.var(ddof=1))) if len(d) > 1 else float("nan")
-    half_t = float(stats.t.ppf(1 - alpha / 2, len(d) - 1) * se_t) if len(d) > 1 else float("nan")
-    detect_t = float((stats.t.ppf(1 - alpha / 2, len(d) - 1) + stats.t.ppf(0.8, len(d) - 1)) * se_t) \
-        if len(d) > 1 else float("nan")
+    half_t = detect_t = float("nan")
+    if len(d) > 1:
+        se_t = float(np.sqrt((1 / len(d) + n_test / n_train) * d.var(ddof=1)))
+        half_t = float(stats.t.ppf(1 - alpha / 2, len(d) - 1) * se_t)
+        detect_t = float((stats.t.ppf(1 - alpha / 2, len(d) - 1) + stats.t.ppf(0.8, len(d) - 1)) * se_t)
     detect_boot = float((stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(0.8)) * np.nanstd(boot))
     p = max(flip["p_value"], t["p_value"]) if t["p_value"] == t["p_value"] else float("nan")
+    diff = flip["difference"]
     return {"difference": diff,
             "bootstrap low": float(np.nanpercentile(boot, 2.5)), "bootstrap high": float(np.nanpercentile(boot, 97.5)),
             "t low": t["mean"] - half_t, "t high": t["mean"] + half_t, "p (corrected t)": t["p_value"],
