@@ -3,6 +3,7 @@
 ``datasets``  describe the datasets found in the data folder.
 ``train``     train an image classifier on a dataset and save it.
 ``predict``   label images with a saved model.
+``screen``    find, label and count the white cells of whole blood-smear slides, and call each slide.
 ``book``      run every chapter with papermill and build the HTML book.
 ``lab``       write the student and instructor editions of the chapters for a course lab.
 """
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from alllib import __version__
 from alllib.errors import AlllibError, printable
+from alllib.settings import MAX_SEED
 
 
 def _cmd_datasets(args: argparse.Namespace) -> int:
@@ -73,20 +75,20 @@ class CommandFailed(AlllibError, RuntimeError):
     exit_code = 1
 
 
-def _writable_output(path: str) -> Path:
-    """The model file to write, checked before training: not a folder, in a folder that exists
-    (or can be made) and can be written."""
+def _writable_output(path: str, what: str = "--out", example: str = "model.alllib") -> Path:
+    """A file to write (the model, a CSV), checked before the work: not a folder, in a folder that
+    exists (or can be made) and can be written."""
     import tempfile
 
     out = Path(path)
     if out.is_dir():
-        raise UsageError(f"--out {out}: a directory; give a file name such as {out / 'model.alllib'}")
+        raise UsageError(f"{what} {out}: a directory; give a file name such as {out / example}")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.name}.probe-"):
             pass
     except OSError as err:
-        raise UsageError(f"--out {out}: cannot write there ({err.strerror or err})") from None
+        raise UsageError(f"{what} {out}: cannot write there ({err.strerror or err})") from None
     return out
 
 
@@ -168,6 +170,86 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                 flag = "" if r.status == "ok" else f"\t(warning: {printable(r.message.split(': ', 1)[-1])})"
                 print(f"{printable(r.image)}\t{r.label}\t{r.label_name}\tp(blast)={r.probability:.3f}{flag}")
     return 0 if all(r.status == "ok" for r in rows) else 1
+
+
+def _cmd_screen(args: argparse.Namespace) -> int:
+    import csv
+
+    import numpy as np
+
+    from alllib.features.efficientnet_lite import WeightsFileError
+    from alllib.learn.modelfile import ModelFileError, load_model
+    from alllib.learn.screening import SlideRule, screen_files
+
+    cells_out = _writable_output(args.cells_csv, "--cells-csv", "cells.csv") if args.cells_csv else None
+    overlays = _writable_folder(args.overlays, "--overlays") if args.overlays else None
+    pipeline, meta = load_model(args.model)
+    rule = SlideRule.from_metadata(meta)
+    print(f"# rule: {rule.describe()}", file=sys.stderr)
+    written: set[str] = set()
+
+    def draw(screen, image):
+        import cv2
+
+        from alllib.learn.screening import overlay
+
+        stem = Path(screen.slide).stem
+        name, i = f"{stem}.png", 1
+        while name in written:  # two slides of one name from different folders
+            name, i = f"{stem}_{i}.png", i + 1
+        written.add(name)
+        picture = overlay(image, screen.cells, screen.found.diameter)
+        if not cv2.imwrite(str(overlays / name), np.ascontiguousarray(picture[:, :, ::-1])):
+            raise CommandFailed(f"--overlays {overlays}: {name} could not be written")
+
+    try:
+        screens = screen_files(pipeline, args.slides, metadata=meta, rule=rule, progress=not args.csv,
+                               each=draw if overlays else None)
+    except WeightsFileError as err:
+        raise ModelFileError(f"{args.model}: its network cannot be built ({err})") from None
+    for s in screens:
+        if s.status != "ok":
+            print(f"{s.status}: {printable(s.message)}", file=sys.stderr)
+    columns = ["slide", "status", "cells", "blasts", "blast_share", "call", "message"]
+    rows = [[printable(s.slide, controls=False), s.status, s.summary.get("cells", ""), s.summary.get("blasts", ""),
+             "" if not s.summary.get("cells") else f"{s.summary['blast_share']:.4f}", s.summary.get("call", ""),
+             printable(s.message, controls=False)] for s in screens]
+    if args.csv:
+        w = csv.writer(sys.stdout)
+        w.writerow(columns)
+        w.writerows(rows)
+    else:
+        for s in screens:
+            if s.status == "error":
+                continue
+            m = s.summary
+            share = (f"{m['blast_share']:.1%} (95 % interval {m['share_low']:.1%} to {m['share_high']:.1%})"
+                     if m["cells"] else "-")
+            print(f"{printable(s.slide)}\t{m['call']}\t{m['blasts']} of {m['cells']} cells called blasts, {share}")
+    if cells_out is not None:
+        try:
+            with open(cells_out, "w", newline="", encoding="utf-8") as f:
+                w = csv.writer(f)
+                w.writerow(["slide", "x", "y", "label", "probability_blast"])
+                for s in screens:
+                    for x, y, label, p in s.cells[["x", "y", "label", "probability_blast"]].itertuples(index=False) \
+                            if len(s.cells) else ():
+                        w.writerow([printable(s.slide, controls=False), int(x), int(y), int(label), f"{p:.4f}"])
+        except OSError as err:
+            raise CommandFailed(f"--cells-csv {cells_out}: could not be written ({err.strerror or err})") from None
+    return 0 if all(s.status == "ok" for s in screens) else 1
+
+
+def _writable_folder(path: str, option: str) -> Path:
+    """A folder to write into, made where missing; a usage error where it cannot be."""
+    folder = Path(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"{option} {folder}: cannot make or use that folder ({err.strerror or err})") from None
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"{option} {folder}: cannot write there")
+    return folder
 
 
 def _read_subjects(path: str) -> dict[str, str]:
@@ -281,7 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "benchmarks/cnmc_specificity.py for cnmc; 0 otherwise)")
     p.add_argument("--synthetic-n", type=_int_at_least(2), default=260,
                    help="size of the synthetic dataset, when it is used")
-    p.add_argument("--seed", type=_int_at_least(0, 2**32 - 1), default=0, help="0 to 2**32 - 1 (default 0)")
+    p.add_argument("--seed", type=_int_at_least(0, MAX_SEED), default=0, help="0 to 2**32 - 1 (default 0)")
     p.add_argument("--threshold", default="balanced", choices=["balanced", "default"],
                    help="decision threshold: balanced (default), the one that maximises balanced accuracy on grouped "
                         "cross-validated decisions; default, the classifier's own p(blast) >= 0.5")
@@ -312,6 +394,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print CSV, one row per input: image, status (ok / warning / error), label, class, "
                         "probability_blast, message")
     p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("screen", help="screen whole blood-smear slides: find, label and count their white cells",
+                       description="Find every white cell on each slide, cut it as ALL-IDB2 was cut (257 x 257), "
+                                   "label it with a model trained on ALL-IDB2 crops, and call the slide ALL, normal or "
+                                   "uncertain by a rule derived from the model's slide-grouped cross-validated errors "
+                                   "(printed first). Exit status: 0 every slide screened, 1 some could not be read, are "
+                                   "crops rather than slides, or are flagged (each named on stderr and in the CSV), "
+                                   "2 the model cannot be used.")
+    p.add_argument("model", help="a model file written by 'train --dataset all_idb2'")
+    p.add_argument("slides", nargs="+", help="slide image files (such as ALL-IDB1's ImNNN_L.jpg)")
+    p.add_argument("--csv", action="store_true",
+                   help="print CSV, one row per slide: slide, status (ok / warning / error), cells, blasts, "
+                        "blast_share, call, message")
+    p.add_argument("--cells-csv", metavar="FILE",
+                   help="also write one row per cell: slide, x, y (in the slide's pixels), label, probability_blast")
+    p.add_argument("--overlays", metavar="DIR",
+                   help="also write a PNG per slide with every cell circled: orange where called a blast, blue "
+                        "otherwise")
+    p.set_defaults(func=_cmd_screen)
 
     p = sub.add_parser("book", help="run every chapter with papermill and build the HTML book")
     p.add_argument("--profile", default="quick", choices=["quick", "full", "tiny"],

@@ -15,7 +15,10 @@ from __future__ import annotations
 import numbers
 import os
 
-__all__ = ["positive_int", "check_positive_int", "is_count"]
+__all__ = ["positive_int", "check_positive_int", "is_count", "MAX_SEED", "is_seed"]
+
+#: The largest seed: numpy's generators take seeds from 0 to 2**32 - 1.
+MAX_SEED = 2**32 - 1
 
 
 def check_positive_int(value, name: str) -> int:
@@ -49,3 +52,12 @@ def is_count(value, most: int | None = None) -> bool:
     """
     return (isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 0
             and (most is None or value <= most))
+
+
+def is_seed(value) -> bool:
+    """Whether ``value`` is a seed numpy takes, a whole number from 0 to :data:`MAX_SEED` (never a bool).
+
+    >>> is_seed(0), is_seed(2**32), is_seed(False)
+    (True, False, False)
+    """
+    return is_count(value, MAX_SEED)

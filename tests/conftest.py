@@ -88,15 +88,31 @@ def real_idb2():
     return load_all_idb2(root)
 
 
-@pytest.fixture(scope="session")
-def real_cnmc():
-    """The real C-NMC-2019 from $ALLLIB_DATA; the test is skipped with a reason where it is absent."""
-    from alllib.data import DatasetError, load_cnmc
+def _real(what: str, folder: str, load):
+    """``load(root)`` on $ALLLIB_DATA, or the test skipped with the reason (unset, or the dataset
+    not found there)."""
+    from alllib.data import DatasetError
 
     root = os.environ.get("ALLLIB_DATA")
     if not root:
-        pytest.skip("real C-NMC-2019 not available: set ALLLIB_DATA to the folder holding C-NMC_2019/training_data")
+        pytest.skip(f"real {what} not available: set ALLLIB_DATA to the folder holding {folder}")
     try:
-        return load_cnmc(root)
+        return load(root)
     except DatasetError as err:
-        pytest.skip(f"real C-NMC-2019 not available under ALLLIB_DATA={root}: {err}")
+        pytest.skip(f"real {what} not available under ALLLIB_DATA={root}: {err}")
+
+
+@pytest.fixture(scope="session")
+def real_cnmc():
+    """The real C-NMC-2019 from $ALLLIB_DATA; the test is skipped with a reason where it is absent."""
+    from alllib.data import load_cnmc
+
+    return _real("C-NMC-2019", "C-NMC_2019/training_data", load_cnmc)
+
+
+@pytest.fixture(scope="session")
+def real_slides():
+    """The real ALL-IDB1 slides from $ALLLIB_DATA; the test is skipped with a reason where they are absent."""
+    from alllib.data.all_idb1 import load_all_idb1
+
+    return _real("ALL-IDB1", "ALL_IDB1/im", load_all_idb1)

@@ -69,4 +69,4 @@ def test_the_summary_reads_this_runs_results(tiny_book):
     manifest = book_checks.manifest(tiny_book)
     stored = {json.loads(p.read_text())["run_id"] for p in (tiny_book / "results").glob("*.json")}
     assert stored == {manifest["run_id"]}
-    assert book_checks.missing(book_checks.executed(tiny_book, "14_summary"), [r"06_classifiers"]) == []
+    assert book_checks.missing(book_checks.executed(tiny_book, "15_summary"), [r"06_classifiers"]) == []

@@ -612,7 +612,7 @@ def test_models_with_random_fitted_state_are_refused_or_predict_safely(model_pat
     except ModelFileError as err:
         assert "crafted.alllib: refused" in str(err) or "crafted.alllib" in str(err)
         return
-    from alllib.learn.predict import _classify
+    from alllib.learn.predict import classify_features
 
-    labels, proba = _classify(pipe, rng.normal(size=(4, 1280)))
+    labels, proba = classify_features(pipe, rng.normal(size=(4, 1280)))
     assert set(labels.tolist()) <= {0, 1} and np.isfinite(proba).all()

@@ -35,6 +35,7 @@ from alllib.learn.evaluation import dataset_digest, results_from_json, results_t
 from alllib.learn.protocols import honest_protocol, paper_protocol
 from alllib.memo import digest, read_memo, source_digest, write_memo
 from alllib.paths import shown_path
+from alllib.settings import is_seed
 
 __all__ = ["ParameterError", "PARAMETERS", "check_parameters", "Chapter", "open_chapter", "record",
            "load_results", "run_id", "summary_table"]
@@ -61,10 +62,11 @@ PARAMETERS = {
     "agreement_cells": ((int, type(None)), None),
     "profile": (str, ("tiny", "quick", "full")),
     "classifiers": (str, None),
+    "n_slides": ((int, type(None)), None),
 }
 _POSITIVE = {"n_synthetic", "target_per_class", "n_repeats", "n_splits", "kmeans_k", "cells_per_subject",
              "cnmc_target_per_class", "epochs", "sanity_cells",
-             "rise_masks", "agreement_cells"}
+             "rise_masks", "agreement_cells", "n_slides"}
 
 
 class ParameterError(AlllibError, ValueError):
@@ -93,7 +95,7 @@ def check_parameters(**params) -> dict:
             raise ParameterError(f"parameter {name!r} must be one of {', '.join(map(str, choices))}, not {value!r}")
         if name in _POSITIVE and value is not None and value < 1:
             raise ParameterError(f"parameter {name!r} must be at least 1, not {value}")
-        if name == "seed" and not 0 <= value < 2**32:
+        if name == "seed" and not is_seed(value):
             raise ParameterError(f"parameter 'seed' must be from 0 to 2**32 - 1 (numpy's seeds are), not {value}")
         if name == "classifiers" and not 0 < len(_names(value)) == len(set(_names(value)) & set(CLASSIFIERS)):
             raise ParameterError(f"parameter 'classifiers' must be a comma list of {', '.join(CLASSIFIERS)}, "

@@ -11,11 +11,13 @@ import pandas as pd
 import seaborn as sns
 from sklearn.metrics import confusion_matrix, roc_curve
 
+from alllib.learn.predict import LABEL_NAMES
+
 __all__ = ["ranking_plot", "show_images", "roc_curves", "confusion_heatmap", "feature_map", "compare_bars",
            "results_bars", "group_counts", "cells_by_subject", "per_group_bars", "probe_bars", "attribution_grid",
-           "agreement_plot", "interval_plot", "LABELS"]
+           "agreement_plot", "interval_plot", "slide_screen", "slide_calls", "LABELS"]
 
-LABELS = {0: "not a blast", 1: "ALL blast"}
+LABELS = LABEL_NAMES  # the class names, as predict names them
 
 
 def _axis(ax, figsize=(5, 4)):
@@ -306,5 +308,53 @@ def ranking_plot(tables: dict[str, pd.DataFrame], *, within: str = "within", acr
         ax.legend(fontsize=7, loc="lower right")
     if suptitle:
         fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def slide_screen(image: np.ndarray, found, cells: pd.DataFrame, marked: np.ndarray, title: str = ""):
+    """One slide screened, in two panels: the nuclei found (each cell's region in its own shade, its
+    centre a dot, the experts' marked blasts as rings) and the cells circled by their call (orange
+    a blast, blue not: :func:`alllib.learn.screening.overlay`); the arguments are those
+    :meth:`alllib.learn.screening.ScreeningStudy.view` gives."""
+    from alllib.learn.screening import overlay
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
+    shades = np.where(found.regions > 0, 0.35 + 0.65 * ((found.regions * 0.61803) % 1), 0)
+    axes[0].imshow(shades, cmap="magma", interpolation="nearest")
+    axes[0].scatter(found.cells["x"], found.cells["y"], s=10, c="white", label="cell found")
+    if len(marked):
+        axes[0].scatter(marked[:, 0], marked[:, 1], s=160, facecolors="none", edgecolors="#00c0ff", linewidths=1.5,
+                        label="marked blast (.xyc)")
+    axes[0].legend(loc="lower right", fontsize=8)
+    axes[0].set_title(f"{len(found.cells)} cells found (nucleus diameter {found.diameter:.0f} px)")
+    axes[1].imshow(overlay(image, cells, found.diameter))  # orange a blast, blue not
+    axes[1].set_title(f"called blasts (orange): {int(cells['label'].sum())} of {len(cells)}")
+    for ax in axes:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def slide_calls(slides: pd.DataFrame, rates: list[float] | None = None, ax=None, title: str = "Slide calls"):
+    """Each slide's share of cells called blasts, with its 95 % Wilson interval, coloured by the call
+    and marked by the slide's true label; ``rates`` (each fold rule's false-positive bound) as lines."""
+    fig, ax = _axis(ax, (7, 0.45 * len(slides) + 1.5))
+    colours = {"ALL": "#e67800", "normal": "#005ae6", "uncertain": "#888888"}
+    t = slides.reset_index(drop=True)
+    for i, r in t.iterrows():
+        ax.errorbar(r["blast_share"], i, xerr=[[r["blast_share"] - r["share_low"]], [r["share_high"] - r["blast_share"]]],
+                    fmt="o", color=colours[r["call"]], capsize=3)
+    ax.set_yticks(range(len(t)), [f"{s} ({'ALL' if y else 'healthy'}, {a})" for s, y, a in
+                                  zip(t["slide"], t["label"], t["acquisition"])])
+    for rate in rates or []:
+        ax.axvline(rate, color="grey", ls=":", lw=1)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("share of the slide's cells called blasts (dotted: the rule's false-positive bound)")
+    handles = [plt.Line2D([], [], marker="o", ls="", color=c, label=f"called {k}") for k, c in colours.items()]
+    ax.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, fontsize=8, frameon=False)
+    ax.set_title(title, pad=24)
     fig.tight_layout()
     return fig

@@ -36,7 +36,7 @@ PROFILES = {
     # chapter says in a sentence, with the command that computes it
     "quick": {"n_synthetic": 160, "target_per_class": 200, "search": "small", "n_repeats": 1, "n_splits": 5,
               "backbones": "available", "cells_per_subject": 20, "cnmc_target_per_class": 300, "sanity_cells": 8,
-              "agreement_cells": 8, "epochs": 3, "classifiers": "svm,rf",
+              "agreement_cells": 8, "epochs": 3, "classifiers": "svm,rf", "n_slides": 8,
               "07_backbones.backbones": "efficientnet_lite0,efficientnet_lite1",
               # the trap shows at half the paper's augmentation size too (3 copies of each cell, not 6)
               "09_leakage.target_per_class": 400,
@@ -44,7 +44,7 @@ PROFILES = {
               "12_honest_gains.target_per_class": 400},
     "full": {"n_synthetic": 260, "target_per_class": 750, "search": "paper", "n_repeats": 5, "n_splits": 5,
              "backbones": "available", "cells_per_subject": None, "cnmc_target_per_class": 8000, "sanity_cells": 32,
-             "agreement_cells": None, "classifiers": "svm,rf,xgboost",
+             "agreement_cells": None, "classifiers": "svm,rf,xgboost", "n_slides": None,
              # C-NMC at 8,000 + 8,000: one repeat of the subject folds keeps the chapter within 30 minutes
              "10_cnmc.n_repeats": 1, "epochs": 12,
              # chapter 13 on every cell: fourteen candidates over 5 subject folds, both cohorts and fold_1 alone
@@ -54,7 +54,9 @@ PROFILES = {
              "13_cnmc_gains.n_repeats": 1},
     "tiny": {"n_synthetic": 24, "target_per_class": 16, "search": "none", "n_repeats": 1, "n_splits": 2,
              "backbones": "available", "cells_per_subject": 4, "cnmc_target_per_class": 16, "epochs": 1,
-             "sanity_cells": 2, "rise_masks": 16, "agreement_cells": 2, "classifiers": "svm,rf,xgboost"},
+             "sanity_cells": 2, "rise_masks": 16, "agreement_cells": 2, "classifiers": "svm,rf,xgboost", "n_slides": 4,
+             # a cell model for slides needs enough crops to calibrate its probabilities (24 are too few)
+             "14_screening.n_synthetic": 60},
 }
 
 

@@ -4,6 +4,8 @@
 * :func:`protocol_study`: the paper's and the honest protocol, with and without augmentation, and
   the subject probe (chapter 10);
 * :func:`layers_study`: ALL-IDB2's layers of structure (duplicates, slides, acquisition) for one setting (chapter 9);
+* :func:`screening_inputs`: the slides a screening chapter screens and the crops its cell models learn
+  from (chapter 14; the study itself is :func:`alllib.learn.screening.screening_study`).
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from alllib.augmentation import Augmenter
+from alllib.book.prose import Box
 from alllib.book.reported import results_frame
 from alllib.data import Dataset
 from alllib.learn.classifiers import CLASSIFIERS
@@ -22,7 +25,7 @@ from alllib.learn.evaluation import ProtocolResult
 from alllib.learn.protocols import Featurize, confound_probe, honest_protocol, paper_protocol, subject_probe
 from alllib.memo import recipe
 
-__all__ = ["compare_protocols", "Study", "protocol_study", "layers_table", "layers_study"]
+__all__ = ["compare_protocols", "Study", "protocol_study", "layers_table", "layers_study", "screening_inputs"]
 
 def compare_protocols(paper: dict[str, ProtocolResult], honest: dict[str, ProtocolResult],
                       metric: str = "accuracy") -> pd.DataFrame:
@@ -180,3 +183,32 @@ def layers_study(ds: Dataset, featurize: Featurize, *, paper_target: int | None,
             honest_protocol(one, featurize, ["svm"], **run)["svm"], one),
     })
     return table, confound_probe(featurize(ds), ds, "acquisition", among_label=1, seed=seed)
+
+
+def screening_inputs(ch, n_slides: int | None) -> tuple[Dataset, Dataset, Box | None]:
+    """``(slides, crops, box)`` for chapter 14: ALL-IDB1's slides and the chapter's ALL-IDB2 crops
+    where both are in the data folder, else synthetic slides and synthetic crops (``box`` says why).
+    At most ``n_slides`` slides (None: every one), as many of each label as there are, drawn with
+    the chapter's seed, byte-identical slides kept together."""
+    from alllib.data import DatasetError, make_synthetic
+    from alllib.data.all_idb1 import load_all_idb1
+    from alllib.data.synthetic import make_synthetic_slides
+
+    box = None
+    if ch.real:
+        try:
+            slides = load_all_idb1(ch.data_dir)
+            crops = ch.ds
+        except DatasetError as err:
+            box = Box(f"ALL-IDB2 is here but ALL-IDB1's slides are not ({err}); this chapter screens synthetic slides "
+                      "with a model trained on synthetic crops instead.", "warning", title="No slides")
+    if not ch.real or box is not None:
+        slides = make_synthetic_slides(n_slides or 6, seed=ch.seed)
+        crops = ch.ds if not ch.real else make_synthetic(160, seed=ch.seed)
+    if n_slides is not None and slides.table["group"].nunique() > n_slides:
+        groups = slides.table.drop_duplicates("group")
+        rng = np.random.default_rng(ch.seed)
+        chosen = [g for label, part in groups.groupby("label")
+                  for g in rng.permutation(part["group"].to_numpy())[:max(1, n_slides // 2)]]
+        slides = slides.subset(np.flatnonzero(slides.table["group"].isin(chosen)))
+    return slides, crops, box

@@ -34,7 +34,7 @@ from tqdm import tqdm
 from alllib.data.images import decode_image
 from alllib.paths import cache_dir, read_regular, shown_path, write_atomic
 
-__all__ = ["shipped_slide_map", "match_crop", "match_crops", "slide_map", "acquisition", "canonical_slide",
+__all__ = ["shipped_slide_map", "source_slides", "match_crop", "match_crops", "slide_map", "acquisition", "canonical_slide",
            "SLIDE_SUFFIXES"]
 
 SLIDE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
@@ -53,6 +53,25 @@ def shipped_slide_map() -> pd.DataFrame:
     with resources.files("alllib.data").joinpath("all_idb2_slides.csv").open() as f:
         t = pd.read_csv(f, comment="#", keep_default_na=False, dtype={"identical_slides": str})
     return t.set_index("crop")
+
+
+def source_slides(table: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per ALL-IDB1 slide that crops of ``table`` (a slide map such as
+    :func:`shipped_slide_map`, its default) come from: ``id``, ``label`` (from the slide's name:
+    ``_1`` an ALL patient's), ``acquisition``, ``crops`` and ``group`` (byte-identical slides joined),
+    as :func:`~alllib.learn.screening.acquisition_baseline` reads them.
+
+    >>> t = source_slides()
+    >>> len(t), int(t.loc[t.acquisition == "1712x1368", "label"].min())
+    (102, 1)
+    """
+    t = shipped_slide_map() if table is None else table
+    rows = t.groupby("slide").agg(width=("slide_width", "first"), height=("slide_height", "first"),
+                                  crops=("slide", "size"), twins=("identical_slides", "first")).reset_index()
+    return pd.DataFrame({"id": rows["slide"], "label": rows["slide"].str.endswith("_1").astype(int),
+                         "acquisition": [acquisition(w, h) for w, h in zip(rows["width"], rows["height"])],
+                         "crops": rows["crops"],
+                         "group": [tw.split(";")[0] if tw else s for s, tw in zip(rows["slide"], rows["twins"])]})
 
 
 def _gray(img: np.ndarray) -> np.ndarray:

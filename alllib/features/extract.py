@@ -30,7 +30,7 @@ from alllib.memo import recipe
 from alllib.paths import cache_dir
 from alllib.preprocessing import BACKBONE_PREPROCESSING, check_rgb, imagenet_preprocess, resize
 from alllib.segmentation import segment
-from alllib.settings import check_positive_int
+from alllib.settings import check_positive_int, is_seed
 
 __all__ = ["ImageTransform", "Features", "extract_features", "Featurizer", "FeatureExtractor"]
 
@@ -295,7 +295,7 @@ class FeatureExtractor(BaseEstimator, TransformerMixin):
         "normalisation": lambda v: v in ("backbone", "paper"),
         "size": lambda v: _is_int(v) and 32 <= v <= 1024,
         "batch_size": lambda v: _is_int(v) and 1 <= v <= 1024,
-        "seed": lambda v: _is_int(v) and 0 <= v < 2**32,
+        "seed": is_seed,
     }
 
     def check_params(self) -> "FeatureExtractor":

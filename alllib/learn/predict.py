@@ -25,17 +25,21 @@ from alllib.learn.neighbours import neighbourhood_correction
 from alllib.learn.training import REPORTED
 from alllib.segmentation import MIN_SIZE, EmptyMaskWarning
 
-__all__ = ["predict_images", "predict_files", "Prediction", "LABEL_NAMES", "subject_calls", "describe_model"]
+__all__ = ["predict_images", "classify_features", "predict_files", "Prediction", "LABEL_NAMES", "subject_calls",
+           "describe_model"]
 
 
 def predict_images(pipeline: Pipeline, images: list[np.ndarray], threshold: float | None = None
                    ) -> tuple[np.ndarray, np.ndarray]:
     """Labels and blast probabilities of RGB ``uint8`` images; with ``threshold`` (a model's
     ``metadata["threshold"]["probability"]``) the label is 1 where the probability reaches it."""
-    return _classify(pipeline, pipeline.named_steps["features"].transform(images), threshold)
+    return classify_features(pipeline, pipeline.named_steps["features"].transform(images), threshold)
 
 
-def _classify(pipeline: Pipeline, feats: np.ndarray, threshold: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+def classify_features(pipeline: Pipeline, feats: np.ndarray, threshold: float | None = None
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and blast probabilities of features already extracted by ``pipeline``'s extractor
+    (what :func:`predict_images` does after extracting them); ``threshold`` as there."""
     clf = pipeline.named_steps["classifier"]
     labels = clf.predict(feats)
     proba = clf.predict_proba(feats)[:, 1] if hasattr(clf, "predict_proba") else np.full(len(labels), np.nan)
@@ -132,7 +136,7 @@ def predict_files(pipeline: Pipeline, paths: list, *, chunk: int = 64, metadata:
             ready.append((row, x, problems))
         if ready:
             feats = extractor.embed([x for _, x, _ in ready])
-            labels, proba = _classify(pipeline, feats, threshold)
+            labels, proba = classify_features(pipeline, feats, threshold)
             far = (feature_distance(fitted_scaler(pipeline.named_steps["classifier"]), feats) if stats
                    else [None] * len(ready))
             for (row, _, problems), label, p, d in zip(ready, labels, proba, far):

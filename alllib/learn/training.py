@@ -132,6 +132,8 @@ def train_image_classifier(ds: Dataset, *, backbone: str = "auto", weights="imag
     """
     if threshold not in THRESHOLDS:
         raise ValueError(f"threshold must be one of {', '.join(THRESHOLDS)}, not {threshold!r}")
+    if not is_count(neighbours):  # checked before any work
+        raise ValueError(f"neighbours must be a whole number >= 0, not {neighbours!r}")
     featurize = Featurizer(backbone, weights=weights, segmentation=segmentation, size=size, progress=progress,
                            seed=seed, cache=cache)
     train = balance(ds, target_per_class, Augmenter(seed=seed)) if target_per_class else ds
@@ -147,8 +149,6 @@ def train_image_classifier(ds: Dataset, *, backbone: str = "auto", weights="imag
     pipe = Pipeline([("features", extractor), ("classifier", clf)])
     inner = clf.estimator if isinstance(clf, CalibratedClassifierCV) else clf  # the tuned scaler + classifier
     originals = ~train.table["augmented"].to_numpy(bool) if "augmented" in train.table else None
-    if not is_count(neighbours):
-        raise ValueError(f"neighbours must be a whole number >= 0, not {neighbours!r}")
     report = grouped_report(inner, X, y, train.groups, originals=originals, threshold=threshold, seed=seed,
                             neighbours=neighbours, progress=progress)
     if "fold" in train.table and train.table["fold"].nunique() >= 2:  # C-NMC with several cohorts
@@ -180,6 +180,8 @@ def train_image_classifier(ds: Dataset, *, backbone: str = "auto", weights="imag
             "dataset": ds.name, "source": ds.source, "originals": len(ds),
             "per_class": {str(k): int(v) for k, v in zip(*np.unique(ds.labels, return_counts=True))},
             "groups": int(ds.table["group"].nunique()), "augmented_to_per_class": target_per_class,
+            **({"acquisitions": sorted(map(str, ds.table["acquisition"].dropna().unique()))}
+               if "acquisition" in ds.table else {}),
         },
     }
     return pipe, meta
@@ -231,7 +233,9 @@ def grouped_report(model: Pipeline, X: np.ndarray, y: np.ndarray, groups: np.nda
     alone, by a grouped inner cross-validation (:func:`~alllib.learn.metrics.choose_threshold`), so the scores are not
     tuned on what they score. Returns the folds' metrics (:data:`REPORTED`: mean and standard
     deviation), each group's share of correctly labelled images for the class with fewer groups
-    (its specificity, for C-NMC's normal donors), the pooled out-of-fold decisions' threshold
+    (its specificity, for C-NMC's normal donors), the pooled out-of-fold errors per class (``errors``:
+    what a slide screen's rule is derived from, :class:`~alllib.learn.screening.SlideRule`), the pooled
+    out-of-fold decisions' threshold
     for the final model, and the settings. The hyper-parameters were tuned on all of the data,
     which makes the figures somewhat optimistic; chapters 9, 10 and 13 measure honestly. With
     ``cohorts`` (each image's cohort: C-NMC's fold), each cohort is held out in turn instead
@@ -297,6 +301,10 @@ def grouped_report(model: Pipeline, X: np.ndarray, y: np.ndarray, groups: np.nda
         "folds": folds, "threshold_rule": threshold, "scored": int(scored.sum()),
         "metrics": {m: {"mean": float(table[m].mean()), "std": float(table[m].std(ddof=0))} for m in REPORTED},
         "people": person_calls(y[scored], pred_all[scored], groups[scored]),
+        "errors": {"false_positives": int(np.sum(scored & (y == 0) & (pred_all == 1))),
+                   "negatives": int(np.sum(scored & (y == 0))),
+                   "false_negatives": int(np.sum(scored & (y == 1) & (pred_all == 0))),
+                   "positives": int(np.sum(scored & (y == 1)))},
         **({} if cohorts is None else {"per_cohort": [{k: (r[k] if k in ("trained on", "scored on", "people")
                                                           else float(r[k])) for k in (*REPORTED, "trained on",
                                                                                       "scored on", "people")}
