@@ -44,9 +44,27 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
             print(f"{len(bad)} unreadable file(s), not counted:")
             print("\n".join(f"  {printable(m)}" for m in bad))
         print(ds.summary().to_string())
+    _describe_slides(args.data)
     ds = load_dataset("synthetic", verbose=False, n=args.synthetic_n)
     print(f"\nsynthetic: {len(ds)} images made on demand ({ds.source})")
     return 0
+
+
+def _describe_slides(data) -> None:
+    """``datasets``: the ALL-IDB1 slides (what ``screen`` and chapter 14 screen), where present."""
+    from alllib.data import DatasetError
+    from alllib.data.all_idb1 import load_all_idb1
+
+    try:
+        slides = load_all_idb1(data)
+    except DatasetError as err:
+        print(f"\nall_idb1 (whole slides): not available ({printable(err)})")
+        return
+    t = slides.table
+    print(f"\nall_idb1 (whole slides): {len(t)} slides ({int(t['label'].sum())} of ALL patients, "
+          f"{int((t['label'] == 0).sum())} of healthy people; {t['group'].nunique()} distinct), "
+          f"{int(t['marked'].sum())} marked blasts, from {printable(slides.source)}")
+    print(t.groupby(["acquisition", "label"]).size().rename("slides").to_string())
 
 
 def _readable(ds) -> tuple[list[int], list[str]]:

@@ -57,6 +57,23 @@ def test_source_notebooks_are_output_free_and_parametrised():
         assert any("parameters" in c.metadata.get("tags", []) for c in code), f"{path.name} has no parameters cell"
 
 
+def test_every_chapter_names_its_parameters_only_in_its_parameters_cell():
+    """Each chapter hands the parameters its ``parameters`` cell declares to its ``Chapter`` (or
+    ``open_chapter``, ``check_parameters``) at once, ``**declared(globals())``: a parameter is
+    named in that cell and nowhere else in the notebook's set-up."""
+    import ast
+
+    import nbformat
+
+    for nb in notebooks_in_toc(ROOT):
+        calls = [node for cell in nbformat.read(nb, 4).cells if cell.cell_type == "code"
+                 for node in ast.walk(ast.parse(cell.source)) if isinstance(node, ast.Call)
+                 and getattr(node.func, "id", None) in ("Chapter", "open_chapter", "check_parameters")]
+        assert calls, f"{nb.name} builds no Chapter"
+        assert all(not c.keywords[0].arg and ast.unparse(c.keywords[0].value) == "declared(globals())"
+                   and len(c.keywords) == 1 for c in calls[:1]), f"{nb.name}: {ast.unparse(calls[0])}"
+
+
 @pytest.mark.slow
 def test_runner_injects_parameters(tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)

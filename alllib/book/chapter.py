@@ -37,7 +37,7 @@ from alllib.memo import digest, read_memo, source_digest, write_memo
 from alllib.paths import shown_path
 from alllib.settings import is_seed
 
-__all__ = ["ParameterError", "PARAMETERS", "check_parameters", "Chapter", "open_chapter", "record",
+__all__ = ["ParameterError", "PARAMETERS", "check_parameters", "declared", "Chapter", "open_chapter", "record",
            "load_results", "run_id", "summary_table"]
 
 #: The parameters a chapter may declare, their types and allowed values (None: any value of the type).
@@ -103,6 +103,17 @@ def check_parameters(**params) -> dict:
         if name == "kmeans_k" and value < 2:
             raise ParameterError(f"parameter 'kmeans_k' must be at least 2 (a nucleus and a background), not {value}")
     return params
+
+
+def declared(namespace: dict) -> dict:
+    """The chapter parameters a notebook's ``parameters`` cell declared, found in ``namespace`` (the
+    notebook's ``globals()``), so that a chapter hands them on at once and names each one only in
+    that cell: ``ch = Chapter("09_leakage", **declared(globals()))``.
+
+    >>> declared({"seed": 3, "dataset": "auto", "ch": None, "_": 1})
+    {'dataset': 'auto', 'seed': 3}
+    """
+    return {name: namespace[name] for name in PARAMETERS if name in namespace}
 
 
 def _names(spec: str) -> list[str]:

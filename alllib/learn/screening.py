@@ -152,11 +152,8 @@ def screen_image(pipeline: Pipeline, image: np.ndarray, *, metadata: dict, rule:
     _check_model(metadata)
     rule = SlideRule.from_metadata(metadata) if rule is None else rule
     found = find_cells(image, seed=seed)
-    cells = found.cells[["x", "y", "at_border"]].copy()
-    feats = _features(pipeline, cut_crops(image, cells[["x", "y"]].to_numpy()))
-    threshold = (metadata.get("threshold") or {}).get("probability")
-    labels, proba = classify_features(pipeline, feats, threshold) if len(cells) else (np.zeros(0, int), np.zeros(0))
-    cells["label"], cells["probability_blast"] = labels.astype(int), proba
+    feats = _features(pipeline, cut_crops(image, found.cells[["x", "y"]].to_numpy()))
+    cells = _classify_cells(pipeline, metadata, feats, found.cells)
     cells.insert(0, "slide", slide)
     screen = SlideScreen(slide, cells, _summary(cells, rule), found)
     if found.note:
