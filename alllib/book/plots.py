@@ -344,9 +344,9 @@ def slide_calls(slides: pd.DataFrame, rates: list[float] | None = None, ax=None,
     fig, ax = _axis(ax, (7, 0.45 * len(slides) + 1.5))
     colours = {"ALL": "#e67800", "normal": "#005ae6", "uncertain": "#888888"}
     t = slides.reset_index(drop=True)
-    for i, r in t.iterrows():
-        ax.errorbar(r["blast_share"], i, xerr=[[r["blast_share"] - r["share_low"]], [r["share_high"] - r["blast_share"]]],
-                    fmt="o", color=colours[r["call"]], capsize=3)
+    for i, r in t[t["cells"] > 0].iterrows():  # a slide with no cell has no share to show
+        below, above = max(0.0, r["blast_share"] - r["share_low"]), max(0.0, r["share_high"] - r["blast_share"])
+        ax.errorbar(r["blast_share"], i, xerr=[[below], [above]], fmt="o", color=colours[r["call"]], capsize=3)
     ax.set_yticks(range(len(t)), [f"{s} ({'ALL' if y else 'healthy'}, {a})" for s, y, a in
                                   zip(t["slide"], t["label"], t["acquisition"])])
     for rate in rates or []:

@@ -185,30 +185,37 @@ def layers_study(ds: Dataset, featurize: Featurize, *, paper_target: int | None,
     return table, confound_probe(featurize(ds), ds, "acquisition", among_label=1, seed=seed)
 
 
-def screening_inputs(ch, n_slides: int | None) -> tuple[Dataset, Dataset, Box | None]:
-    """``(slides, crops, box)`` for chapter 14: ALL-IDB1's slides and the chapter's ALL-IDB2 crops
-    where both are in the data folder, else synthetic slides and synthetic crops (``box`` says why).
-    At most ``n_slides`` slides (None: every one), as many of each label as there are, drawn with
-    the chapter's seed, byte-identical slides kept together."""
+def screening_inputs(ch, n_slides: int | None) -> tuple[Dataset, Dataset, list]:
+    """``(slides, crops, shown)`` for chapter 14: ALL-IDB1's slides and the chapter's ALL-IDB2 crops
+    where both are in the data folder, else synthetic slides (``n_slides`` of them, 12 where it is
+    None) and synthetic crops. At most ``n_slides`` slides, as many of each label as there are, drawn
+    with the chapter's seed, byte-identical slides kept together. ``shown`` holds what the page
+    says first: a box where ALL-IDB1 is missing, and what the full profile adds where slides were
+    left out, each ready for ``display``."""
+    from IPython.display import Markdown
+
     from alllib.data import DatasetError, make_synthetic
     from alllib.data.all_idb1 import load_all_idb1
     from alllib.data.synthetic import make_synthetic_slides
 
-    box = None
+    shown = []
+    slides = None
     if ch.real:
         try:
-            slides = load_all_idb1(ch.data_dir)
-            crops = ch.ds
+            slides, crops = load_all_idb1(ch.data_dir), ch.ds
         except DatasetError as err:
-            box = Box(f"ALL-IDB2 is here but ALL-IDB1's slides are not ({err}); this chapter screens synthetic slides "
-                      "with a model trained on synthetic crops instead.", "warning", title="No slides")
-    if not ch.real or box is not None:
-        slides = make_synthetic_slides(n_slides or 6, seed=ch.seed)
+            shown.append(Box(f"ALL-IDB2 is here but ALL-IDB1's slides are not ({err}); this chapter screens synthetic "
+                             "slides with a model trained on synthetic crops instead.", "warning", title="No slides"))
+    if slides is None:
+        slides = make_synthetic_slides(n_slides or 12, seed=ch.seed)
         crops = ch.ds if not ch.real else make_synthetic(160, seed=ch.seed)
-    if n_slides is not None and slides.table["group"].nunique() > n_slides:
+    available = slides.table["group"].nunique()
+    if n_slides is not None and available > n_slides:
         groups = slides.table.drop_duplicates("group")
         rng = np.random.default_rng(ch.seed)
         chosen = [g for label, part in groups.groupby("label")
                   for g in rng.permutation(part["group"].to_numpy())[:max(1, n_slides // 2)]]
         slides = slides.subset(np.flatnonzero(slides.table["group"].isin(chosen)))
-    return slides, crops, box
+        shown.append(Markdown(ch.left_out(f"{available - len(chosen)} of the {available} distinct slides in the data "
+                                          "folder")))
+    return slides, crops, shown

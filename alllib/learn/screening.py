@@ -24,7 +24,7 @@ size alone predicts its label.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -219,15 +219,17 @@ class ScreeningStudy:
     """What :func:`screening_study` measured: ``slides`` (one row per slide: its label, acquisition,
     fold, cells, blasts, share, call, whether the call is right, of its marked blasts how many
     were found and how many found and called blasts, and of the crops cut from it, ALL-IDB2's, how
-    many were found), ``cells`` (every cell, with its slide and
-    whether it lies near a marked blast), the ``rules`` each fold's model gave, the matching
-    ``radius`` and each slide's nucleus ``diameters``."""
+    many were found), ``cells`` (every cell, with its slide and whether it lies near a marked
+    blast), the ``rules`` each fold's model gave, the matching ``radius``, each slide's nucleus
+    ``diameters`` and the slides' ``source`` (their dataset's name: ``all_idb1`` or
+    ``synthetic_slides``)."""
 
     slides: pd.DataFrame
     cells: pd.DataFrame
     rules: list[SlideRule]
     radius: float
     diameters: dict[str, float]
+    source: str = ""
 
     def detection(self) -> dict:
         """Of the marked blasts: how many, found at all, found and called blasts (shares); of the
@@ -324,16 +326,19 @@ def screening_study(slides: Dataset, crops: Dataset, *, n_splits: int = 5, seed:
 
     table = slides.table.reset_index(drop=True)
     folds = grouped_folds(table["label"].to_numpy(int), table["group"].to_numpy(), n_splits=n_splits, seed=seed)
-    models = []
+    models, trained = [], {}
     for fold in tqdm(folds, desc="cell models, one per fold of slides", unit="model", disable=not progress):
         keep = np.flatnonzero(~_exclusion(crops, table.iloc[fold.test]))
-        models.append(train_image_classifier(crops.subset(keep), seed=seed, progress=False, **train))
+        if keep.tobytes() not in trained:  # folds whose slides gave no crop share one model
+            trained[keep.tobytes()] = train_image_classifier(crops.subset(keep), seed=seed, progress=False, **train)
+        models.append(trained[keep.tobytes()])
     extractor_pipe = models[0][0]
     found, feats, diameters = {}, {}, {}
     for i in tqdm(range(len(table)), desc="finding and featurising cells", unit="slide", disable=not progress):
         image = slides.image(i)
         f = find_cells(image, seed=seed)
-        found[i], diameters[table.at[i, "id"]] = f, f.diameter
+        # each slide's pixel labels are dropped once its cells are known: memory stays bounded for any number of slides
+        found[i], diameters[table.at[i, "id"]] = replace(f, regions=np.zeros((0, 0), np.int32)), f.diameter
         feats[i] = _features(extractor_pipe, cut_crops(image, f.cells[["x", "y"]].to_numpy()))
     rows, cells, rules = [], [], []
     for fold, (pipe, meta) in zip(folds, models):
@@ -344,7 +349,7 @@ def screening_study(slides: Dataset, crops: Dataset, *, n_splits: int = 5, seed:
             rows.append({**row, "fold": fold.index})
             cells.append(c)
     out = pd.DataFrame(rows).sort_values("slide").reset_index(drop=True)
-    return ScreeningStudy(out, pd.concat(cells, ignore_index=True), rules, float(radius), diameters)
+    return ScreeningStudy(out, pd.concat(cells, ignore_index=True), rules, float(radius), diameters, slides.name)
 
 
 def _classify_cells(pipe: Pipeline, meta: dict, feats: np.ndarray, found: pd.DataFrame) -> pd.DataFrame:

@@ -34,7 +34,8 @@ def detection_sentence(study) -> str:
     if not d["marked"]:
         return f"No slide here marks its blasts, so detection cannot be scored on them; the detector found {per}.{crops}"
     found, called = int(t["found"].sum()), int(t["found_called"].sum())
-    return (f"Of the {d['marked']} blasts the experts marked on {int((t['marked'] > 0).sum())} slides, "
+    marked = "the experts marked" if study.source == "all_idb1" else "drawn"
+    return (f"Of the {d['marked']} blasts {marked} on {int((t['marked'] > 0).sum())} slides, "
             f"{_share(found, d['marked'])} were found (a cell within {d['radius_px']:.0f} pixels of the mark, a third "
             f"of a crop's width or {d['radius_diameters']:.2f} typical nucleus diameters; 95 % interval from "
             f"{_pct(wilson_interval(found, d['marked'])[0])} up) and {_share(called, d['marked'])} were found and "
@@ -50,7 +51,8 @@ def calls_sentence(study, same: str | None = None) -> str:
     text = (f"Screened by models trained on no crop of the slide screened, {c['right']} of {c['slides']} slides were "
             f"called right ({c['uncertain']} uncertain, {c['wrong']} wrong; byte-identical slides counted once). "
             f"With {c['slides']} slides the share a screen calls right is only known to lie between {_pct(lo)} and "
-            f"{_pct(hi)} (95 % Wilson interval): this run cannot tell whether it reaches 97 % on ALL-IDB1 as a whole.")
+            f"{_pct(hi)} (95 % Wilson interval): this run cannot tell whether it reaches 97 % on "
+            f"{'ALL-IDB1 as a whole' if study.source == 'all_idb1' else 'real slides'}.")
     if same is not None:
         s = study.calls(same)
         if s["slides"]:
@@ -68,6 +70,8 @@ def unmarked_sentence(study) -> str:
     if not len(cells):
         return ""
     parts = [f"{_share(int(g['label'].sum()), len(g))} on the {size} slides" for size, g in cells.groupby("acquisition")]
+    if study.source != "all_idb1":  # a synthetic slide's every other cell was drawn normal
+        return "On the ALL slides, the normal cells called blasts: " + "; ".join(parts) + "."
     return ("On the ALL slides, the cells near no marked blast that were called blasts: " + "; ".join(parts) + ". Some "
             "are blasts the experts did not mark (ALL-IDB1 marks blasts, not every cell); neutrophils, monocytes and "
             "smudged cells called blasts are the model's errors, and the overlays show which is which. A share near "
@@ -94,5 +98,4 @@ def rules_sentence(study) -> str:
     rules = study.rules
     counts = ", ".join(f"{r.false_positives} of {r.negatives}" for r in rules)
     return (f"Each fold's slide rule comes from its model's slide-grouped cross-validation on the training crops "
-            f"({len(rules)} model{'s' if len(rules) != 1 else ''}; normal cells called blasts: {counts}). For the "
-            f"first: {rules[0].describe()}.")
+            f"(normal cells called blasts, fold by fold: {counts}). For the first: {rules[0].describe()}.")
