@@ -167,6 +167,21 @@ def model_file(tmp_path_factory):
     return save_model(tmp_path_factory.mktemp("screen") / "m.alllib", pipe, meta)
 
 
+def test_a_slide_of_another_acquisition_or_with_no_cell_is_flagged_not_lost(tmp_path, model_file):
+    from alllib.learn.modelfile import load_model
+    from alllib.learn.screening import screen_files
+
+    pipe, meta = load_model(model_file)
+    meta["training_data"]["acquisitions"] = ["2592x1944"]
+    slide, flat = tmp_path / "slide.png", tmp_path / "flat.png"
+    cv2.imwrite(str(slide), synthetic_slide([1, 0], width=700, height=600, touching=0)[0][:, :, ::-1])
+    cv2.imwrite(str(flat), np.full((600, 700, 3), (195, 190, 205), np.uint8))
+    other, empty = screen_files(pipe, [slide, flat], metadata=meta)
+    assert other.status == "warning" and "a 700x600 slide" in other.message and other.summary["cells"] >= 2
+    assert empty.status == "warning" and "no stained nucleus" in empty.message
+    assert empty.summary["cells"] == 0 and empty.summary["call"] == "uncertain"
+
+
 @pytest.mark.slow
 def test_the_screen_command(tmp_path, model_file, capsys):
     from alllib.cli import main
