@@ -42,9 +42,8 @@ from alllib.learn.metrics import binary_metrics, wilson_interval
 from alllib.learn.predict import classify_features
 
 __all__ = ["ScreenError", "SlideRule", "SlideScreen", "screen_image", "screen_files", "overlay", "MATCH_RADIUS",
-           "ScreeningStudy", "screening_study", "marked_points", "acquisition_baseline", "CALLS"]
+           "ScreeningStudy", "screening_study", "marked_points", "crop_centres", "acquisition_baseline"]
 
-CALLS = ("ALL", "normal", "uncertain")
 #: A marked blast is found where a cell lies within a third of a crop's width of its centroid.
 MATCH_RADIUS = CROP_SIZE / 3
 #: A file whose shorter side is below this is a crop of one cell, not a slide.
