@@ -144,12 +144,11 @@ def find_cells(image: np.ndarray, *, diameter: float | None = None, seed: int = 
     markers = np.zeros(a.shape, np.int32)
     markers[peaks[:, 0], peaks[:, 1]] = np.arange(1, len(peaks) + 1)
     regions = watershed(-smooth, markers, mask=keep).astype(np.int32)
-    index = np.arange(1, len(peaks) + 1)
     border = np.zeros(len(peaks) + 1, bool)
     border[np.unique(np.concatenate([regions[0], regions[-1], regions[:, 0], regions[:, -1]]))] = True
     cells = pd.DataFrame({"x": peaks[:, 1].astype(float), "y": peaks[:, 0].astype(float),
-                          "area": ndi.sum_labels(np.ones_like(regions), regions, index).astype(int),
-                          "at_border": border[index]})
+                          "area": np.bincount(regions.ravel(), minlength=len(peaks) + 1)[1:],
+                          "at_border": border[1:]})
     return CellsFound(cells, regions, diameter, threshold)
 
 

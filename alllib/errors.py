@@ -14,7 +14,7 @@ book); an unexpected exception is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
-__all__ = ["AlllibError", "DatasetError", "printable", "file_kind"]
+__all__ = ["AlllibError", "DatasetError", "UsageError", "CommandFailed", "printable", "file_kind"]
 
 
 class AlllibError(Exception):
@@ -37,6 +37,16 @@ def printable(text: object, *, controls: bool = True) -> str:
     if not controls:
         return s
     return "".join(c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii") for c in s)
+
+
+class UsageError(AlllibError, ValueError):
+    """A command-line value that cannot work, found before any work is done (exit status 2)."""
+
+
+class CommandFailed(AlllibError, RuntimeError):
+    """The work itself failed where it could not be foreseen, a full disk say (exit status 1)."""
+
+    exit_code = 1
 
 
 class DatasetError(AlllibError, ValueError):

@@ -34,7 +34,8 @@ import pandas as pd
 
 from alllib.data.dataset import Dataset
 
-__all__ = ["make_synthetic", "synthetic_smear", "synthetic_slide", "make_synthetic_slides", "CLASS_PARAMETERS",
+__all__ = ["make_synthetic", "synthetic_smear", "slide_layout", "synthetic_slide", "make_synthetic_slides",
+           "CLASS_PARAMETERS",
            "GENERATOR_VERSION"]
 
 #: Bumped whenever a change to the generator changes its pixels (it is part of cache keys).
@@ -193,6 +194,40 @@ def make_synthetic(n: int = 260, *, seed: int = 0, size: int = 257) -> Dataset:
     )
 
 
+def slide_layout(labels, *, width: int = 1024, height: int = 768, touching: int = 1, seed: int = 0,
+                 crop_size: int = 257) -> pd.DataFrame:
+    """Where :func:`synthetic_slide` puts its white cells, drawn from a stream of their own so that
+    the truth is known without drawing a pixel: one row per entry of ``labels``, with ``x``, ``y``
+    (the cell's centre), ``label``, ``radius`` and ``touching`` (the first ``touching`` pairs lie
+    nucleus to nucleus, the others apart).
+
+    >>> slide_layout([1, 0, 1], width=640, height=480, touching=1)["touching"].tolist()
+    [True, True, False]
+    """
+    rng = np.random.default_rng([seed, width, height, len(labels), 1])
+    radii = [crop_size * max(0.09, rng.normal(*CLASS_PARAMETERS[v]["cell_radius"])) for v in labels]
+    centres: list[tuple[float, float]] = []
+    pairs = min(touching, len(labels) // 2)
+    for i, r in enumerate(radii):
+        for _ in range(2000):
+            if i % 2 == 1 and i // 2 < pairs:  # the second of a touching pair: beside the first, nuclei touching
+                angle = rng.uniform(0, 2 * np.pi)
+                d = 0.88 * (radii[i - 1] + r)
+                y, x = centres[-1][0] + d * np.sin(angle), centres[-1][1] + d * np.cos(angle)
+                others = centres[:-1]
+            else:
+                y, x = rng.uniform(r, height - r), rng.uniform(r, width - r)
+                others = centres
+            inside = r <= y <= height - r and r <= x <= width - r
+            if inside and all(np.hypot(y - oy, x - ox) > 1.3 * (r + radii[j]) for j, (oy, ox) in enumerate(others)):
+                break
+        else:
+            raise ValueError(f"{len(labels)} white cells do not fit on a {width}x{height} slide")
+        centres.append((y, x))
+    return pd.DataFrame({"x": [c[1] for c in centres], "y": [c[0] for c in centres], "label": list(labels),
+                         "radius": radii, "touching": [i // 2 < pairs for i in range(len(labels))]})
+
+
 def synthetic_slide(labels, *, width: int = 1024, height: int = 768, touching: int = 1, seed: int = 0,
                     crop_size: int = 257) -> tuple[np.ndarray, pd.DataFrame]:
     """A synthetic whole smear in the style of ALL-IDB1: red cells everywhere and one white cell per
@@ -229,25 +264,9 @@ def synthetic_slide(labels, *, width: int = 1024, height: int = 768, touching: i
         colour = rbc_colour * rng.normal(1.0, 0.03, 3)
         patch[box][disc] = (colour * (1 - 0.35 * pallor) + background * 0.35 * pallor)[disc]
 
-    radii = [crop_size * max(0.09, rng.normal(*CLASS_PARAMETERS[v]["cell_radius"])) for v in labels]
-    centres: list[tuple[float, float]] = []
-    pairs = min(touching, len(labels) // 2)
-    for i, r in enumerate(radii):
-        for _ in range(2000):
-            if i % 2 == 1 and i // 2 < pairs:  # the second of a touching pair: beside the first, nuclei touching
-                angle = rng.uniform(0, 2 * np.pi)
-                d = 0.88 * (radii[i - 1] + r)
-                y, x = centres[-1][0] + d * np.sin(angle), centres[-1][1] + d * np.cos(angle)
-                others = centres[:-1]
-            else:
-                y, x = rng.uniform(r, height - r), rng.uniform(r, width - r)
-                others = centres
-            inside = r <= y <= height - r and r <= x <= width - r
-            if inside and all(np.hypot(y - oy, x - ox) > 1.3 * (r + radii[j]) for j, (oy, ox) in enumerate(others)):
-                break
-        else:
-            raise ValueError(f"{len(labels)} white cells do not fit on a {width}x{height} slide")
-        centres.append((y, x))
+    truth = slide_layout(labels, width=width, height=height, touching=touching, seed=seed, crop_size=crop_size)
+    pairs = int(truth["touching"].sum()) // 2
+    radii, centres = truth["radius"].to_numpy(), truth[["y", "x"]].to_numpy()
     side, nuclei = 2 * pad, np.zeros(img.shape[:2], bool)
     for i, (v, r, (y, x)) in enumerate(zip(labels, radii, centres)):
         y0, x0 = int(round(y)), int(round(x))  # the patch's top-left in the canvas: the cell at its centre
@@ -266,9 +285,7 @@ def synthetic_slide(labels, *, width: int = 1024, height: int = 768, touching: i
     grad = 1 + rng.uniform(-0.08, 0.08) * (xx / width - 0.5) + rng.uniform(-0.08, 0.08) * (yy / height - 0.5)
     img = cv2.GaussianBlur(img * grad[..., None] * rng.uniform(0.9, 1.05), (0, 0), 0.8)
     img += rng.normal(0, 2.5, img.shape).astype(np.float32)
-    truth = pd.DataFrame({"x": [c[1] for c in centres], "y": [c[0] for c in centres], "label": labels,
-                          "touching": [i // 2 < pairs for i in range(len(labels))]})
-    return np.clip(img, 0, 255).astype(np.uint8), truth
+    return np.clip(img, 0, 255).astype(np.uint8), truth[["x", "y", "label", "touching"]]
 
 
 def make_synthetic_slides(n: int = 6, *, seed: int = 0, width: int = 1024, height: int = 768) -> Dataset:
@@ -287,7 +304,7 @@ def make_synthetic_slides(n: int = 6, *, seed: int = 0, width: int = 1024, heigh
     rows = []
     for i in range(n):
         label = 1 - i % 2
-        _, truth = synthetic_slide(layouts[label], width=width, height=height, seed=seed * 100_003 + i)
+        truth = slide_layout(layouts[label], width=width, height=height, seed=seed * 100_003 + i)
         blasts = truth.loc[truth["label"] == 1, ["x", "y"]].to_numpy()
         rows.append({"id": f"synslide{seed}_{i:03d}", "label": label, "width": width, "height": height,
                      "acquisition": f"{width}x{height}", "index": i, "marked": len(blasts), "marked_points": blasts})

@@ -218,16 +218,14 @@ class ScreeningStudy:
     """What :func:`screening_study` measured: ``slides`` (one row per slide: its label, acquisition,
     fold, cells, blasts, share, call, whether the call is right, of its marked blasts how many
     were found and how many found and called blasts, and of the crops cut from it, ALL-IDB2's, how
-    many were found), ``cells`` (every cell, with its slide and whether it lies near a marked
-    blast), the ``rules`` each fold's model gave, the matching ``radius``, each slide's nucleus
-    ``diameters`` and the slides' ``source`` (their dataset's name: ``all_idb1`` or
-    ``synthetic_slides``)."""
+    many were found, and its typical nucleus ``diameter``), ``cells`` (every cell, with its slide and
+    whether it lies near a marked blast), the ``rules`` each fold's model gave, the matching
+    ``radius`` and the slides' ``source`` (their dataset's name: ``all_idb1`` or ``synthetic_slides``)."""
 
     slides: pd.DataFrame
     cells: pd.DataFrame
     rules: list[SlideRule]
     radius: float
-    diameters: dict[str, float]
     source: str = ""
 
     def detection(self) -> dict:
@@ -242,7 +240,7 @@ class ScreeningStudy:
                 "found_called": called / marked if marked else float("nan"),
                 "cells_per_slide": float(t["cells"].mean()),
                 "radius_px": self.radius,
-                "radius_diameters": self.radius / float(np.median(list(self.diameters.values())))}
+                "radius_diameters": self.radius / float(self.slides["diameter"].median())}
 
     def view(self, slides: Dataset, slide: str, seed: int = 0) -> dict:
         """What a figure of one screened slide needs: its ``image``, the cells ``found`` again (the
@@ -332,12 +330,12 @@ def screening_study(slides: Dataset, crops: Dataset, *, n_splits: int = 5, seed:
             trained[keep.tobytes()] = train_image_classifier(crops.subset(keep), seed=seed, progress=False, **train)
         models.append(trained[keep.tobytes()])
     extractor_pipe = models[0][0]
-    found, feats, diameters = {}, {}, {}
+    found, feats = {}, {}
     for i in tqdm(range(len(table)), desc="finding and featurising cells", unit="slide", disable=not progress):
         image = slides.image(i)
         f = find_cells(image, seed=seed)
         # each slide's pixel labels are dropped once its cells are known: memory stays bounded for any number of slides
-        found[i], diameters[table.at[i, "id"]] = replace(f, regions=np.zeros((0, 0), np.int32)), f.diameter
+        found[i] = replace(f, regions=np.zeros((0, 0), np.int32))
         feats[i] = _features(extractor_pipe, cut_crops(image, f.cells[["x", "y"]].to_numpy()))
     rows, cells, rules = [], [], []
     for fold, (pipe, meta) in zip(folds, models):
@@ -348,7 +346,7 @@ def screening_study(slides: Dataset, crops: Dataset, *, n_splits: int = 5, seed:
             rows.append({**row, "fold": fold.index})
             cells.append(c)
     out = pd.DataFrame(rows).sort_values("slide").reset_index(drop=True)
-    return ScreeningStudy(out, pd.concat(cells, ignore_index=True), rules, float(radius), diameters, slides.name)
+    return ScreeningStudy(out, pd.concat(cells, ignore_index=True), rules, float(radius), slides.name)
 
 
 def _classify_cells(pipe: Pipeline, meta: dict, feats: np.ndarray, found: pd.DataFrame) -> pd.DataFrame:
