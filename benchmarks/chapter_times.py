@@ -1,4 +1,4 @@
-"""Seconds per chapter of a book run, from its manifest; cold against warm.
+"""Seconds and peak memory per chapter of a book run, from its manifest; cold against warm.
 
     python benchmarks/chapter_times.py _build/manifest.json               # one run
     python benchmarks/chapter_times.py cold/manifest.json warm/manifest.json
@@ -9,7 +9,9 @@ With manifests, one column per manifest (named by its folder). With ``--run`` th
 executed twice without its HTML, first with an empty feature cache (cold: every feature,
 augmented copy, K-means mask and protocol is computed), then again with the cache the first run
 filled (warm), and both columns are printed. Each chapter is executed in its own kernel, so its
-seconds include starting Python and importing the libraries (about 5 s).
+seconds include starting Python and importing the libraries (about 5 s). The peak memory is the
+chapter kernel's largest resident memory (``alllib.book.runner.PeakMemory``), where the manifest
+has it.
 
 With ``--budget`` (a JSON file of seconds per chapter and for the whole book, per profile), the
 exit status is 1 where a chapter or the whole book took more than ``--margin`` times its budget
@@ -37,6 +39,15 @@ def chapter_seconds(manifest: str | os.PathLike) -> pd.Series:
     if failed:
         print(f"{manifest}: not ok: {', '.join(failed)}", file=sys.stderr)
     return pd.concat([s, pd.Series({"total (chapters)": s.sum(), "total (run)": m.get("total_seconds", float("nan"))})])
+
+
+def chapter_peaks(manifest: str | os.PathLike) -> pd.Series:
+    """Peak memory (GB) of each chapter's kernel in one run, with the largest; empty for a
+    manifest written before the runner measured it."""
+    m = json.loads(Path(manifest).read_text())
+    s = pd.Series({Path(e["notebook"]).stem: e["peak_memory_mb"] / 1024 for e in m["notebooks"]
+                   if e.get("peak_memory_mb")}, dtype=float)
+    return pd.concat([s, pd.Series({"largest": s.max()})]) if len(s) else s
 
 
 def run_twice(profile: str, data: str | None) -> dict[str, Path]:
@@ -70,6 +81,10 @@ def main(argv=None) -> int:
     table = pd.DataFrame({name: chapter_seconds(path) for name, path in manifests.items()})
     print("seconds per chapter")
     print(table.round(1).to_string())
+    peaks = pd.DataFrame({name: chapter_peaks(path) for name, path in manifests.items()})
+    if not peaks.empty:
+        print("\npeak memory per chapter (GB)")
+        print(peaks.round(2).to_string())
     if not args.budget:
         return 0
     profile = json.loads(Path(next(iter(manifests.values()))).read_text()).get("profile", "quick")

@@ -15,6 +15,7 @@ import re
 import secrets
 import shutil
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -282,9 +283,10 @@ def _execute_all(notebooks, root, executed, results, out, manifest, previous, pr
 
     def record(k: int, outcome: tuple) -> None:
         rel, target, params = plan[k]
-        seconds, failure = outcome
+        seconds, failure, peak = outcome
         if failure is not None:
-            entries[str(rel)] = {"notebook": str(rel), "parameters": params, "status": "failed", "seconds": seconds}
+            entries[str(rel)] = {"notebook": str(rel), "parameters": params, "status": "failed", "seconds": seconds,
+                                 "peak_memory_mb": peak}
             manifest["notebooks"] = [entries[str(r)] for r, _, _ in plan if str(r) in entries]
             _write_manifest(out, manifest, t_all)
             cell, count, ename, evalue = failure
@@ -294,9 +296,9 @@ def _execute_all(notebooks, root, executed, results, out, manifest, previous, pr
         meta_file = results / f"{rel.stem}.json"
         used = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
         entries[str(rel)] = {"notebook": str(rel), "parameters": params, "status": "ok", "seconds": seconds,
-                             "dataset": used.get("dataset"), "backbone": used.get("backbone")}
-        progress(f"      {rel.stem} done in {seconds:.0f} s (dataset {used.get('dataset')}, "
-                 f"backbone {used.get('backbone')})")
+                             "peak_memory_mb": peak, "dataset": used.get("dataset"), "backbone": used.get("backbone")}
+        progress(f"      {rel.stem} done in {seconds:.0f} s, peak memory {peak / 1024:.1f} GB (dataset "
+                 f"{used.get('dataset')}, backbone {used.get('backbone')})")
 
     todo = [k for k, (_, target, _) in enumerate(plan) if target is not None]
     for k, (rel, _, _) in enumerate(plan):
@@ -326,18 +328,81 @@ def _execute_all(notebooks, root, executed, results, out, manifest, previous, pr
     manifest["notebooks"] = [entries[str(r)] for r, _, _ in plan if str(r) in entries]
 
 
-def _execute(notebook: str, target: str, params: dict) -> tuple[float, tuple | None]:
-    """Execute one chapter with papermill: ``(seconds, None)``, or with the failure's ``(cell,
-    execution count, error name, error value)``."""
+def _execute(notebook: str, target: str, params: dict) -> tuple[float, tuple | None, int]:
+    """Execute one chapter with papermill: ``(seconds, None, peak MB)``, or with the failure's
+    ``(cell, execution count, error name, error value)`` in the middle; the peak is the chapter
+    kernel's largest resident memory (:class:`PeakMemory`)."""
     import papermill as pm
 
     t = time.time()
+    with PeakMemory() as peak:
+        try:
+            pm.execute_notebook(notebook, target, parameters=params, cwd=str(Path(notebook).parent),
+                                progress_bar=False, kernel_name="python3")
+        except pm.PapermillExecutionError as err:
+            failure = (err.cell_index, err.exec_count, err.ename, err.evalue)
+        else:
+            failure = None
+    return round(time.time() - t, 1), failure, peak.megabytes
+
+
+class PeakMemory:
+    """The largest resident memory (MB) that any process started inside the block reached: a
+    chapter's kernel, with whatever it starts itself.
+
+    A thread looks at this process's descendants every ``interval`` seconds. On Linux it reads
+    each one's high-water mark (``VmHWM``), which the kernel keeps, so a peak between two looks is
+    not missed (only one in a process's last ``interval`` seconds); elsewhere it reads the
+    resident memory at each look.
+
+    >>> import subprocess, sys
+    >>> with PeakMemory() as peak:
+    ...     _ = subprocess.run([sys.executable, "-c", "b = bytearray(300 * 2**20); import time; time.sleep(1)"])
+    >>> peak.megabytes >= 300
+    True
+    """
+
+    def __init__(self, interval: float = 0.2):
+        self.interval = interval
+        self.megabytes = 0
+        self._stop = threading.Event()
+
+    def __enter__(self) -> PeakMemory:
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        while True:
+            for child in me.children(recursive=True):
+                self.megabytes = max(self.megabytes, _peak_mb(child))
+            if self._stop.wait(self.interval):
+                return
+
+
+def _peak_mb(process) -> int:
+    """A process's high-water resident memory in MB (its current one where the system keeps no
+    high-water mark); 0 for a process that has ended."""
+    import psutil
+
     try:
-        pm.execute_notebook(notebook, target, parameters=params, cwd=str(Path(notebook).parent), progress_bar=False,
-                            kernel_name="python3")
-    except pm.PapermillExecutionError as err:
-        return round(time.time() - t, 1), (err.cell_index, err.exec_count, err.ename, err.evalue)
-    return round(time.time() - t, 1), None
+        with open(f"/proc/{process.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    try:
+        return process.memory_info().rss // 2**20
+    except psutil.Error:
+        return 0
 
 
 _ASSIGNMENT = re.compile(r"^(?P<name>[A-Za-z_]\w*)\s*=\s*(?P<value>.*?)(?P<comment>\s+#.*)?$")
