@@ -7,7 +7,7 @@ Two layers. The **core** is what any script or course lab can use; the **book's 
 Core:
 
 - :mod:`alllib.paths`: every location (data, cache, results, Keras' weights) and its environment variable
-- :mod:`alllib.settings`: one check for counts, from arguments or the environment
+- :mod:`alllib.constraints`: what each parameter may be, declared once, and the one check of it
 - :mod:`alllib.data`: reading images, the :class:`~alllib.data.Dataset`, ALL-IDB2 with its slides and
   duplicates, C-NMC-2019, the synthetic smears
 - :mod:`alllib.preprocessing`, :mod:`alllib.segmentation`, :mod:`alllib.augmentation`: the image stages

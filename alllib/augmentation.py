@@ -25,6 +25,7 @@ it is read, so 16,000 augmented crops cost a table, not 10 GB of pixels.
 from __future__ import annotations
 
 import hashlib
+import numbers
 from dataclasses import dataclass, replace
 from typing import Callable
 
@@ -33,12 +34,14 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 
+from alllib.constraints import BOOLEAN, SEED, Interval, Options, Satisfies, validate_estimator
 from alllib.data import Dataset
 from alllib.preprocessing import check_rgb
 
 __all__ = ["Augmenter", "AugmentParams", "augment_dataset", "balance", "balancing_table", "dihedral", "dihedral_views",
            "transformed", "stain_jitter", "hsv_jitter"]
 
+_REAL = Interval(numbers.Real)
 _BORDERS = {"reflect": cv2.BORDER_REFLECT_101, "constant": cv2.BORDER_CONSTANT, "nearest": cv2.BORDER_REPLICATE}
 
 
@@ -96,26 +99,28 @@ class Augmenter(BaseEstimator):
         self.saturation = saturation
         self.seed = seed
 
-    def _validate(self) -> None:
-        lo, hi = self.rotation
-        if lo > hi:
-            raise ValueError(f"rotation must be (low, high) with low <= high, not {self.rotation!r}")
-        if not 0 <= self.zoom < 1:
-            raise ValueError(f"zoom must be in [0, 1), not {self.zoom!r}")
-        b_lo, b_hi = self.brightness
-        if not 0 < b_lo <= b_hi:
-            raise ValueError(f"brightness must be (low, high) with 0 < low <= high, not {self.brightness!r}")
-        if self.border not in _BORDERS:
-            raise ValueError(f"border must be one of {sorted(_BORDERS)}, not {self.border!r}")
-        for name, high in (("hed", 1.0), ("hue", 0.5), ("saturation", 1.0)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < high:
-                raise ValueError(f"{name} must be a number in [0, {high}), not {value!r}")
+    _parameter_constraints = {
+        "rotation": [Satisfies(lambda v: len(v) == 2 and v[0] <= v[1] and all(_REAL(x) for x in v),
+                               "a pair (low, high) of degrees with low <= high", ((45, 0), 45))],
+        "hflip": [BOOLEAN], "vflip": [BOOLEAN],
+        "zoom": [Interval(numbers.Real, 0, 1, "left")],
+        "brightness": [Satisfies(lambda v: len(v) == 2 and 0 < v[0] <= v[1] and all(_REAL(x) for x in v),
+                                 "a pair (low, high) of factors with 0 < low <= high", ((0, 1), (1.0, 0.5)))],
+        "border": [Options(tuple(_BORDERS))],
+        "hed": [Interval(numbers.Real, 0, 1, "left")],
+        "hue": [Interval(numbers.Real, 0, 0.5, "left")],
+        "saturation": [Interval(numbers.Real, 0, 1, "left")],
+        "seed": [SEED],
+    }
+
+    def check_params(self) -> "Augmenter":
+        """Raise :class:`~alllib.errors.ParameterError` naming the first parameter not allowed."""
+        return validate_estimator(self)
 
     def sample(self, rng: np.random.Generator) -> AugmentParams:
         """Draw the parameters of one copy (the colour jitter's only where asked, so the paper's
         augmentation draws what it always drew)."""
-        self._validate()
+        self.check_params()
         params = AugmentParams(
             angle=float(rng.uniform(*self.rotation)),
             hflip=bool(self.hflip and rng.random() < 0.5),
@@ -199,7 +204,7 @@ def augment_dataset(ds: Dataset, augmenter: Augmenter, copies: np.ndarray | int)
     """
     if "augmented" in ds.table.columns and ds.table["augmented"].any():
         raise ValueError("this dataset is already augmented; augment the originals instead")
-    augmenter._validate()
+    augmenter.check_params()
     copies = np.broadcast_to(np.asarray(copies, dtype=int), (len(ds),))
     if (copies < 0).any():
         raise ValueError("copies must be >= 0")

@@ -16,9 +16,9 @@ import os
 import sys
 
 from alllib import __version__
+from alllib.constraints import SEED, argparse_type, count
 from alllib.errors import AlllibError, UsageError, printable
 from alllib.model_commands import predict_command, screen_command, train_command
-from alllib.settings import MAX_SEED
 
 
 def _cmd_datasets(args: argparse.Namespace) -> int:
@@ -95,21 +95,6 @@ def _cmd_book(args: argparse.Namespace) -> int:
     return 0
 
 
-def _int_at_least(low: int, high: int | None = None):
-    """An argparse type: an integer >= ``low`` (and <= ``high``); a usage error, exit 2, otherwise."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"{value} is below the minimum {low}")
-        if high is not None and value > high:
-            raise argparse.ArgumentTypeError(f"{value} is above the maximum {high}")
-        return value
-    return parse
-
-
 def _cmd_lab(args: argparse.Namespace) -> int:
     from alllib.book.lab import write_lab
     from alllib.book.runner import notebooks_in_toc, repo_root
@@ -134,37 +119,37 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from alllib.data import DATASETS
-    from alllib.features import BACKBONES
+    from alllib.book.chapter import PARAMETERS, PROFILE_NAMES
+    from alllib.learn.classifiers import CLASSIFIERS, SEARCHES
 
     parser = _Parser(prog="python -m alllib", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"alllib {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     p = sub.add_parser("datasets", help="describe the datasets found in the data folder")
     p.add_argument("--data", help="data folder (default: $ALLLIB_DATA, else the project's data/)")
-    p.add_argument("--synthetic-n", type=_int_at_least(2), default=260, help="size of the synthetic dataset")
+    p.add_argument("--synthetic-n", type=argparse_type(count(2)), default=260, help="size of the synthetic dataset")
     p.set_defaults(func=_cmd_datasets)
 
     p = sub.add_parser("train", help="train an image classifier and save it")
-    p.add_argument("--dataset", default="auto", choices=["auto", *DATASETS],
+    p.add_argument("--dataset", default="auto", choices=PARAMETERS["dataset"][0].values,
                    help="all_idb2, cnmc, synthetic or auto (default)")
     p.add_argument("--data", help="data folder (default: $ALLLIB_DATA, else the project's data/)")
-    p.add_argument("--backbone", default="auto", choices=["auto", *BACKBONES],
+    p.add_argument("--backbone", default="auto", choices=PARAMETERS["backbone"][0].values,
                    help="feature extractor (default: auto, DenseNet-201 where its weights are here)")
     p.add_argument("--weights", default="imagenet", help="imagenet (default), random, or a weights file")
-    p.add_argument("--classifier", default="svm", choices=["svm", "rf", "xgboost"])
+    p.add_argument("--classifier", default="svm", choices=CLASSIFIERS)
     p.add_argument("--segmentation", default=None, choices=["kmeans", "otsu", "none"],
                    help="default: none for cnmc (its cells come segmented), kmeans otherwise")
-    p.add_argument("--k", type=_int_at_least(2), default=3, help="K-means clusters (default 3)")
-    p.add_argument("--augment-to", type=_int_at_least(1), default=None, help="balance each class to this many images")
-    p.add_argument("--search", default="paper", choices=["paper", "small", "none"], help="SVM grid")
-    p.add_argument("--neighbours", type=_int_at_least(0), default=None, metavar="K",
+    p.add_argument("--k", type=argparse_type(PARAMETERS["kmeans_k"][0], "k"), default=3, help="K-means clusters (default 3)")
+    p.add_argument("--augment-to", type=argparse_type(count(1)), default=None, help="balance each class to this many images")
+    p.add_argument("--search", default="paper", choices=SEARCHES, help="SVM grid")
+    p.add_argument("--neighbours", type=argparse_type(count(0)), default=None, metavar="K",
                    help="predict corrects each cell by its K most similar cells of the same person in the batch, "
                         "and the report measures it so (default: the dataset's, chosen and recorded by "
                         "benchmarks/cnmc_specificity.py for cnmc; 0 otherwise)")
-    p.add_argument("--synthetic-n", type=_int_at_least(2), default=260,
+    p.add_argument("--synthetic-n", type=argparse_type(count(2)), default=260,
                    help="size of the synthetic dataset, when it is used")
-    p.add_argument("--seed", type=_int_at_least(0, MAX_SEED), default=0, help="0 to 2**32 - 1 (default 0)")
+    p.add_argument("--seed", type=argparse_type(SEED, "seed"), default=0, help="0 to 2**32 - 1 (default 0)")
     p.add_argument("--threshold", default="balanced", choices=["balanced", "default"],
                    help="decision threshold: balanced (default), the one that maximises balanced accuracy on grouped "
                         "cross-validated decisions; default, the classifier's own p(blast) >= 0.5")
@@ -183,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "called blasts and its 95 %% interval")
     p.add_argument("--subjects", metavar="CSV", help="a CSV with columns image and subject (UTF-8): who is who, for "
                    "--by-subject and the neighbourhood correction")
-    p.add_argument("--neighbours", type=_int_at_least(0), default=None, metavar="K",
+    p.add_argument("--neighbours", type=argparse_type(count(0)), default=None, metavar="K",
                    help="mix each cell's probability half and half with its K most similar cells of the same person "
                         "in this batch (Pan et al. 2019's neighbourhood correction; people from C-NMC names or "
                         "--subjects, cells of no known person are left as they are) "
@@ -216,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=screen_command)
 
     p = sub.add_parser("book", help="run every chapter with papermill and build the HTML book")
-    p.add_argument("--profile", default="quick", choices=["quick", "full", "tiny"],
+    p.add_argument("--profile", default="quick", choices=PROFILE_NAMES,
                    help="quick (default): small counts; full: the paper's sizes; tiny: a few images per chapter, "
                         "to check that every chapter runs (its numbers mean nothing)")
     p.add_argument("--data", help="data folder (default: $ALLLIB_DATA, else the project's data/)")
@@ -226,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", nargs="+", metavar="NOTEBOOK", help="run only these notebooks (by file stem)")
     p.add_argument("--out", default="_build", help="build folder (default _build)")
     p.add_argument("--no-html", action="store_true", help="execute the notebooks but do not build the HTML")
-    p.add_argument("--jobs", type=_int_at_least(1), default=1,
+    p.add_argument("--jobs", type=argparse_type(count(1)), default=1,
                    help="chapters executed side by side (default 1: one after the other, each timed on its own; "
                         "the summary always runs last). Chapters share features through the cache: with a cold "
                         "cache, side by side they compute them twice, so this pays on small or warm runs only")

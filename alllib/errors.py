@@ -14,7 +14,7 @@ book); an unexpected exception is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
-__all__ = ["AlllibError", "DatasetError", "UsageError", "CommandFailed", "printable", "file_kind"]
+__all__ = ["AlllibError", "DatasetError", "ParameterError", "UsageError", "CommandFailed", "printable", "file_kind"]
 
 
 class AlllibError(Exception):
@@ -41,6 +41,13 @@ def printable(text: object, *, controls: bool = True) -> str:
 
 class UsageError(AlllibError, ValueError):
     """A command-line value that cannot work, found before any work is done (exit status 2)."""
+
+
+class ParameterError(AlllibError, ValueError, TypeError):
+    """A parameter of the wrong type or value: an estimator's, a chapter's, the runner's (exit
+    status 2). It is a ``ValueError`` and a ``TypeError``, as scikit-learn's
+    ``InvalidParameterError`` is, so either ``except`` catches it. What each parameter may be is
+    declared in :mod:`alllib.constraints`."""
 
 
 class CommandFailed(AlllibError, RuntimeError):

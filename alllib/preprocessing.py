@@ -8,10 +8,13 @@
 from __future__ import annotations
 
 import hashlib
+import numbers
 
 import cv2
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
+
+from alllib.constraints import Interval, count, validate_estimator
 
 __all__ = [
     "check_rgb",
@@ -158,9 +161,18 @@ class Macenko(BaseEstimator, TransformerMixin):
     def __init__(self, beta: float = 0.15, alpha: float = 1.0, light: int = 240):
         self.beta, self.alpha, self.light = beta, alpha, light
 
+    #: ``beta``: the least optical density of a stained pixel; ``alpha``: the percentile of the
+    #: stain angles taken as each stain's; ``light``: the background's intensity.
+    _parameter_constraints = {"beta": [Interval(numbers.Real, 0, None, "neither")],
+                              "alpha": [Interval(numbers.Real, 0, 50, "neither")], "light": [count(1, 255)]}
+
+    def check_params(self) -> "Macenko":
+        """Raise :class:`~alllib.errors.ParameterError` naming the first parameter not allowed."""
+        return validate_estimator(self)
+
     def fit(self, X=None, y=None) -> "Macenko":
         """Nothing to learn: the reference is fixed (kept for scikit-learn's API)."""
-        return self
+        return self.check_params()
 
     def transform(self, X) -> list[np.ndarray]:
         """Every image of ``X`` normalised."""
@@ -168,6 +180,7 @@ class Macenko(BaseEstimator, TransformerMixin):
 
     def transform_image(self, img: np.ndarray) -> np.ndarray:
         """One RGB ``uint8`` image with its stains moved to the reference's."""
+        self.check_params()
         rgb = np.asarray(img, np.float64).reshape(-1, 3)
         od = -np.log((rgb + 1) / (self.light + 1))
         stained = (rgb.max(1) > 0) & (od.min(1) > self.beta) & np.isfinite(od).all(1)

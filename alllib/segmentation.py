@@ -19,6 +19,7 @@ True
 """
 from __future__ import annotations
 
+import numbers
 import warnings
 from dataclasses import dataclass
 
@@ -26,6 +27,7 @@ import cv2
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from alllib.constraints import SEED, Interval, Options, check_param, count, validate_estimator, validate_params
 from alllib.preprocessing import check_rgb, rgb_to_lab
 
 __all__ = [
@@ -40,9 +42,20 @@ __all__ = [
     "covers_centre",
     "Segmenter",
     "METHODS",
+    "SEGMENT_PARAMETERS",
 ]
 
 METHODS = ("kmeans", "otsu")
+#: What each parameter of :func:`segment` (and of :class:`Segmenter`, and of a feature extractor's
+#: ``segmentation``) may be (:mod:`alllib.constraints`).
+SEGMENT_PARAMETERS = {
+    "method": [Options(METHODS)],
+    "k": [count(2)],
+    "threshold": [Interval(numbers.Real, 0, 255)],
+    "seed": [SEED],
+    "min_coverage": [Interval(numbers.Real, 0, 1)],
+    "on_empty": [Options(("original", "black", "raise"))],
+}
 MIN_SIZE = 8
 
 
@@ -90,8 +103,7 @@ def kmeans_1d(values: np.ndarray, k: int = 3, *, seed: int = 0, n_init: int = 4,
     The best of ``n_init`` k-means++ starts drawn from ``seed`` (lowest inertia) is kept, so
     the same seed always gives the same answer.
     """
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 2:
-        raise ValueError(f"k must be an integer >= 2, not {k!r}")
+    check_param("k", k, SEGMENT_PARAMETERS["k"])
     values = np.asarray(values)
     if values.dtype != np.uint8:
         raise ValueError(f"kmeans_1d needs uint8 values, got {values.dtype}")
@@ -145,15 +157,11 @@ def _finish(img, lab, a, clusters, centres, clustered, mask, threshold, min_cove
     return Segmentation(img, lab, a, clusters, centres, clustered, mask, result, coverage, empty, threshold)
 
 
-def _check_on_empty(on_empty: str) -> None:
-    if on_empty not in ("original", "black", "raise"):
-        raise ValueError(f"on_empty must be 'original', 'black' or 'raise', not {on_empty!r}")
-
-
 def segment_kmeans(img: np.ndarray, k: int = 3, threshold: float = 141, *, seed: int = 0,
                    min_coverage: float = 0.005, on_empty: str = "original", image_id=None) -> Segmentation:
     """The paper's segmentation: K-means on A, threshold the cluster centres at ``threshold``."""
-    _check_on_empty(on_empty)
+    validate_params({"k": k, "threshold": threshold, "seed": seed, "min_coverage": min_coverage, "on_empty": on_empty},
+                    SEGMENT_PARAMETERS, "segment")
     check_rgb(img, min_size=MIN_SIZE)
     lab = rgb_to_lab(img)
     a = lab[..., 1]
@@ -166,7 +174,7 @@ def segment_kmeans(img: np.ndarray, k: int = 3, threshold: float = 141, *, seed:
 def segment_otsu(img: np.ndarray, *, min_coverage: float = 0.005, on_empty: str = "original",
                  image_id=None) -> Segmentation:
     """Baseline: Otsu's threshold on the A channel (pixels strictly above it are kept)."""
-    _check_on_empty(on_empty)
+    validate_params({"min_coverage": min_coverage, "on_empty": on_empty}, SEGMENT_PARAMETERS, "segment")
     check_rgb(img, min_size=MIN_SIZE)
     lab = rgb_to_lab(img)
     a = lab[..., 1]
@@ -210,13 +218,12 @@ def segment(img: np.ndarray, method: str = "kmeans", *, k: int = 3, threshold: f
     array or Segmentation
         The masked RGB image, or every stage.
     """
+    check_param("method", method, SEGMENT_PARAMETERS["method"], "segment")
     if method == "kmeans":
         seg = segment_kmeans(img, k, threshold, seed=seed, min_coverage=min_coverage, on_empty=on_empty,
                              image_id=image_id)
     elif method == "otsu":
         seg = segment_otsu(img, min_coverage=min_coverage, on_empty=on_empty, image_id=image_id)
-    else:
-        raise ValueError(f"method must be one of {METHODS}, not {method!r}")
     return seg if return_stages else seg.result
 
 
@@ -261,11 +268,14 @@ class Segmenter(BaseEstimator, TransformerMixin):
         self.min_coverage = min_coverage
         self.on_empty = on_empty
 
+    _parameter_constraints = SEGMENT_PARAMETERS
+
+    def check_params(self) -> "Segmenter":
+        """Raise :class:`~alllib.errors.ParameterError` naming the first parameter not allowed."""
+        return validate_estimator(self)
+
     def fit(self, X, y=None):
-        if self.method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, not {self.method!r}")
-        _check_on_empty(self.on_empty)
-        return self
+        return self.check_params()
 
     def transform(self, X):
         self.fit(X)

@@ -190,10 +190,11 @@ def test_cli_train_without_weights_offline(tmp_path, capsys, monkeypatch):
     assert f"densenet201_weights_tf_dim_ordering_tf_kernels_notop.h5 in {tmp_path / 'keras' / 'models'}/" in err
 
 
-@pytest.mark.parametrize("argv,message", [(["--k", "1"], "argument --k: 1 is below the minimum 2"),
-                                          (["--augment-to", "-5"], "argument --augment-to: -5 is below the minimum 1"),
-                                          (["--seed", "-1"], "argument --seed: -1 is below the minimum 0"),
-                                          (["--backbone", "alexnet"], "argument --backbone: invalid choice")])
+@pytest.mark.parametrize("argv,message", [
+    (["--k", "1"], "argument --k: must be an integer >= 2, not 1"),
+    (["--augment-to", "-5"], "argument --augment-to: must be a positive integer, not -5"),
+    (["--seed", "-1"], "argument --seed: must be a seed, an integer from 0 to 2**32 - 1, not -1"),
+    (["--backbone", "alexnet"], "argument --backbone: invalid choice")])
 def test_cli_train_usage_errors(capsys, argv, message):
     with pytest.raises(SystemExit) as exit_:
         main(["train", *argv])

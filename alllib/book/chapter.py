@@ -19,8 +19,9 @@ import pandas as pd
 
 from alllib import paths
 from alllib.book.prose import Box
+from alllib.constraints import SEED, Options, Satisfies, check_param, count
 from alllib.data import DATASETS, Dataset, DatasetError, find_all_idb2, load_dataset
-from alllib.errors import AlllibError
+from alllib.errors import ParameterError
 from alllib.features import (
     BACKBONES,
     Featurizer,
@@ -30,47 +31,44 @@ from alllib.features import (
     requested_backbones,
     resolve_backbone,
 )
-from alllib.learn.classifiers import CLASSIFIERS
+from alllib.learn.classifiers import CLASSIFIERS, SEARCHES
 from alllib.learn.evaluation import dataset_digest, results_from_json, results_to_json, split_problem
 from alllib.learn.protocols import honest_protocol, paper_protocol
 from alllib.memo import digest, read_memo, source_digest, write_memo
 from alllib.paths import shown_path
-from alllib.settings import is_seed
+from alllib.segmentation import SEGMENT_PARAMETERS
 
 __all__ = ["ParameterError", "PARAMETERS", "check_parameters", "declared", "Chapter", "open_chapter", "record",
            "load_results", "run_id", "summary_table"]
 
-#: The parameters a chapter may declare, their types and allowed values (None: any value of the type).
+#: What each parameter a chapter may declare may be (:mod:`alllib.constraints`): the one place a
+#: chapter parameter's rule is written, which the runner's ``-p`` values and the notebooks meet.
+PROFILE_NAMES = ("tiny", "quick", "full")
+_COUNT_OR_NONE = [count(), None]
 PARAMETERS = {
-    "dataset": (str, ("auto",) + DATASETS),
-    "data_dir": ((str, type(None)), None),
-    "backbone": (str, ("auto",) + tuple(BACKBONES)),
-    "backbones": (str, None),
-    "seed": (int, None),
-    "n_synthetic": (int, None),
-    "target_per_class": (int, None),
-    "search": (str, ("paper", "small", "none")),
-    "n_repeats": (int, None),
-    "n_splits": (int, None),
-    "kmeans_k": (int, None),
-    "results_dir": ((str, type(None)), None),
-    "cells_per_subject": ((int, type(None)), None),
-    "cnmc_target_per_class": (int, None),
-    "epochs": (int, None),
-    "sanity_cells": (int, None),
-    "rise_masks": (int, None),
-    "agreement_cells": ((int, type(None)), None),
-    "profile": (str, ("tiny", "quick", "full")),
-    "classifiers": (str, None),
-    "n_slides": ((int, type(None)), None),
+    "dataset": [Options(("auto",) + DATASETS)],
+    "data_dir": [str, None],
+    "backbone": [Options(("auto",) + tuple(BACKBONES))],
+    "backbones": [str],
+    "seed": [SEED],
+    "n_synthetic": [count()],
+    "target_per_class": [count()],
+    "search": [Options(SEARCHES)],
+    "n_repeats": [count()],
+    "n_splits": [count()],
+    "kmeans_k": SEGMENT_PARAMETERS["k"],
+    "results_dir": [str, None],
+    "cells_per_subject": _COUNT_OR_NONE,
+    "cnmc_target_per_class": [count()],
+    "epochs": [count()],
+    "sanity_cells": [count()],
+    "rise_masks": [count()],
+    "agreement_cells": _COUNT_OR_NONE,
+    "profile": [Options(PROFILE_NAMES)],
+    "classifiers": [Satisfies(lambda v: 0 < len(_names(v)) == len(set(_names(v)) & set(CLASSIFIERS)),
+                              f"a comma list of {', '.join(CLASSIFIERS)}", ("svm,alexnet", ""))],
+    "n_slides": _COUNT_OR_NONE,
 }
-_POSITIVE = {"n_synthetic", "target_per_class", "n_repeats", "n_splits", "kmeans_k", "cells_per_subject",
-             "cnmc_target_per_class", "epochs", "sanity_cells",
-             "rise_masks", "agreement_cells", "n_slides"}
-
-
-class ParameterError(AlllibError, ValueError):
-    """A chapter or runner parameter of the wrong type or value."""
 
 
 def check_parameters(**params) -> dict:
@@ -81,27 +79,12 @@ def check_parameters(**params) -> dict:
     >>> check_parameters(seed="0")
     Traceback (most recent call last):
     ...
-    alllib.book.chapter.ParameterError: parameter 'seed' must be int, got str '0'
+    alllib.errors.ParameterError: parameter 'seed' must be a seed, an integer from 0 to 2**32 - 1, not '0'
     """
     for name, value in params.items():
         if name not in PARAMETERS:
             raise ParameterError(f"unknown parameter {name!r}; known: {', '.join(PARAMETERS)}")
-        types, choices = PARAMETERS[name]
-        ok = isinstance(value, types) and not (isinstance(value, bool) and types is int)
-        if not ok:
-            want = " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
-            raise ParameterError(f"parameter {name!r} must be {want}, got {type(value).__name__} {value!r}")
-        if choices is not None and value not in choices:
-            raise ParameterError(f"parameter {name!r} must be one of {', '.join(map(str, choices))}, not {value!r}")
-        if name in _POSITIVE and value is not None and value < 1:
-            raise ParameterError(f"parameter {name!r} must be at least 1, not {value}")
-        if name == "seed" and not is_seed(value):
-            raise ParameterError(f"parameter 'seed' must be from 0 to 2**32 - 1 (numpy's seeds are), not {value}")
-        if name == "classifiers" and not 0 < len(_names(value)) == len(set(_names(value)) & set(CLASSIFIERS)):
-            raise ParameterError(f"parameter 'classifiers' must be a comma list of {', '.join(CLASSIFIERS)}, "
-                                 f"not {value!r}")
-        if name == "kmeans_k" and value < 2:
-            raise ParameterError(f"parameter 'kmeans_k' must be at least 2 (a nucleus and a background), not {value}")
+        check_param(f"parameter {name!r}", value, PARAMETERS[name])
     return params
 
 

@@ -22,8 +22,8 @@ from pathlib import Path
 from alllib import __version__
 from alllib.book.build import BookError, build_html, discard_stale_html
 from alllib.book.chapter import PARAMETERS, ParameterError, check_parameters
+from alllib.constraints import check_positive_int
 from alllib.paths import project_root, shown_path
-from alllib.settings import check_positive_int
 
 __all__ = ["PROFILES", "BookError", "profile_parameters", "notebooks_in_toc", "run_book"]
 

@@ -16,8 +16,8 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 import pandas as pd
 
+from alllib.constraints import check_positive_int
 from alllib.data.images import DatasetError, file_md5, read_image
-from alllib.settings import check_positive_int
 
 __all__ = ["Dataset", "read_row"]
 

@@ -19,9 +19,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from alllib.constraints import positive_int
 from alllib.errors import AlllibError, DatasetError
 from alllib.paths import NotRegularFileError, read_regular
-from alllib.settings import positive_int
 
 __all__ = ["IMAGE_SUFFIXES", "UnreadableImageWarning", "ImageReadError", "DatasetError", "MAX_PIXELS", "max_pixels",
            "declared_size", "read_image", "decode_image", "file_md5", "image_files"]

@@ -22,6 +22,16 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from tqdm import tqdm
 
+from alllib.constraints import (
+    SEED,
+    Options,
+    Satisfies,
+    check_positive_int,
+    count,
+    satisfies,
+    validate_estimator,
+    validate_params,
+)
 from alllib.data import Dataset
 from alllib.features.backbones import BACKBONES, load_backbone, resolve_backbone, weights_info
 from alllib.features.keras import check_precision, forward
@@ -29,10 +39,25 @@ from alllib.features.store import FEATURE_FORMAT_VERSION, FeatureStore
 from alllib.memo import recipe
 from alllib.paths import cache_dir
 from alllib.preprocessing import BACKBONE_PREPROCESSING, check_rgb, imagenet_preprocess, resize
-from alllib.segmentation import segment
-from alllib.settings import check_positive_int, is_seed
+from alllib.segmentation import SEGMENT_PARAMETERS, segment
 
 __all__ = ["ImageTransform", "Features", "extract_features", "Featurizer", "FeatureExtractor"]
+
+
+def _segment_arguments(value) -> bool:
+    """Whether ``value`` is a dict of :func:`~alllib.segmentation.segment` arguments, each allowed."""
+    return isinstance(value, dict) and all(
+        name in SEGMENT_PARAMETERS and satisfies(v, SEGMENT_PARAMETERS[name]) for name, v in value.items())
+
+
+#: What the image transform's parameters may be: :class:`ImageTransform`'s and the same
+#: parameters of :class:`FeatureExtractor`.
+TRANSFORM_PARAMETERS = {
+    "segmentation": [None, Satisfies(_segment_arguments, "a dict of segment() arguments, each allowed",
+                                     ({"k": 1}, {"colour": "red"}))],
+    "size": [count(32, 1024)],
+    "normalisation": [Options(("backbone", "paper"))],
+}
 
 
 @dataclass(frozen=True)
@@ -50,12 +75,7 @@ class ImageTransform:
     normalisation: str = "backbone"
 
     def __post_init__(self):
-        if self.normalisation not in ("backbone", "paper"):
-            raise ValueError(f"normalisation must be 'backbone' or 'paper', not {self.normalisation!r}")
-        if self.segmentation is not None and not isinstance(self.segmentation, dict):
-            raise TypeError(f"segmentation must be None or a dict of segment() arguments, not {self.segmentation!r}")
-        if isinstance(self.size, bool) or not isinstance(self.size, (int, np.integer)) or self.size < 32:
-            raise ValueError(f"size must be an integer >= 32, not {self.size!r}")
+        validate_params(vars(self), TRANSFORM_PARAMETERS, "ImageTransform")
 
     def pixels(self, img: np.ndarray, image_id=None) -> np.ndarray:
         """Segmented (if asked) and resized ``uint8`` image."""
@@ -260,13 +280,6 @@ class Featurizer:
         return np.stack([self._memo[k] for k in keys])
 
 
-_SEGMENT_ARGS = {"method", "k", "threshold", "seed", "min_coverage", "on_empty"}
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-
 class FeatureExtractor(BaseEstimator, TransformerMixin):
     """Scikit-learn transformer: a list (or array) of RGB ``uint8`` images -> deep features.
 
@@ -288,23 +301,17 @@ class FeatureExtractor(BaseEstimator, TransformerMixin):
     #: What each parameter may be, checked by :meth:`check_params` on ``fit`` and when a model
     #: file is loaded (a crafted file must not ask for a 60,000-pixel input or batches of 0).
     _parameter_constraints = {
-        "backbone": lambda v: v == "auto" or v in BACKBONES,
-        "weights": lambda v: v is None or isinstance(v, (str, os.PathLike)),
-        "segmentation": lambda v: v is None or (isinstance(v, dict) and set(v) <= _SEGMENT_ARGS
-                                                and all(isinstance(x, (str, int, float)) for x in v.values())),
-        "normalisation": lambda v: v in ("backbone", "paper"),
-        "size": lambda v: _is_int(v) and 32 <= v <= 1024,
-        "batch_size": lambda v: _is_int(v) and 1 <= v <= 1024,
-        "seed": is_seed,
+        "backbone": [Options(("auto",) + tuple(BACKBONES))],
+        "weights": [str, os.PathLike, None],
+        **TRANSFORM_PARAMETERS,
+        "batch_size": [count(1, 1024)],
+        "seed": [SEED],
     }
 
     def check_params(self) -> "FeatureExtractor":
-        """Raise ``ValueError`` naming the first parameter outside :attr:`_parameter_constraints`
-        (and a fitted ``backbone_`` that is not in the registry)."""
-        for name, ok in self._parameter_constraints.items():
-            value = getattr(self, name, None)
-            if not ok(value):
-                raise ValueError(f"FeatureExtractor: parameter {name}={value!r} is not allowed")
+        """Raise :class:`~alllib.errors.ParameterError` naming the first parameter outside
+        :attr:`_parameter_constraints` (and a fitted ``backbone_`` that is not in the registry)."""
+        validate_estimator(self)
         if hasattr(self, "backbone_") and self.backbone_ not in BACKBONES:
             raise ValueError(f"FeatureExtractor: backbone_={self.backbone_!r} is not a known backbone")
         return self

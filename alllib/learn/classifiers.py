@@ -29,12 +29,14 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
+from alllib.constraints import Options, check_param, positive_int
 from alllib.learn.svm_search import fit_svc, svm_grid_search
-from alllib.settings import positive_int
 
 __all__ = ["CLASSIFIERS", "SVM_GRID", "make_classifier", "param_grid", "fit_classifier", "decision_scores", "n_jobs"]
 
 CLASSIFIERS = ("svm", "rf", "xgboost")
+#: The grid searches :func:`param_grid` knows: the paper's, a small one, none.
+SEARCHES = ("paper", "small", "none")
 #: The paper's GridSearchCV grid for the SVM (Table II).
 SVM_GRID = {"C": [0.1, 1, 10, 100, 1000], "gamma": [1, 0.1, 0.01, 0.001, 0.0001], "kernel": ["rbf", "poly"]}
 
@@ -71,8 +73,7 @@ def param_grid(name: str, search: str = "paper") -> dict:
     """The grid searched for ``name``: ``"paper"`` (the SVM's Table II grid; none for RF and
     XGBoost, as in the paper), ``"small"`` (a 4-point SVM grid around the paper's best, for
     quick runs) or ``"none"``."""
-    if search not in ("paper", "small", "none"):
-        raise ValueError(f"search must be 'paper', 'small' or 'none', not {search!r}")
+    check_param("search", search, [Options(SEARCHES)])
     if name != "svm" or search == "none":
         return {}
     grid = SVM_GRID if search == "paper" else {"C": [1, 10], "gamma": [0.01, 0.001], "kernel": ["rbf"]}

@@ -18,10 +18,12 @@ the training steps) is recorded in ``history_``.
 >>> FineTuner(epochs=0).check_params()
 Traceback (most recent call last):
 ...
-ValueError: epochs must be a positive integer, not 0
+alllib.errors.ParameterError: FineTuner: epochs must be a positive integer, not 0
 """
 from __future__ import annotations
 
+import numbers
+import os
 import time
 
 import numpy as np
@@ -30,14 +32,16 @@ from sklearn.base import BaseEstimator
 from sklearn.model_selection import StratifiedGroupKFold
 
 from alllib.augmentation import Augmenter
+from alllib.constraints import BOOLEAN, SEED, InstanceOf, Interval, Options, count, validate_estimator
 from alllib.data import Dataset
 from alllib.features import import_keras, precision_policy
 from alllib.features.backbones import BACKBONES, weights_info
-from alllib.features.keras import forward
+from alllib.features.efficientnet_lite import VARIANTS
+from alllib.features.extract import TRANSFORM_PARAMETERS
+from alllib.features.keras import PRECISIONS, forward
 from alllib.learn.evaluation import Evaluation, ProtocolResult, grouped_folds, score_evaluation
 from alllib.memo import with_recipe
 from alllib.preprocessing import imagenet_preprocess, resize
-from alllib.settings import check_positive_int
 
 __all__ = ["FineTuner", "finetuned", "last_fold_network", "training_report", "epoch_order"]
 
@@ -58,19 +62,17 @@ class FineTuner(BaseEstimator):
         self.augmenter, self.size, self.weights, self.seed = augmenter, size, weights, seed
         self.precision, self.backbone, self.person_balanced = precision, backbone, person_balanced
 
-    def check_params(self) -> "FineTuner":
-        """Raise ``ValueError`` naming the first parameter that is not allowed."""
-        for name in ("epochs", "batch_size", "patience", "size"):
-            check_positive_int(getattr(self, name), name)
-        from alllib.features.efficientnet_lite import VARIANTS
+    _parameter_constraints = {
+        "epochs": [count()], "batch_size": [count()], "learning_rate": [Interval(numbers.Real, 0, None, "neither")],
+        "trainable_from": [str], "validation": [Interval(numbers.Real, 0, 1, "neither")], "patience": [count()],
+        "augmenter": [None, InstanceOf(Augmenter, "an Augmenter")], "size": TRANSFORM_PARAMETERS["size"],
+        "weights": [str, os.PathLike, None], "precision": [Options(PRECISIONS)], "backbone": [Options(tuple(VARIANTS))],
+        "person_balanced": [BOOLEAN], "seed": [SEED],
+    }
 
-        if self.backbone not in VARIANTS:
-            raise ValueError(f"backbone must be one of {', '.join(VARIANTS)}, not {self.backbone!r}")
-        if not 0 < self.validation < 1:
-            raise ValueError(f"validation must be a fraction in (0, 1), not {self.validation!r}")
-        if not isinstance(self.person_balanced, bool):
-            raise ValueError(f"person_balanced must be True or False, not {self.person_balanced!r}")
-        return self
+    def check_params(self) -> "FineTuner":
+        """Raise :class:`~alllib.errors.ParameterError` naming the first parameter not allowed."""
+        return validate_estimator(self)
 
     def _build(self):
         from alllib.features.efficientnet_lite import build_efficientnet_lite

@@ -35,10 +35,10 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.pipeline import Pipeline
 
 from alllib import __version__
+from alllib.constraints import is_count
 from alllib.errors import AlllibError
 from alllib.features import BACKBONES, FeatureExtractor, file_sha256
 from alllib.paths import atomic_file
-from alllib.settings import is_count
 
 __all__ = ["ModelFileError", "save_model", "load_model", "check_classifier_state", "MAGIC", "FORMAT_VERSION",
            "TRUSTED_TYPES"]

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from alllib.settings import check_positive_int
+from alllib.constraints import check_positive_int
 
 __all__ = ["neighbourhood_correction"]
 

@@ -23,6 +23,7 @@ size alone predicts its label.
 """
 from __future__ import annotations
 
+import numbers
 import warnings
 from dataclasses import dataclass, field, replace
 
@@ -33,10 +34,11 @@ from scipy import stats
 from sklearn.pipeline import Pipeline
 from tqdm import tqdm
 
+from alllib.constraints import Interval, count, validate_estimator
 from alllib.data import Dataset, ImageReadError, read_image
 from alllib.data.slides import acquisition
 from alllib.detection import CROP_SIZE, CellsFound, cut_crops, find_cells, match_cells
-from alllib.errors import AlllibError
+from alllib.errors import AlllibError, ParameterError
 from alllib.learn.evaluation import grouped_folds
 from alllib.learn.metrics import binary_metrics, wilson_interval
 from alllib.learn.predict import classify_features
@@ -70,12 +72,23 @@ class SlideRule:
     grey: float = 0.05
     min_cells: int = 3
 
+    _parameter_constraints = {"false_positives": [count(0)], "negatives": [count()],
+                              "alpha": [Interval(numbers.Real, 0, 1, "neither")],
+                              "grey": [Interval(numbers.Real, 0, 1, "neither")], "min_cells": [count()]}
+
     def __post_init__(self):
-        if not 0 <= self.false_positives <= self.negatives or self.negatives < 1:
-            raise ValueError(f"false_positives must be between 0 and negatives >= 1, not {self.false_positives} of "
-                             f"{self.negatives}")
-        if not 0 < self.alpha <= self.grey < 1:
-            raise ValueError(f"need 0 < alpha <= grey < 1, not alpha={self.alpha}, grey={self.grey}")
+        self.check_params()
+
+    def check_params(self) -> "SlideRule":
+        """Raise :class:`~alllib.errors.ParameterError` naming the first parameter not allowed,
+        or two of them that disagree."""
+        validate_estimator(self)
+        if not self.false_positives <= self.negatives:
+            raise ParameterError(f"SlideRule: false_positives must be at most negatives, not {self.false_positives} of "
+                                 f"{self.negatives}")
+        if not self.alpha <= self.grey:
+            raise ParameterError(f"SlideRule: alpha must be at most grey, not alpha={self.alpha}, grey={self.grey}")
+        return self
 
     @classmethod
     def from_metadata(cls, metadata: dict, **kwargs) -> "SlideRule":

@@ -23,6 +23,7 @@ from sklearn.pipeline import Pipeline
 
 from alllib import __version__
 from alllib.augmentation import Augmenter, balance
+from alllib.constraints import is_count
 from alllib.data import Dataset
 from alllib.errors import AlllibError
 from alllib.features import BACKBONES, FeatureExtractor, Featurizer, file_sha256
@@ -31,7 +32,6 @@ from alllib.learn.evaluation import cohort_folds, cohort_label, grouped_folds, i
 from alllib.learn.familiarity import fitted_scaler, training_statistics
 from alllib.learn.metrics import choose_threshold, person_calls
 from alllib.learn.neighbours import neighbourhood_correction
-from alllib.settings import is_count
 
 __all__ = ["TrainingError", "calibration_problem", "TRAIN_DEFAULTS", "train_defaults", "train_image_classifier",
            "THRESHOLDS", "REPORTED", "probability_threshold", "grouped_report"]
