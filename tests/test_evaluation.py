@@ -10,6 +10,7 @@ import pytest
 from alllib.data import load_dataset
 from alllib.learn.evaluation import (
     Evaluation,
+    Samples,
     cross_validate,
     fold_count,
     grouped_folds,
@@ -184,3 +185,28 @@ def test_the_code_digest_follows_what_computes_not_what_shows(tmp_path, monkeypa
     assert memo.source_digest() == before
     (package / "learn" / "candidates.py").write_text((package / "learn" / "candidates.py").read_text() + "\n# x\n")
     assert memo.source_digest() != before
+
+
+def test_the_engine_takes_rows_of_an_array_as_it_takes_a_dataset():
+    """Code that holds features (train's grouped report, the attribution study) runs on the same
+    folds as code that holds images, and each fit sees only its training rows."""
+    ds = load_dataset("synthetic", n=24, seed=0, verbose=False)
+    X = np.random.default_rng(0).normal(size=(len(ds), 5))
+    seen = {"dataset": [], "arrays": []}
+
+    def fitter(kind):
+        def fit(train, test, fold):
+            seen[kind].append((sorted(train.ids.tolist()), sorted(test.ids.tolist())))
+            if kind == "arrays":
+                assert np.array_equal(train.X, X[train.ids]) and np.array_equal(test.X, X[test.ids])
+            return np.zeros(len(test))
+        return fit
+
+    ds = ds.subset(range(len(ds)))
+    ds.table["id"] = np.arange(len(ds))  # positions, as Samples' ids are
+    a = cross_validate(ds, {"m": fitter("dataset")}, n_splits=3, seed=5, progress=False)["m"]
+    b = cross_validate(Samples.of(X, ds.labels, ds.groups), {"m": fitter("arrays")}, n_splits=3, seed=5,
+                       progress=False)["m"]
+    assert seen["dataset"] == seen["arrays"] and len(seen["arrays"]) == 3
+    assert all(not set(tr) & set(te) for tr, te in seen["arrays"])
+    assert [e.n_train for e in a.evaluations] == [e.n_train for e in b.evaluations]

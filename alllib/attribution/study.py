@@ -41,7 +41,7 @@ from alllib.attribution.maps import (
 from alllib.data import Dataset
 from alllib.features import BACKBONES, FeatureExtractor
 from alllib.learn.classifiers import fit_classifier
-from alllib.learn.evaluation import dataset_digest, grouped_folds
+from alllib.learn.evaluation import Fold, Samples, cross_validate, dataset_digest
 from alllib.learn.metrics import mean_interval
 from alllib.memo import digest, kept, memo_path, recipe, source_digest
 from alllib.preprocessing import imagenet_preprocess, resize
@@ -138,14 +138,18 @@ def attribution_study(ds: Dataset, extractor: FeatureExtractor, *, n_splits: int
     X = maps.mean(axis=(1, 2))
     cams = np.zeros(maps.shape[:3], np.float32)
     score, fold_of, models = np.zeros(len(ds)), np.zeros(len(ds), int), []
-    for fold in grouped_folds(y, groups, n_splits=n_splits, seed=seed):
-        train, test = fold.train, fold.test
-        model, _ = fit_classifier("svm", X[train], y[train], groups=groups[train], search=search, cv_splits=3,
-                                  seed=fold.seed)
-        f, grad = svm_feature_gradient(model, X[test])
-        cams[test] = grad_cam(maps[test], grad * np.where(f >= 0, 1.0, -1.0)[:, None])
-        score[test], fold_of[test] = f, fold.index
+
+    def fit(train: Samples, test: Samples, fold: Fold) -> np.ndarray:
+        model, _ = fit_classifier("svm", train.X, train.labels, groups=train.groups, search=search, seed=fold.seed)
+        f, grad = svm_feature_gradient(model, test.X)
+        cams[test.ids] = grad_cam(maps[test.ids], grad * np.where(f >= 0, 1.0, -1.0)[:, None])
         models.append(model)
+        return f
+
+    folds = cross_validate(Samples.of(X, y, groups), {"svm": fit}, n_splits=n_splits, seed=seed,
+                           protocol="attribution study", progress=False)["svm"]
+    for e in folds.evaluations:
+        score[e.test_ids], fold_of[e.test_ids] = e.scores, e.fold
     masks = np.stack(masks)
     pred = np.where(score >= 0, 1, 0)
     table = pd.DataFrame({"id": ids, "label": y, "group": groups, "fold": fold_of, "score": score, "pred": pred,

@@ -205,16 +205,15 @@ def frozen_svm(featurize: Featurize, *, search: str = "small", target_per_class:
         if target_per_class:
             train = balance(train, max(target_per_class, int(np.bincount(train.labels).max())),
                             augmenter or Augmenter(seed=seed))
-        inner = inner_fold_count(train.labels, train.groups)
         X = featurize(train)
-        model, _ = fit_classifier("svm", X, train.labels, groups=train.groups,
-                                  search=search if inner >= 2 else "none", cv_splits=max(inner, 2), seed=seed,
+        model, _ = fit_classifier("svm", X, train.labels, groups=train.groups, search=search, seed=seed,
                                   class_weight=class_weight)
         scores = np.mean([decision_scores(model, featurize(view)) for view in (dihedral_views(test) if tta else [test])],
                          axis=0)
         if neighbours:
             scores = neighbourhood_correction(featurize(test), scores, k=neighbours, weight=neighbour_weight,
                                               groups=test.groups)
+        inner = inner_fold_count(train.labels, train.groups)
         if threshold == "balanced" and inner >= 2:
             scores = scores - _balanced_cut(model, X, train, inner, seed)
         return scores

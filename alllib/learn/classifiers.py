@@ -30,9 +30,11 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
 from alllib.constraints import Options, check_param, positive_int
+from alllib.learn.evaluation import inner_fold_count
 from alllib.learn.svm_search import fit_svc, svm_grid_search
 
-__all__ = ["CLASSIFIERS", "SVM_GRID", "make_classifier", "param_grid", "fit_classifier", "decision_scores", "n_jobs"]
+__all__ = ["CLASSIFIERS", "SEARCHES", "SVM_GRID", "make_classifier", "param_grid", "fit_classifier", "refit",
+           "decision_scores", "n_jobs"]
 
 CLASSIFIERS = ("svm", "rf", "xgboost")
 #: The grid searches :func:`param_grid` knows: the paper's, a small one, none.
@@ -81,7 +83,8 @@ def param_grid(name: str, search: str = "paper") -> dict:
 
 
 def fit_classifier(name: str, X: np.ndarray, y: np.ndarray, *, groups=None, search: str = "paper",
-                   cv_splits: int = 5, seed: int = 0, probability: bool = False, class_weight: str | None = None):
+                   cv_splits: int | None = None, seed: int = 0, probability: bool = False,
+                   class_weight: str | None = None):
     """Fit (and, where a grid is given, tune) a classifier on the training side only.
 
     With ``groups``, the inner cross-validation is ``StratifiedGroupKFold``: no sample's
@@ -103,8 +106,12 @@ def fit_classifier(name: str, X: np.ndarray, y: np.ndarray, *, groups=None, sear
         Training groups, for a grouped inner cross-validation.
     search : str
         The grid (:func:`param_grid`); ``"none"``: the defaults.
-    cv_splits : int
-        Inner folds.
+    cv_splits : int, optional
+        Inner folds asked for. With ``groups``, the engine's one inner rule decides
+        (:func:`~alllib.learn.evaluation.inner_fold_count`): at most ``cv_splits`` (3 where not
+        given), never more than the smaller class has groups, and below 2 nothing is searched (the
+        defaults are kept; the probabilities are still calibrated on 2 grouped folds). Without
+        ``groups``, by image: ``cv_splits``, or 5 where not given (the paper's ``GridSearchCV``).
     seed : int
         Seeds the folds and the classifier.
     probability : bool
@@ -129,9 +136,11 @@ def fit_classifier(name: str, X: np.ndarray, y: np.ndarray, *, groups=None, sear
     base = make_classifier(name, seed, **weights)
     grid = param_grid(name, search)
     if groups is not None:
-        cv = StratifiedGroupKFold(n_splits=cv_splits, shuffle=True, random_state=seed)
+        inner = inner_fold_count(y, groups, *([] if cv_splits is None else [cv_splits]))
+        grid = grid if inner >= 2 else {}
+        cv = StratifiedGroupKFold(n_splits=max(inner, 2), shuffle=True, random_state=seed)
     else:
-        cv = StratifiedKFold(n_splits=cv_splits, shuffle=True, random_state=seed)
+        cv = StratifiedKFold(n_splits=5 if cv_splits is None else cv_splits, shuffle=True, random_state=seed)
     table = None
     if grid or (probability and name == "svm"):
         splits = list(cv.split(X, y, groups))
@@ -149,12 +158,17 @@ def fit_classifier(name: str, X: np.ndarray, y: np.ndarray, *, groups=None, sear
         table = table.sort_values("rank_test_score", kind="stable").reset_index(drop=True)
     if probability and name == "svm":  # Platt scaling on held-out folds, then refit on everything
         return CalibratedClassifierCV(base, method="sigmoid", cv=splits, ensemble=False).fit(X, y), table
-    if name == "svm":  # the same fit as base.fit(X, y), through one Gram matrix (alllib.learn.svm_search.fit_svc)
-        scaler = clone(base.named_steps["scale"]).fit(X)
-        params = base.named_steps["svm"].get_params()
-        svc = fit_svc(scaler.transform(X), y, **params)
-        return Pipeline([("scale", scaler), ("svm", svc)]), table
-    return base.fit(X, y), table
+    return refit(base, X, y), table
+
+
+def refit(model: Pipeline, X: np.ndarray, y: np.ndarray) -> Pipeline:
+    """``clone(model).fit(X, y)`` for a scaler + classifier pipeline; an SVM's the same fit through
+    one Gram matrix (:func:`~alllib.learn.svm_search.fit_svc`), as every SVM of the library is fitted."""
+    if isinstance(model[-1], SVC):
+        scaler = clone(model[0]).fit(X)
+        svc = fit_svc(scaler.transform(X), y, **model[-1].get_params())
+        return Pipeline([(model.steps[0][0], scaler), (model.steps[-1][0], svc)])
+    return clone(model).fit(X, y)
 
 
 def decision_scores(model, X: np.ndarray) -> np.ndarray:

@@ -44,7 +44,7 @@ from alllib.learn.metrics import METRICS, binary_metrics, mean_interval, wilson_
 from alllib.memo import digest, memo_path, read_memo, recipe, source_digest, write_memo
 from alllib.paths import shown_path
 
-__all__ = ["Fold", "Evaluation", "ProtocolResult", "groups_per_class", "split_problem", "fold_count",
+__all__ = ["Fold", "Samples", "Evaluation", "ProtocolResult", "groups_per_class", "split_problem", "fold_count",
            "inner_fold_count", "grouped_folds", "cohort_folds", "cohort_label", "score_evaluation", "cross_validate",
            "dataset_digest", "load_evaluation", "store_evaluation", "results_to_json", "results_from_json"]
 
@@ -189,6 +189,51 @@ def cohort_label(cohorts, column: str = "fold") -> str:
     return " and ".join(f"{column}_{c}" for c in np.unique(np.asarray(cohorts)))
 
 
+@dataclass(frozen=True)
+class Samples:
+    """Rows of an array (features, say) as the engine's samples, for code that holds arrays rather
+    than a :class:`~alllib.data.Dataset`: :func:`cross_validate` takes either. ``table`` holds each
+    row's ``id`` (its position), ``label`` and ``group``, and any other column a fitter or the
+    engine reads (a cohort, whether a row is an original); :meth:`subset` keeps ``X`` in step.
+
+    >>> s = Samples.of(np.eye(4), [0, 0, 1, 1], ["a", "b", "c", "d"], original=[True, False, True, True])
+    >>> t = s.subset([1, 2]); t.X.shape, t.ids.tolist(), t.table["original"].tolist()
+    ((2, 4), [1, 2], [False, True])
+    """
+
+    X: np.ndarray
+    table: pd.DataFrame
+    name: str = "arrays"
+
+    @classmethod
+    def of(cls, X, labels, groups, *, name: str = "arrays", **columns) -> "Samples":
+        """``X``'s rows with their labels, groups and other ``columns`` (one value per row)."""
+        X = np.asarray(X)
+        table = pd.DataFrame({"id": np.arange(len(X)), "label": np.asarray(labels, int), "group": np.asarray(groups),
+                              **{k: np.asarray(v) for k, v in columns.items()}})
+        return cls(X, table, name)
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.table["label"].to_numpy(dtype=int)
+
+    @property
+    def groups(self) -> np.ndarray:
+        return self.table["group"].to_numpy()
+
+    @property
+    def ids(self) -> np.ndarray:
+        return self.table["id"].to_numpy()
+
+    def subset(self, indices) -> "Samples":
+        """The rows at ``indices`` (positions)."""
+        indices = np.asarray(indices, dtype=int)
+        return Samples(self.X[indices], self.table.iloc[indices].reset_index(drop=True), self.name)
+
+
 @dataclass
 class Evaluation:
     """One fitted model scored on one test set: its predictions, decision values and metrics."""
@@ -292,7 +337,7 @@ class ProtocolResult:
 Fitter = Callable[[Dataset, Dataset, Fold], "Evaluation | np.ndarray"]
 
 
-def cross_validate(ds: Dataset, fitters: dict[str, Fitter], *, n_splits: int = 5, n_repeats: int = 1,
+def cross_validate(ds: Dataset | Samples, fitters: dict[str, Fitter], *, n_splits: int = 5, n_repeats: int = 1,
                    seed: int = 0, protocol: str = "honest", settings: dict | None = None,
                    progress: bool = True, desc: str = "folds", cohorts: str | None = None, train_on=None,
                    checkpoint: bool | str | os.PathLike = False) -> dict[str, ProtocolResult]:
@@ -304,8 +349,8 @@ def cross_validate(ds: Dataset, fitters: dict[str, Fitter], *, n_splits: int = 5
 
     Parameters
     ----------
-    ds : Dataset
-        The images and their groups.
+    ds : Dataset or Samples
+        The images and their groups, or rows of an array and theirs (:class:`Samples`).
     fitters : dict of str to callable
         ``(train, test, fold) -> Evaluation`` or the test images' decision values.
     n_splits, n_repeats : int
@@ -367,7 +412,8 @@ def cross_validate(ds: Dataset, fitters: dict[str, Fitter], *, n_splits: int = 5
                 t0 = time.perf_counter()
                 out = fit(train, test, fold)
                 e = out if isinstance(out, Evaluation) else score_evaluation(name, test.labels, out, test.ids)
-                e.fold, e.repeat, e.groups, e.n_train = fold.index, fold.repeat, test.groups, len(fold.train)
+                e.fold, e.repeat, e.n_train = fold.index, fold.repeat, len(fold.train)
+                e.groups = test.groups if e.groups is None else e.groups  # a fitter that scores some rows says whose
                 e.seconds = e.seconds or time.perf_counter() - t0
                 store_evaluation(memo, e)
             else:

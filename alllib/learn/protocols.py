@@ -33,8 +33,9 @@ from alllib.learn.evaluation import (
     ProtocolResult,
     cross_validate,
     dataset_digest,
-    inner_fold_count,
+    fold_count,
     load_evaluation,
+    split_problem,
     store_evaluation,
 )
 from alllib.learn.metrics import binary_metrics
@@ -234,20 +235,18 @@ def honest_protocol(ds: Dataset, featurize: Featurize, classifiers: Sequence[str
                 target = round(target_per_class * len(train_ds) / len(ds)) if scale_target else target_per_class
                 train_ds = balance(train_ds, max(target, int(np.bincount(train_ds.labels).max())), augmenter)
             sides[fold.index] = (train_ds, featurize(train_ds), featurize(test_ds),
-                                 leak_audit(train_ds.table, test_ds.table),
-                                 inner_fold_count(train_ds.labels, train_ds.groups, inner_splits))
+                                 leak_audit(train_ds.table, test_ds.table))
         return sides[fold.index]
 
     def fitter(name: str):
         def fit(train_ds: Dataset, test_ds: Dataset, fold: Fold) -> Evaluation:
-            train_ds, X_tr, X_te, leak, inner = prepared(train_ds, test_ds, fold)
+            train_ds, X_tr, X_te, leak = prepared(train_ds, test_ds, fold)
             t0 = time.perf_counter()
-            model, grid = fit_classifier(name, X_tr, train_ds.labels, groups=train_ds.groups,
-                                         search=search if inner >= 2 else "none", cv_splits=max(inner, 2),
-                                         seed=fold.seed)
+            model, grid = fit_classifier(name, X_tr, train_ds.labels, groups=train_ds.groups, search=search,
+                                         cv_splits=inner_splits, seed=fold.seed)
             e = _evaluate(name, model, X_te, test_ds.labels, test_ds.ids, leak, grid)
             e.seconds = time.perf_counter() - t0
-            if inner < 2 and param_grid(name, search):
+            if grid is None and param_grid(name, search):  # too few groups to tune (fit_classifier)
                 e.best_params["tuned"] = False
             return e
 
@@ -336,9 +335,9 @@ def confound_probe(X: np.ndarray, ds: Dataset, target: str = "acquisition", *, a
     values = t[target].astype(str).to_numpy()
     kinds, y = np.unique(values, return_inverse=True)
     g = t[groups].astype(str).to_numpy()
-    folds = inner_fold_count(y, g, 5)
-    if len(kinds) < 2 or folds < 2:
+    if len(kinds) < 2 or split_problem(y, g):
         raise ValueError(f"{target}: needs two values with at least 2 {groups}s each among the chosen images")
+    folds = fold_count(y, g, 5)  # the probe's own (outer) folds
     probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000, C=0.1))
     scores = cross_val_score(probe, X[keep], y, groups=g, scoring="balanced_accuracy",
                              cv=StratifiedGroupKFold(folds, shuffle=True, random_state=seed))

@@ -27,8 +27,16 @@ from alllib.constraints import is_count
 from alllib.data import Dataset
 from alllib.errors import AlllibError
 from alllib.features import BACKBONES, FeatureExtractor, Featurizer, file_sha256
-from alllib.learn.classifiers import fit_classifier
-from alllib.learn.evaluation import cohort_folds, cohort_label, grouped_folds, inner_fold_count, split_problem
+from alllib.learn.classifiers import fit_classifier, refit
+from alllib.learn.evaluation import (
+    Evaluation,
+    Fold,
+    Samples,
+    cross_validate,
+    inner_fold_count,
+    score_evaluation,
+    split_problem,
+)
 from alllib.learn.familiarity import fitted_scaler, training_statistics
 from alllib.learn.metrics import choose_threshold, person_calls
 from alllib.learn.neighbours import neighbourhood_correction
@@ -138,7 +146,9 @@ def train_image_classifier(ds: Dataset, *, backbone: str = "auto", weights="imag
                            seed=seed, cache=cache)
     train = balance(ds, target_per_class, Augmenter(seed=seed)) if target_per_class else ds
     X, y = featurize(train), train.labels
-    clf, grid = fit_classifier(classifier, X, y, groups=train.groups, search=search, seed=seed, probability=True)
+    # the final model is searched on 5 grouped inner folds, as the paper's GridSearchCV (fewer where groups are few)
+    clf, grid = fit_classifier(classifier, X, y, groups=train.groups, search=search, cv_splits=5, seed=seed,
+                               probability=True)
     problem = calibration_problem(clf)
     if problem:
         raise TrainingError(f"{problem}. {len(ds)} images in {ds.table['group'].nunique()} groups are too few to "
@@ -206,21 +216,6 @@ def probability_threshold(clf, decision_threshold: float) -> float:
     return float(decision_threshold)
 
 
-def _refit(model: Pipeline, X: np.ndarray, y: np.ndarray) -> Pipeline:
-    """``clone(model).fit(X, y)``; an SVM through one Gram matrix (:func:`~alllib.learn.svm_search.fit_svc`)."""
-    from sklearn.base import clone
-    from sklearn.preprocessing import StandardScaler
-    from sklearn.svm import SVC
-
-    from alllib.learn.svm_search import fit_svc
-
-    if isinstance(model[-1], SVC):
-        scaler = StandardScaler().fit(X)
-        params = {k: v for k, v in model[-1].get_params().items()}
-        return Pipeline([("scale", scaler), (model.steps[-1][0], fit_svc(scaler.transform(X), y, **params))])
-    return clone(model).fit(X, y)
-
-
 def grouped_report(model: Pipeline, X: np.ndarray, y: np.ndarray, groups: np.ndarray, *, originals=None,
                    threshold: str = "balanced", n_splits: int = 5, seed: int = 0, neighbours: int = 0,
                    cohorts=None, progress: bool = True) -> dict:
@@ -247,10 +242,9 @@ def grouped_report(model: Pipeline, X: np.ndarray, y: np.ndarray, groups: np.nda
     does within each person.
     """
     from sklearn.model_selection import StratifiedGroupKFold
-    from tqdm import tqdm
+    from sklearn.svm import SVC
 
     from alllib.learn.classifiers import decision_scores
-    from alllib.learn.metrics import binary_metrics
 
     if threshold not in THRESHOLDS:
         raise ValueError(f"threshold must be one of {', '.join(THRESHOLDS)}, not {threshold!r}")
@@ -258,38 +252,37 @@ def grouped_report(model: Pipeline, X: np.ndarray, y: np.ndarray, groups: np.nda
     originals = np.ones(len(y), bool) if originals is None else np.asarray(originals, bool)
     if split_problem(y, groups):
         return {"folds": 0, "note": "too few groups per class to cross-validate"}
-    from sklearn.svm import SVC
-
     default = 0.0 if isinstance(model[-1], SVC) else 0.5  # the decision function's zero, or a probability's half
-    rows, oof = [], np.full(len(y), np.nan)
-    pred_all = np.full(len(y), -1)
-    if cohorts is None:
-        splits = grouped_folds(y, groups, n_splits=n_splits, seed=seed)
-    else:
-        cohorts = np.asarray(cohorts)
-        splits = cohort_folds(y, groups, cohorts, seed=seed)
-    folds = len(splits)
-    for fold in tqdm(splits, desc="grouped cross-validation", unit="fold", disable=not progress):
-        train, test = fold.train, fold.test[originals[fold.test]]
+
+    def fit(train: Samples, test: Samples, fold: Fold) -> Evaluation:
+        test = test.subset(np.flatnonzero(test.table["original"]))  # augmented copies train, never scored
         cut = default
-        if threshold == "balanced":
-            inner = inner_fold_count(y[train], groups[train])
-            if inner >= 2:
-                inner_scores = np.full(len(train), np.nan)
-                for a, b in StratifiedGroupKFold(inner, shuffle=True, random_state=fold.seed).split(
-                        X[train], y[train], groups[train]):
-                    inner_scores[b] = _corrected(decision_scores(_refit(model, X[train][a], y[train][a]), X[train][b]),
-                                                 X[train][b], neighbours, groups[train][b])
-                keep = originals[train]
-                cut = choose_threshold(y[train][keep], inner_scores[keep], default)
-        scores = _corrected(decision_scores(_refit(model, X[train], y[train]), X[test]), X[test], neighbours,
-                            groups[test])
-        pred = (scores >= cut).astype(int)
-        oof[test], pred_all[test] = scores, pred
-        rows.append({**binary_metrics(y[test], pred, scores), "threshold": cut,
-                     **({} if cohorts is None else {"trained on": cohort_label(cohorts[train]),
-                                                    "scored on": cohort_label(cohorts[test]),
-                                                    "people": person_calls(y[test], pred, groups[test])})})
+        inner = inner_fold_count(train.labels, train.groups)
+        if threshold == "balanced" and inner >= 2:  # chosen on the training side alone
+            inner_scores = np.full(len(train), np.nan)
+            for a, b in StratifiedGroupKFold(inner, shuffle=True, random_state=fold.seed).split(
+                    train.X, train.labels, train.groups):
+                inner_scores[b] = _corrected(decision_scores(refit(model, train.X[a], train.labels[a]), train.X[b]),
+                                             train.X[b], neighbours, train.groups[b])
+            keep = train.table["original"].to_numpy(bool)
+            cut = choose_threshold(train.labels[keep], inner_scores[keep], default)
+        scores = _corrected(decision_scores(refit(model, train.X, train.labels), test.X), test.X, neighbours,
+                            test.groups)
+        return score_evaluation("model", test.labels, scores, test.ids, threshold=cut, groups=test.groups,
+                                best_params={"threshold": cut})
+
+    samples = Samples.of(X, y, groups, original=originals, **({} if cohorts is None else {"fold": cohorts}))
+    result = cross_validate(samples, {"model": fit}, n_splits=n_splits, seed=seed, protocol="grouped report",
+                            progress=progress, desc="grouped cross-validation",
+                            cohorts=None if cohorts is None else "fold")["model"]
+    folds = len(result.evaluations)
+    rows, oof, pred_all = [], np.full(len(y), np.nan), np.full(len(y), -1)
+    for k, e in enumerate(result.evaluations):
+        oof[e.test_ids], pred_all[e.test_ids] = e.scores, e.y_pred
+        rows.append({**e.metrics, "threshold": e.best_params["threshold"],
+                     **({} if cohorts is None else {"trained on": result.settings["trained_on"][k],
+                                                    "scored on": result.settings["held_out"][k],
+                                                    "people": person_calls(e.y_true, e.y_pred, e.groups)})})
     table = pd.DataFrame(rows)
     scored = pred_all >= 0
     smaller = min(np.unique(y), key=lambda c: len(np.unique(groups[y == c])))
