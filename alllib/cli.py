@@ -119,7 +119,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from alllib.book.chapter import PARAMETERS, PROFILE_NAMES
+    from alllib.book.parameters import PARAMETERS, PROFILE_NAMES
     from alllib.learn.classifiers import CLASSIFIERS, SEARCHES
 
     parser = _Parser(prog="python -m alllib", description=__doc__.splitlines()[0])

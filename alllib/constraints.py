@@ -5,7 +5,7 @@ A small vocabulary (:class:`Interval` and :func:`count` for numbers, :data:`SEED
 :class:`Options`, :class:`InstanceOf`, :class:`Satisfies` for the odd rule), checked by one
 function (:func:`validate_params`) that raises :class:`~alllib.errors.ParameterError` naming the
 parameter, what it must be and what it was. Estimators declare ``_parameter_constraints`` and
-call it from ``check_params``; the chapters' parameters (``alllib.book.chapter.PARAMETERS``) and
+call it from ``check_params``; the chapters' parameters (``alllib.book.parameters.PARAMETERS``) and
 the command line (:func:`argparse_type`) use the same constraints. A parameter's constraints are
 a list: any one satisfied will do (``[count(), None]``: a count or ``None``).
 

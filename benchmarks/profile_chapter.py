@@ -2,7 +2,7 @@
 
     python benchmarks/profile_chapter.py 11_attribution [--profile quick] [-p NAME VALUE ...] [--top 30]
 
-The chapter's parameters are those of the book's profile (``alllib.book.runner.PROFILES``), then
+The chapter's parameters are those of the book's profile (``alllib.book.parameters.PROFILES``), then
 ``-p`` overrides; its code cells run in order in one namespace (``display`` prints a line), under
 ``cProfile``. Prints the seconds of each cell, then the functions with the most cumulative and own
 time. Use it on a warm cache to see the chapter's own work, on a cold one (``ALLLIB_CACHE`` set to
@@ -27,7 +27,7 @@ def main() -> None:
     import nbformat
     import yaml
 
-    from alllib.book.runner import profile_parameters
+    from alllib.book.parameters import profile_parameters
 
     matplotlib.use("Agg")
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

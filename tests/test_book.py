@@ -8,7 +8,7 @@ import nbformat
 import pandas as pd
 import pytest
 
-from alllib.book.chapter import ParameterError, check_parameters
+from alllib.book.parameters import ParameterError, check_parameters
 from alllib.book.runner import BookError, _parse_overrides, notebooks_in_toc, run_book
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -386,7 +386,7 @@ def test_every_chapters_defaults_are_the_quick_profile():
 
     import papermill as pm
 
-    from alllib.book.runner import profile_parameters
+    from alllib.book.parameters import profile_parameters
 
     for nb in notebooks_in_toc(ROOT):
         declared = pm.inspect_notebook(str(nb))

@@ -92,7 +92,7 @@ def test_the_student_edition_runs_and_the_instructor_checks_say_correct(lab, tmp
     checks say "not answered yet". The instructor's say "correct"."""
     import papermill as pm
 
-    from alllib.book.runner import profile_parameters
+    from alllib.book.parameters import profile_parameters
 
     monkeypatch.setenv("ALLLIB_DATA", str(tmp_path / "no-data"))
 

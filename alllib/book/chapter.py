@@ -18,10 +18,9 @@ import numpy as np
 import pandas as pd
 
 from alllib import paths
+from alllib.book.parameters import PROFILES, check_parameters, comma_list
 from alllib.book.prose import Box
-from alllib.constraints import SEED, Options, Satisfies, check_param, count
-from alllib.data import DATASETS, Dataset, DatasetError, find_all_idb2, load_dataset
-from alllib.errors import ParameterError
+from alllib.data import Dataset, DatasetError, find_all_idb2, load_dataset
 from alllib.features import (
     BACKBONES,
     Featurizer,
@@ -31,84 +30,20 @@ from alllib.features import (
     requested_backbones,
     resolve_backbone,
 )
-from alllib.learn.classifiers import CLASSIFIERS, SEARCHES
+from alllib.learn.classifiers import CLASSIFIERS
 from alllib.learn.evaluation import dataset_digest, results_from_json, results_to_json, split_problem
 from alllib.learn.protocols import honest_protocol, paper_protocol
 from alllib.memo import digest, read_memo, source_digest, write_memo
 from alllib.paths import shown_path
-from alllib.segmentation import SEGMENT_PARAMETERS
 
-__all__ = ["ParameterError", "PARAMETERS", "check_parameters", "declared", "Chapter", "open_chapter", "record",
-           "load_results", "run_id", "summary_table"]
-
-#: What each parameter a chapter may declare may be (:mod:`alllib.constraints`): the one place a
-#: chapter parameter's rule is written, which the runner's ``-p`` values and the notebooks meet.
-PROFILE_NAMES = ("tiny", "quick", "full")
-_COUNT_OR_NONE = [count(), None]
-PARAMETERS = {
-    "dataset": [Options(("auto",) + DATASETS)],
-    "data_dir": [str, None],
-    "backbone": [Options(("auto",) + tuple(BACKBONES))],
-    "backbones": [str],
-    "seed": [SEED],
-    "n_synthetic": [count()],
-    "target_per_class": [count()],
-    "search": [Options(SEARCHES)],
-    "n_repeats": [count()],
-    "n_splits": [count()],
-    "kmeans_k": SEGMENT_PARAMETERS["k"],
-    "results_dir": [str, None],
-    "cells_per_subject": _COUNT_OR_NONE,
-    "cnmc_target_per_class": [count()],
-    "epochs": [count()],
-    "sanity_cells": [count()],
-    "rise_masks": [count()],
-    "agreement_cells": _COUNT_OR_NONE,
-    "profile": [Options(PROFILE_NAMES)],
-    "classifiers": [Satisfies(lambda v: 0 < len(_names(v)) == len(set(_names(v)) & set(CLASSIFIERS)),
-                              f"a comma list of {', '.join(CLASSIFIERS)}", ("svm,alexnet", ""))],
-    "n_slides": _COUNT_OR_NONE,
-}
-
-
-def check_parameters(**params) -> dict:
-    """Check chapter parameters against :data:`PARAMETERS`; returns them unchanged.
-
-    >>> check_parameters(seed=0, backbone="auto")["seed"]
-    0
-    >>> check_parameters(seed="0")
-    Traceback (most recent call last):
-    ...
-    alllib.errors.ParameterError: parameter 'seed' must be a seed, an integer from 0 to 2**32 - 1, not '0'
-    """
-    for name, value in params.items():
-        if name not in PARAMETERS:
-            raise ParameterError(f"unknown parameter {name!r}; known: {', '.join(PARAMETERS)}")
-        check_param(f"parameter {name!r}", value, PARAMETERS[name])
-    return params
-
-
-def declared(namespace: dict) -> dict:
-    """The chapter parameters a notebook's ``parameters`` cell declared, found in ``namespace`` (the
-    notebook's ``globals()``), so that a chapter hands them on at once and names each one only in
-    that cell: ``ch = Chapter("09_leakage", **declared(globals()))``.
-
-    >>> declared({"seed": 3, "dataset": "auto", "ch": None, "_": 1})
-    {'dataset': 'auto', 'seed': 3}
-    """
-    return {name: namespace[name] for name in PARAMETERS if name in namespace}
-
-
-def _names(spec: str) -> list[str]:
-    """The names of a comma list, in order, without blanks."""
-    return [n.strip() for n in spec.split(",") if n.strip()]
-
+__all__ = ["Chapter", "open_chapter", "record", "load_results", "run_id", "summary_table"]
 
 class Chapter:
     """What a chapter needs: checked parameters, its dataset, its backbone, and a banner."""
 
     def __init__(self, name: str, *, dataset: str = "auto", data_dir: str | None = None, backbone: str | None = None,
-                 n_synthetic: int = 160, seed: int = 0, results_dir: str | None = None, **other):
+                 n_synthetic: int = PROFILES["quick"]["n_synthetic"], seed: int = 0, results_dir: str | None = None,
+                 **other):
         check_parameters(dataset=dataset, data_dir=data_dir, n_synthetic=n_synthetic, seed=seed,
                          results_dir=results_dir, **other, **({} if backbone is None else {"backbone": backbone}))
         self.name, self.seed, self.params = name, seed, {"dataset": dataset, "backbone": backbone, "seed": seed,
@@ -129,7 +64,7 @@ class Chapter:
     @property
     def classifiers(self) -> tuple[str, ...]:
         """The classifiers this run trains (the ``classifiers`` parameter; every one by default)."""
-        return tuple(_names(self.params.get("classifiers") or ",".join(CLASSIFIERS)))
+        return tuple(comma_list(self.params.get("classifiers") or ",".join(CLASSIFIERS)))
 
     def left_out(self, *more: str) -> str:
         """One sentence naming what this run leaves out and the full profile computes: the

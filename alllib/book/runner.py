@@ -21,45 +21,11 @@ from pathlib import Path
 
 from alllib import __version__
 from alllib.book.build import BookError, build_html, discard_stale_html
-from alllib.book.chapter import PARAMETERS, ParameterError, check_parameters
+from alllib.book.parameters import PARAMETERS, PROFILES, ParameterError, check_parameters, profile_parameters
 from alllib.constraints import check_positive_int
 from alllib.paths import project_root, shown_path
 
-__all__ = ["PROFILES", "BookError", "profile_parameters", "notebooks_in_toc", "run_book"]
-
-#: Parameter values of the run profiles; a notebook takes those it declares, and a key
-#: ``"<notebook>.<parameter>"`` applies to that notebook alone (as ``-p CHAPTER.NAME VALUE``).
-#: ``quick`` is every chapter's default (the book CI builds), ``full`` the paper's sizes, and
-#: ``tiny`` a few images per chapter: it checks that every chapter runs (the fast test tier),
-#: its numbers mean nothing.
-PROFILES = {
-    # a first look: every chapter within about 90 s on 2 cores with a cold cache; what it leaves out, each
-    # chapter says in a sentence, with the command that computes it
-    "quick": {"n_synthetic": 160, "target_per_class": 200, "search": "small", "n_repeats": 1, "n_splits": 5,
-              "backbones": "available", "cells_per_subject": 20, "cnmc_target_per_class": 300, "sanity_cells": 8,
-              "agreement_cells": 8, "epochs": 3, "classifiers": "svm,rf", "n_slides": 8,
-              "07_backbones.backbones": "efficientnet_lite0,efficientnet_lite1",
-              # the trap shows at half the paper's augmentation size too (3 copies of each cell, not 6)
-              "09_leakage.target_per_class": 400,
-              # chapter 12's baseline is chapter 9's honest pipeline, with the same augmented copies
-              "12_honest_gains.target_per_class": 400},
-    "full": {"n_synthetic": 260, "target_per_class": 750, "search": "paper", "n_repeats": 5, "n_splits": 5,
-             "backbones": "available", "cells_per_subject": None, "cnmc_target_per_class": 8000, "sanity_cells": 32,
-             "agreement_cells": None, "classifiers": "svm,rf,xgboost", "n_slides": None,
-             # C-NMC at 8,000 + 8,000: one repeat of the subject folds keeps the chapter within 30 minutes
-             "10_cnmc.n_repeats": 1, "epochs": 12,
-             # chapter 13 on every cell: fourteen candidates over 5 subject folds, both cohorts and fold_1 alone
-             # (one repeat), two of them fine-tuned; the small grid, training sides balanced to 2,000 per class and
-             # 4 epochs at most
-             "13_cnmc_gains.search": "small", "13_cnmc_gains.cnmc_target_per_class": 2000, "13_cnmc_gains.epochs": 4,
-             "13_cnmc_gains.n_repeats": 1},
-    "tiny": {"n_synthetic": 24, "target_per_class": 16, "search": "none", "n_repeats": 1, "n_splits": 2,
-             "backbones": "available", "cells_per_subject": 4, "cnmc_target_per_class": 16, "epochs": 1,
-             "sanity_cells": 2, "rise_masks": 16, "agreement_cells": 2, "classifiers": "svm,rf,xgboost", "n_slides": 4,
-             # a cell model for slides needs enough crops to calibrate its probabilities (24 are too few)
-             "14_screening.n_synthetic": 60},
-}
-
+__all__ = ["BookError", "notebooks_in_toc", "run_book", "PeakMemory"]
 
 def repo_root() -> Path:
     """The project folder holding ``_toc.yml`` (:func:`alllib.paths.project_root`)."""
@@ -109,20 +75,6 @@ def _parse_overrides(pairs: list[tuple[str, str]], names: list[str]) -> dict[str
         check_parameters(**{param: value})
         out.setdefault(nb or "*", {})[param] = value
     return out
-
-
-def profile_parameters(profile: str, notebook: str, declared) -> dict:
-    """The values ``profile`` gives ``notebook`` for the parameters it ``declared``: the
-    profile's general values, then its ``"<notebook>.<parameter>"`` ones.
-
-    >>> profile_parameters("full", "10_cnmc", ["n_repeats", "seed"]), profile_parameters("full", "09_leakage", ["n_repeats"])
-    ({'n_repeats': 1}, {'n_repeats': 5})
-    """
-    values = {"profile": profile, **PROFILES[profile]}  # a chapter may declare which profile runs it
-    params = {k: v for k, v in values.items() if k in declared}
-    params.update({k.split(".", 1)[1]: v for k, v in values.items()
-                   if k.startswith(f"{notebook}.") and k.split(".", 1)[1] in declared})
-    return params
 
 
 def _declared(nb: Path) -> dict:
