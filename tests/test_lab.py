@@ -87,27 +87,41 @@ def test_check_says_correct_wrong_or_unanswered_without_giving_the_answer():
 
 
 @pytest.mark.slow
-def test_the_student_edition_runs_and_the_instructor_checks_say_correct(lab, tmp_path, monkeypatch):
-    """Every student notebook executes under papermill on the tiny profile (synthetic data); its
-    checks say "not answered yet". The instructor's say "correct"."""
+def test_the_student_edition_passes_nbval_and_the_instructor_checks_say_correct(lab, tmp_path, monkeypatch):
+    """Every student notebook, on the tiny profile (synthetic data), passes ``pytest --nbval-lax``
+    as a lab would run it: each executes once without an error, and each check says "not answered
+    yet" (:func:`~alllib.book.lab.nbval_edition`). The instructor's checks say "correct"."""
+    import os
+    import subprocess
+    import sys
+
     import papermill as pm
 
+    from alllib.book.lab import nbval_edition
     from alllib.book.parameters import profile_parameters
 
     monkeypatch.setenv("ALLLIB_DATA", str(tmp_path / "no-data"))
+    env = {**os.environ, "MPLBACKEND": "Agg"}
 
-    def run(path, out):
+    def params(path):
         declared = pm.inspect_notebook(str(path))
-        params = profile_parameters("tiny", path.stem, declared)
-        if "results_dir" in declared:
-            params["results_dir"] = str(tmp_path / "results")
-        pm.execute_notebook(str(path), str(out), cwd=str(ROOT / "notebooks"), parameters=params, progress_bar=False,
-                            kernel_name="python3")
-        return [c for c in nbformat.read(out, 4).cells if CHECK in _tags(c)]
+        out = profile_parameters("tiny", path.stem, declared)
+        return {**out, **({"results_dir": str(tmp_path / "results")} if "results_dir" in declared else {})}
 
+    folder = tmp_path / "nbval"
+    folder.mkdir()
     for path in CHAPTERS:
-        checks = run(lab / "student" / path.name, tmp_path / f"student-{path.name}")
-        assert all("Not answered yet" in json.dumps(c.outputs) for c in checks), path.name
+        nbformat.write(nbval_edition(nbformat.read(lab / "student" / path.name, 4), params(path)), folder / path.name)
+    run = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-p", "no:cacheprovider",
+                          "-q", "--rootdir", str(folder), str(folder)], cwd=folder, env=env, capture_output=True,
+                         text=True, timeout=1800)
+    assert run.returncode == 0, run.stdout[-3000:]
+    checked = sum(CHECK in _tags(c) for path in CHAPTERS for c in nbformat.read(folder / path.name, 4).cells)
+    assert checked >= 4 and " passed" in run.stdout
+
     for name in ("01_datasets.ipynb", "02_preprocessing.ipynb"):
-        checks = run(lab / "instructor" / name, tmp_path / f"instructor-{name}")
+        out = tmp_path / f"instructor-{name}"
+        pm.execute_notebook(str(lab / "instructor" / name), str(out), cwd=str(ROOT / "notebooks"),
+                            parameters=params(ROOT / "notebooks" / name), progress_bar=False, kernel_name="python3")
+        checks = [c for c in nbformat.read(out, 4).cells if CHECK in _tags(c)]
         assert checks and all("Correct" in json.dumps(c.outputs) for c in checks), name

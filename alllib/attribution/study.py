@@ -43,6 +43,7 @@ from alllib.features import BACKBONES, FeatureExtractor
 from alllib.learn.classifiers import fit_classifier
 from alllib.learn.evaluation import Fold, Samples, cross_validate, dataset_digest
 from alllib.learn.metrics import mean_interval
+from alllib.learn.predict import LABEL_NAMES
 from alllib.memo import digest, kept, memo_path, recipe, source_digest
 from alllib.preprocessing import imagenet_preprocess, resize
 
@@ -197,7 +198,7 @@ def inside_table(studies: dict[str, AttributionStudy], class_names: dict[int, st
     """Per study and class: cells, the mean nucleus-mask area (what an even map would score), the
     mean Grad-CAM share inside the mask with its 95 % interval, and their ratio (above 1: the map
     concentrates on the nucleus). Cells without a usable mask or map are left out."""
-    class_names = class_names or {1: "ALL blast", 0: "not a blast"}
+    class_names = class_names or LABEL_NAMES
     rows = []
     for name, study in studies.items():
         t = study.table.dropna(subset=["cam_inside"])
@@ -412,7 +413,7 @@ def passing_inside_table(checks: pd.DataFrame, table: pd.DataFrame,
     with no positive attribution (counted, not dropped: they hold no share), the mean nucleus area
     and the mean share inside with its 95 % interval over the cells that have one. Empty where no
     map passes."""
-    class_names = class_names or {1: "ALL blast", 0: "not a blast"}
+    class_names = class_names or LABEL_NAMES
     rows = []
     for kind in table.index[table["reads"]]:
         part = checks[checks["map"] == kind]

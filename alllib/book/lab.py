@@ -11,7 +11,11 @@ source, three editions:
   cell to answer in (``answer_N = None`` where a check reads it), checks kept;
 * the **instructor edition**: the source notebooks as they are (their checks say "correct").
 
-``python -m alllib lab --out DIR`` writes ``DIR/student`` and ``DIR/instructor``.
+``python -m alllib lab --out DIR`` writes ``DIR/student`` and ``DIR/instructor``. A lab validates
+the student edition with nbval, as the book's slow test tier does: :func:`nbval_edition` sets a
+notebook's parameters and expects every check to say "not answered yet", and
+``pytest --nbval-lax --nbval-current-env FOLDER`` executes each notebook once, fails on any error,
+and compares the check cells' outputs with that expectation.
 
 >>> import nbformat
 >>> nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("1. How many?"),
@@ -31,10 +35,11 @@ import nbformat
 
 from alllib.book.prose import Box
 
-__all__ = ["SOLUTION", "CHECK", "student_edition", "book_edition", "write_lab", "check"]
+__all__ = ["SOLUTION", "CHECK", "student_edition", "book_edition", "nbval_edition", "write_lab", "check"]
 
 SOLUTION, CHECK = "solution", "check"
 _ANSWER = re.compile(r"^\s*(answer_\w+)\s*=", re.M)
+_CHECKED = re.compile(r"""^check\(\s*["']([^"']+)["']""", re.M)
 
 
 def _tags(cell) -> list[str]:
@@ -77,6 +82,39 @@ def book_edition(nb):
             cell.metadata["tags"] = tags + ["hide-cell"]
         elif CHECK in tags:
             cell.metadata["tags"] = tags + ["remove-cell"]
+    return out
+
+
+def nbval_edition(nb, parameters: dict):
+    """A student edition (:func:`student_edition`) as ``pytest --nbval-lax`` validates it: the
+    ``parameters`` injected as papermill would inject them (nothing is executed here), and every
+    check cell tagged ``nbval-check-output`` with the output it must give a student who has not
+    answered yet, so nbval fails where a check errs, gives an answer away or says anything else.
+
+    >>> import nbformat
+    >>> nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("seed = 0", metadata={"tags": ["parameters"]}),
+    ...     nbformat.v4.new_code_cell('check("2", answer_2, 7)', metadata={"tags": ["check"]})])
+    >>> out = nbval_edition(nb, {"seed": 1})
+    >>> out.cells[-1].outputs[0]["data"]["text/plain"][:40], "nbval-check-output" in out.cells[-1].metadata.tags
+    ('Check, exercise 2: Not answered yet: set', True)
+    """
+    from papermill.parameterize import parameterize_notebook
+
+    out = copy.deepcopy(nb)
+    out.metadata["papermill"] = nbformat.from_dict({})  # what papermill's reader adds
+    for cell in out.cells:
+        cell.metadata.setdefault("tags", [])
+    out = parameterize_notebook(out, parameters, kernel_name="python3", language="python")
+    for cell in out.cells:
+        if CHECK in _tags(cell):
+            exercise = _CHECKED.search(cell.source)
+            if exercise is None:
+                raise ValueError(f"a check cell calls no check(\"N\", ...): {cell.source[:80]!r}")
+            box = check(exercise.group(1), None, None)
+            cell.outputs = [nbformat.v4.new_output("execute_result", execution_count=1,
+                                                   data={"text/plain": repr(box), "text/html": box._repr_html_()})]
+            cell.execution_count = 1  # nbval compares only the outputs of a cell that has run
+            cell.metadata["tags"] = [*_tags(cell), "nbval-check-output"]
     return out
 
 

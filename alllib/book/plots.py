@@ -15,9 +15,7 @@ from alllib.learn.predict import LABEL_NAMES
 
 __all__ = ["ranking_plot", "show_images", "roc_curves", "confusion_heatmap", "feature_map", "compare_bars",
            "results_bars", "group_counts", "cells_by_subject", "per_group_bars", "probe_bars", "attribution_grid",
-           "agreement_plot", "interval_plot", "slide_screen", "slide_calls", "LABELS"]
-
-LABELS = LABEL_NAMES  # the class names, as predict names them
+           "agreement_plot", "interval_plot", "slide_screen", "slide_calls"]
 
 
 def _axis(ax, figsize=(5, 4)):
@@ -68,7 +66,7 @@ def confusion_heatmap(y_true, y_pred, ax=None, title: str = "", normalize: bool 
     cm = confusion_matrix(y_true, y_pred, labels=[0, 1])
     data = cm / cm.sum(axis=1, keepdims=True) if normalize else cm
     sns.heatmap(data, annot=True, fmt=".2f" if normalize else "d", cmap="Blues", cbar=False, ax=ax,
-                xticklabels=[LABELS[0], LABELS[1]], yticklabels=[LABELS[0], LABELS[1]])
+                xticklabels=[LABEL_NAMES[0], LABEL_NAMES[1]], yticklabels=[LABEL_NAMES[0], LABEL_NAMES[1]])
     ax.set(xlabel="predicted", ylabel="true", title=title)
     return fig
 
@@ -91,7 +89,7 @@ def feature_map(X, y, ax=None, method: str = "pca", title: str = "", seed: int =
     fig, ax = _axis(ax, (5, 4.5))
     for label in (0, 1):
         m = np.asarray(y) == label
-        ax.scatter(Z[m, 0], Z[m, 1], s=12, alpha=0.7, label=LABELS[label])
+        ax.scatter(Z[m, 0], Z[m, 1], s=12, alpha=0.7, label=LABEL_NAMES[label])
     ax.set(title=title or f"{method.upper()} of the features", xlabel="component 1", ylabel="component 2")
     ax.legend()
     return fig
@@ -148,7 +146,7 @@ def group_counts(ds, column: str = "patient", ax=None, title: str = "Cells per s
     colours = {1: "tab:red", 0: "tab:blue"}
     ax.bar(t.index.astype(str), t["cells"], color=[colours[int(v)] for v in t["label"]])
     for label, colour in colours.items():
-        ax.bar([], [], color=colour, label=LABELS[label])
+        ax.bar([], [], color=colour, label=LABEL_NAMES[label])
     ax.set(xlabel=column, ylabel="cells", title=title)
     ax.legend()
     fig.tight_layout()
@@ -225,7 +223,7 @@ def attribution_grid(study, picks: dict[str, list[int]], occlusions: dict[int, n
         contours, _ = cv2.findContours(study.masks[i].astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
         cv2.drawContours(outline, contours, -1, (0, 255, 0), 1)
         axes[0, col].imshow(outline)
-        axes[0, col].set_title(f"{head}\n{r['id']}: {LABELS[int(r['label'])]}\nSVM: {LABELS[int(r['pred'])]} "
+        axes[0, col].set_title(f"{head}\n{r['id']}: {LABEL_NAMES[int(r['label'])]}\nSVM: {LABEL_NAMES[int(r['pred'])]} "
                                f"({r['score']:+.2f})", fontsize=8)
         axes[1, col].imshow(img)
         axes[1, col].imshow(study.cam(i), cmap="jet", alpha=0.45)
