@@ -21,7 +21,7 @@ import os
 
 from alllib.data.all_idb2 import duplicate_groups, find_all_idb2, load_all_idb2
 from alllib.data.cnmc import cnmc_contents, cnmc_subject, load_cnmc
-from alllib.data.dataset import Dataset
+from alllib.data.dataset import Dataset, Rows
 from alllib.data.images import (
     IMAGE_SUFFIXES,
     DatasetError,
@@ -36,7 +36,7 @@ from alllib.data.images import (
 from alllib.data.synthetic import make_synthetic
 from alllib.paths import data_dir
 
-__all__ = ["DATASETS", "Dataset", "DatasetError", "ImageReadError", "UnreadableImageWarning", "IMAGE_SUFFIXES",
+__all__ = ["DATASETS", "Dataset", "Rows", "DatasetError", "ImageReadError", "UnreadableImageWarning", "IMAGE_SUFFIXES",
            "read_image", "decode_image", "declared_size", "max_pixels", "file_md5", "find_all_idb2", "load_all_idb2",
            "duplicate_groups", "load_cnmc", "cnmc_contents", "cnmc_subject", "make_synthetic", "load_dataset"]
 

@@ -19,34 +19,14 @@ import pandas as pd
 from alllib.constraints import check_positive_int
 from alllib.data.images import DatasetError, file_md5, read_image
 
-__all__ = ["Dataset", "read_row"]
+__all__ = ["Dataset", "Rows", "read_row"]
 
 
-def read_row(row: pd.Series) -> np.ndarray:
-    """The image of a table row with a ``path`` column (the loaders' reader)."""
-    return read_image(row["path"])
+class Rows:
+    """What a ``table`` with the columns ``id``, ``label`` and ``group`` gives, one row per sample:
+    a :class:`Dataset`'s images, the evaluation engine's ``Samples`` of an array."""
 
-
-def _file_key(row: pd.Series) -> str:
-    md5 = row.get("md5")
-    return "md5:" + (md5 if isinstance(md5, str) else file_md5(row["path"]))
-
-
-@dataclass
-class Dataset:
-    """A table of images and a reader that turns one table row into an RGB ``uint8`` array.
-
-    ``table`` has one row per image and at least the columns ``id``, ``label`` and ``group``.
-    ``name`` says which dataset it is (``all_idb2``, ``cnmc``, ``synthetic``) and ``source``
-    where it came from, so that every result can say what produced it.
-    """
-
-    name: str
     table: pd.DataFrame
-    reader: Callable[[pd.Series], np.ndarray] = field(repr=False)
-    source: str = ""
-    mask_reader: Callable[[pd.Series], np.ndarray] | None = field(default=None, repr=False)
-    keyer: Callable[[pd.Series], str] | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.table)
@@ -62,6 +42,33 @@ class Dataset:
     @property
     def ids(self) -> np.ndarray:
         return self.table["id"].to_numpy()
+
+
+def read_row(row: pd.Series) -> np.ndarray:
+    """The image of a table row with a ``path`` column (the loaders' reader)."""
+    return read_image(row["path"])
+
+
+def _file_key(row: pd.Series) -> str:
+    md5 = row.get("md5")
+    return "md5:" + (md5 if isinstance(md5, str) else file_md5(row["path"]))
+
+
+@dataclass
+class Dataset(Rows):
+    """A table of images and a reader that turns one table row into an RGB ``uint8`` array.
+
+    ``table`` has one row per image and at least the columns ``id``, ``label`` and ``group``.
+    ``name`` says which dataset it is (``all_idb2``, ``cnmc``, ``synthetic``) and ``source``
+    where it came from, so that every result can say what produced it.
+    """
+
+    name: str
+    table: pd.DataFrame
+    reader: Callable[[pd.Series], np.ndarray] = field(repr=False)
+    source: str = ""
+    mask_reader: Callable[[pd.Series], np.ndarray] | None = field(default=None, repr=False)
+    keyer: Callable[[pd.Series], str] | None = field(default=None, repr=False)
 
     def image(self, i: int) -> np.ndarray:
         """The ``i``-th image (by position in ``table``) as RGB ``uint8``."""

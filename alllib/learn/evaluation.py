@@ -39,7 +39,7 @@ import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 from tqdm import tqdm
 
-from alllib.data import Dataset
+from alllib.data import Dataset, Rows
 from alllib.learn.metrics import METRICS, binary_metrics, mean_interval, wilson_interval
 from alllib.memo import digest, memo_path, read_memo, recipe, source_digest, write_memo
 from alllib.paths import shown_path
@@ -190,7 +190,7 @@ def cohort_label(cohorts, column: str = "fold") -> str:
 
 
 @dataclass(frozen=True)
-class Samples:
+class Samples(Rows):
     """Rows of an array (features, say) as the engine's samples, for code that holds arrays rather
     than a :class:`~alllib.data.Dataset`: :func:`cross_validate` takes either. ``table`` holds each
     row's ``id`` (its position), ``label`` and ``group``, and any other column a fitter or the
@@ -212,21 +212,6 @@ class Samples:
         table = pd.DataFrame({"id": np.arange(len(X)), "label": np.asarray(labels, int), "group": np.asarray(groups),
                               **{k: np.asarray(v) for k, v in columns.items()}})
         return cls(X, table, name)
-
-    def __len__(self) -> int:
-        return len(self.table)
-
-    @property
-    def labels(self) -> np.ndarray:
-        return self.table["label"].to_numpy(dtype=int)
-
-    @property
-    def groups(self) -> np.ndarray:
-        return self.table["group"].to_numpy()
-
-    @property
-    def ids(self) -> np.ndarray:
-        return self.table["id"].to_numpy()
 
     def subset(self, indices) -> "Samples":
         """The rows at ``indices`` (positions)."""
