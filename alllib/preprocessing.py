@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from alllib.constraints import Interval, count, validate_estimator
+from alllib.constraints import Interval, Options, check_param, count, validate_estimator
 
 __all__ = [
     "check_rgb",
@@ -93,8 +93,7 @@ def resize(img: np.ndarray, size: int | tuple[int, int] = 224, interpolation: st
     the right filter for shrinking 257 -> 224 (no aliasing); when enlarging OpenCV falls back to
     bilinear. ``"linear"``, ``"cubic"`` and ``"nearest"`` are available too.
     """
-    if interpolation not in INTERPOLATIONS:
-        raise ValueError(f"interpolation must be one of {sorted(INTERPOLATIONS)}, not {interpolation!r}")
+    check_param("interpolation", interpolation, [Options(tuple(INTERPOLATIONS))])
     h, w = (size, size) if np.isscalar(size) else size
     if int(h) < 1 or int(w) < 1:
         raise ValueError(f"size must be positive, not {size!r}")

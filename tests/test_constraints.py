@@ -141,3 +141,13 @@ def test_the_command_line_reads_numbers_by_the_same_rules():
     for text, said in (("1", "must be an integer >= 2, not 1"), ("two", "not 'two'"), ("2.5", "not '2.5'")):
         with pytest.raises(argparse.ArgumentTypeError, match=said):
             parse(text)
+
+
+@pytest.mark.parametrize("field,bad", [("segmentation", {"k": 1}), ("size", 20), ("size", 2000),
+                                       ("interpolation", "bogus"), ("normalisation", "imagenet")])
+def test_the_image_transform_keeps_the_extractor_rules(field, bad):
+    from alllib.features.extract import ImageTransform
+
+    with pytest.raises(ParameterError, match=f"^ImageTransform: {field} must be "):
+        ImageTransform(**{"segmentation": None, "size": 224, "interpolation": "area", "normalisation": "backbone",
+                          field: bad})

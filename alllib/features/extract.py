@@ -38,7 +38,7 @@ from alllib.features.keras import check_precision, forward
 from alllib.features.store import FEATURE_FORMAT_VERSION, FeatureStore
 from alllib.memo import recipe
 from alllib.paths import cache_dir
-from alllib.preprocessing import BACKBONE_PREPROCESSING, check_rgb, imagenet_preprocess, resize
+from alllib.preprocessing import BACKBONE_PREPROCESSING, INTERPOLATIONS, check_rgb, imagenet_preprocess, resize
 from alllib.segmentation import SEGMENT_PARAMETERS, segment
 
 __all__ = ["ImageTransform", "Features", "extract_features", "Featurizer", "FeatureExtractor"]
@@ -75,7 +75,8 @@ class ImageTransform:
     normalisation: str = "backbone"
 
     def __post_init__(self):
-        validate_params(vars(self), TRANSFORM_PARAMETERS, "ImageTransform")
+        validate_params(vars(self), {**TRANSFORM_PARAMETERS, "interpolation": [Options(tuple(INTERPOLATIONS))]},
+                        "ImageTransform")
 
     def pixels(self, img: np.ndarray, image_id=None) -> np.ndarray:
         """Segmented (if asked) and resized ``uint8`` image."""
