@@ -147,6 +147,22 @@ def _tiny_book(root, names):
 
 
 @pytest.mark.slow
+def test_the_manifest_keeps_every_finished_chapter_while_the_run_goes_on(tmp_path, monkeypatch):
+    """A long run (the full profile takes hours) stopped midway still says what each finished
+    chapter took."""
+    _tiny_book(tmp_path, ["a", "b"])
+    monkeypatch.chdir(tmp_path)
+    seen = []
+
+    def progress(line):
+        if line.startswith("[2/2]"):  # b starts: a is done
+            seen.append(json.loads((tmp_path / "_build" / "manifest.json").read_text())["notebooks"])
+
+    run_book("quick", out=tmp_path / "_build", html=False, progress=progress)
+    assert [e["notebook"] for e in seen[0]] == ["notebooks/a.ipynb"] and seen[0][0]["peak_memory_mb"] > 0
+
+
+@pytest.mark.slow
 def test_only_updates_its_entry_in_the_manifest(tmp_path, monkeypatch):
     _tiny_book(tmp_path, ["a", "b"])
     monkeypatch.chdir(tmp_path)

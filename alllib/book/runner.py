@@ -249,6 +249,8 @@ def _execute_all(notebooks, root, executed, results, out, manifest, previous, pr
         used = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
         entries[str(rel)] = {"notebook": str(rel), "parameters": params, "status": "ok", "seconds": seconds,
                              "peak_memory_mb": peak, "dataset": used.get("dataset"), "backbone": used.get("backbone")}
+        manifest["notebooks"] = [entries[str(r)] for r, _, _ in plan if str(r) in entries]
+        _write_manifest(out, manifest, t_all)  # a run stopped midway keeps the chapters it finished
         progress(f"      {rel.stem} done in {seconds:.0f} s, peak memory {peak / 1024:.1f} GB (dataset "
                  f"{used.get('dataset')}, backbone {used.get('backbone')})")
 
