@@ -1,4 +1,4 @@
-"""The one cross-validation engine: grouped folds, their seeds, and one result type.
+"""The one cross-validation engine: grouped folds, their seeds, and the loop that fits and scores on them.
 
 Every estimate of the library is made here: the honest protocol, the candidates of chapters 12
 and 13, the attribution study and ``train``'s grouped report run :func:`cross_validate` (or, where
@@ -27,7 +27,6 @@ returns the same :class:`ProtocolResult`.
 """
 from __future__ import annotations
 
-import io
 import os
 import time
 from dataclasses import dataclass, field
@@ -40,8 +39,18 @@ from sklearn.model_selection import StratifiedGroupKFold
 from tqdm import tqdm
 
 from alllib.data import Dataset, Rows
-from alllib.learn.metrics import METRICS, binary_metrics, mean_interval, wilson_interval
-from alllib.memo import digest, memo_path, read_memo, recipe, source_digest, write_memo
+
+# the result types live in alllib.learn.results; the engine returns them, so they are importable from here too
+from alllib.learn.results import (
+    Evaluation,
+    ProtocolResult,
+    load_evaluation,
+    results_from_json,
+    results_to_json,
+    score_evaluation,
+    store_evaluation,
+)
+from alllib.memo import digest, memo_path, recipe, source_digest
 from alllib.paths import shown_path
 
 __all__ = ["Fold", "Samples", "Evaluation", "ProtocolResult", "groups_per_class", "split_problem", "fold_count",
@@ -219,104 +228,6 @@ class Samples(Rows):
         return Samples(self.X[indices], self.table.iloc[indices].reset_index(drop=True), self.name)
 
 
-@dataclass
-class Evaluation:
-    """One fitted model scored on one test set: its predictions, decision values and metrics."""
-
-    classifier: str
-    y_true: np.ndarray
-    y_pred: np.ndarray
-    scores: np.ndarray
-    test_ids: np.ndarray
-    metrics: dict
-    leak: dict = field(default_factory=dict)
-    train_metrics: dict | None = None
-    best_params: dict = field(default_factory=dict)
-    grid: pd.DataFrame | None = None
-    fold: int | None = None
-    model: object | None = field(default=None, repr=False)
-    seconds: float = 0.0  # fitting, tuning and scoring time
-    repeat: int = 0
-    groups: np.ndarray | None = field(default=None, repr=False)
-    n_train: int = 0
-    history: pd.DataFrame | None = None  # a trained network's epochs (:mod:`alllib.learn.finetune`)
-
-
-def score_evaluation(name: str, y_true, scores, ids, *, threshold: float = 0.0, **fields) -> Evaluation:
-    """An :class:`Evaluation` from decision values (positive: ALL at ``threshold``)."""
-    y_true, scores = np.asarray(y_true, int), np.asarray(scores, float)
-    pred = (scores >= threshold).astype(int)
-    return Evaluation(name, y_true, pred, scores, np.asarray(ids), binary_metrics(y_true, pred, scores), **fields)
-
-
-@dataclass
-class ProtocolResult:
-    """Every evaluation of one classifier (or candidate) under one protocol: one, or one per fold
-    of every repeat. The one result type of the library."""
-
-    protocol: str
-    classifier: str
-    evaluations: list[Evaluation]
-    settings: dict
-
-    @property
-    def name(self) -> str:
-        return self.classifier
-
-    def fold_metrics(self) -> pd.DataFrame:
-        """One row per evaluation, one column per metric."""
-        return pd.DataFrame([{m: e.metrics[m] for m in METRICS} for e in self.evaluations])
-
-    def summary(self, confidence: float = 0.95) -> pd.DataFrame:
-        """Per metric: the value (mean over folds) and its interval.
-
-        One test set: Wilson interval for accuracy, sensitivity and specificity, none for the
-        others. Several folds: Student-t interval of the per-fold values.
-        """
-        rows = []
-        if len(self.evaluations) == 1:
-            e = self.evaluations[0]
-            m = e.metrics
-            counts = {"accuracy": (m["tp"] + m["tn"], len(e.y_true)), "sensitivity": (m["tp"], m["tp"] + m["fn"]),
-                      "specificity": (m["tn"], m["tn"] + m["fp"])}
-            for name in METRICS:
-                lo = hi = np.nan
-                if name in counts and counts[name][1]:
-                    lo, hi = wilson_interval(*counts[name], confidence)
-                rows.append({"metric": name, "value": m[name], "low": lo, "high": hi})
-        else:
-            folds = self.fold_metrics()
-            for name in METRICS:
-                mean, lo, hi = mean_interval(folds[name], confidence)
-                rows.append({"metric": name, "value": mean, "low": max(0.0, lo), "high": min(1.0, hi)})
-        return pd.DataFrame(rows).set_index("metric")
-
-    @property
-    def leaks(self) -> int:
-        """Test samples sharing a source image with the training side, summed over folds."""
-        return sum(e.leak.get("shared_source", 0) for e in self.evaluations)
-
-    @property
-    def group_leaks(self) -> int:
-        return sum(e.leak.get("shared_group", 0) for e in self.evaluations)
-
-    @property
-    def repeats(self) -> list[int]:
-        return sorted({e.repeat for e in self.evaluations})
-
-    def pooled(self, repeat: int | None = None) -> pd.DataFrame:
-        """Test predictions of every fold (of one ``repeat``: each original once), sorted by id:
-        columns ``id, group, y_true, y_pred, score``."""
-        evs = [e for e in self.evaluations if repeat is None or e.repeat == repeat]
-        frame = pd.DataFrame({
-            "id": np.concatenate([e.test_ids for e in evs]),
-            "group": np.concatenate([e.groups if e.groups is not None else np.full(len(e.y_true), None)
-                                     for e in evs]),
-            "y_true": np.concatenate([e.y_true for e in evs]), "y_pred": np.concatenate([e.y_pred for e in evs]),
-            "score": np.concatenate([e.scores for e in evs])})
-        return frame.sort_values("id", kind="stable").reset_index(drop=True)
-
-
 #: What :func:`cross_validate` runs for each name on each fold: ``(train, test, fold) ->
 #: Evaluation`` (or the test images' decision values, positive: ALL).
 Fitter = Callable[[Dataset, Dataset, Fold], "Evaluation | np.ndarray"]
@@ -412,40 +323,6 @@ def cross_validate(ds: Dataset | Samples, fitters: dict[str, Fitter], *, n_split
     return {name: ProtocolResult(protocol, name, evals[name], settings) for name in fitters}
 
 
-_ARRAYS = ("y_true", "y_pred", "scores", "test_ids", "groups")
-_TABLES = ("grid", "history")
-
-
-def _evaluation_json(e: Evaluation) -> dict:
-    out = {k: v for k, v in vars(e).items() if k not in ("model", *_TABLES, *_ARRAYS)}
-    out.update({k: None if getattr(e, k) is None else np.asarray(getattr(e, k)).tolist() for k in _ARRAYS})
-    out.update({k: None if getattr(e, k) is None else getattr(e, k).to_json(orient="split", default_handler=str)
-                for k in _TABLES})
-    return out
-
-
-def _json_evaluation(d: dict) -> Evaluation:
-    d = dict(d)
-    for k in _ARRAYS:
-        d[k] = None if d[k] is None else np.asarray(d[k], dtype=object if k in ("test_ids", "groups") else None)
-    for k in _TABLES:
-        d[k] = None if d.get(k) is None else pd.read_json(io.StringIO(d[k]), orient="split", dtype=False)
-    return Evaluation(**d)
-
-
-def results_to_json(results: dict[str, ProtocolResult]) -> dict:
-    """``results`` as plain JSON data (lists, numbers, strings): a format that runs no code when
-    read, unlike a pickle. Fitted models are not kept. :func:`results_from_json` reads it back."""
-    return {name: {"protocol": r.protocol, "classifier": r.classifier, "settings": r.settings,
-                   "evaluations": [_evaluation_json(e) for e in r.evaluations]} for name, r in results.items()}
-
-
-def results_from_json(data: dict) -> dict[str, ProtocolResult]:
-    """The results written by :func:`results_to_json`."""
-    return {name: ProtocolResult(r["protocol"], r["classifier"], [_json_evaluation(e) for e in r["evaluations"]],
-                                 r["settings"]) for name, r in data.items()}
-
-
 def _fold_memos(ds: Dataset, folds: list[Fold], fitters: dict, checkpoint, **split) -> dict[tuple[int, str], Path]:
     """Where each (fold, fitter) evaluation is kept (see :func:`cross_validate`'s ``checkpoint``);
     fitters without a recipe have none."""
@@ -462,19 +339,3 @@ def dataset_digest(ds: Dataset) -> str:
     labels and groups; a memo of a result on ``ds`` is keyed by it."""
     return digest(ds.name, list(map(str, ds.ids)), [ds.image_key(i) for i in range(len(ds))], ds.labels.tolist(),
                   list(map(str, ds.groups)))
-
-
-def load_evaluation(path: Path | None) -> Evaluation | None:
-    """The evaluation kept at ``path`` (a memo, :mod:`alllib.memo`), or ``None``: no path, nothing
-    kept yet, or unreadable (computed again, and said)."""
-    data = read_memo(path)
-    try:
-        return None if data is None else _json_evaluation(data)
-    except (KeyError, TypeError, ValueError) as err:
-        print(f"alllib: ignoring the checkpoint {shown_path(path)} ({type(err).__name__}); fitting again")
-        return None
-
-
-def store_evaluation(path: Path | None, e: Evaluation) -> None:
-    """Keep ``e`` at ``path`` (nothing where ``path`` is ``None``); :func:`load_evaluation` reads it back."""
-    write_memo(path, _evaluation_json(e))
