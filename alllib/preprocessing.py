@@ -225,8 +225,12 @@ class Reinhard(BaseEstimator, TransformerMixin):
 
     def fit(self, X, y=None) -> "Reinhard":
         """Set the target from the images ``X`` (any iterable of RGB images)."""
-        images = X
-        stats = np.array([self._stats(img) for img in images])
+        return self.fit_stats([self._stats(img) for img in X])
+
+    def fit_stats(self, stats) -> "Reinhard":
+        """Set the target from the training images' own statistics (each image's :meth:`_stats`),
+        which are the image's alone: folds that share images need compute them once."""
+        stats = np.asarray(stats, dtype=np.float64)
         if len(stats) == 0:
             raise ValueError("Reinhard.fit needs at least one image")
         self.mean_, self.std_ = stats[:, 0].mean(0), stats[:, 1].mean(0)

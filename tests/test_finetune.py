@@ -91,7 +91,7 @@ def test_the_last_fold_network_is_fitted_again_where_every_fold_came_from_a_chec
     pytest.importorskip("keras")
     from alllib.data import load_dataset
     from alllib.learn.evaluation import grouped_folds
-    from alllib.learn.finetune import last_fold_network
+    from alllib.learn.finetune import finetuned, last_fold_network
 
     ds = load_dataset("synthetic", n=16, size=64, verbose=False)
     settings = dict(epochs=1, batch_size=8, size=64, weights=None)
@@ -100,6 +100,12 @@ def test_the_last_fold_network_is_fitted_again_where_every_fold_came_from_a_chec
     again = last_fold_network(ds, [], n_splits=2, seed=3, **settings)
     fold = grouped_folds(ds.labels, ds.groups, n_splits=2, seed=3)[-1]
     assert again.seed == fold.seed and len(again.history_) == 1
+    # the log keeps the last network fitted, not every fold's (each holds its optimiser's state)
+    log = []
+    candidate = finetuned(log, **settings)
+    for f in grouped_folds(ds.labels, ds.groups, n_splits=2, seed=3):
+        candidate(ds.subset(f.train), ds.subset(f.test), f.seed)
+        assert len(log) == 1 and log[0].seed == f.seed
 
 
 def test_a_person_balanced_epoch_gives_every_person_the_same_weight():

@@ -119,19 +119,24 @@ def test_tta_averages_the_eight_views_and_reinhard_fits_on_the_training_side():
     assert len(calls) == 9 and sum("dihedral" in d.source for d in calls) == 7
 
     fitted = []
-    original_fit = Reinhard.fit
+    original_fit = Reinhard.fit_stats
 
-    def spy_fit(self, images):
-        images = list(images)
-        fitted.append(len(images))
-        return original_fit(self, images)
+    def spy_fit(self, stats):
+        fitted.append(np.asarray(stats))
+        return original_fit(self, stats)
 
-    Reinhard.fit = spy_fit
+    Reinhard.fit_stats = spy_fit
     try:
-        normalised_svm(_fake, search="none")(ds.subset(range(16)), ds.subset(range(16, 24)), 0)
+        candidate = normalised_svm(_fake, search="none")
+        candidate(ds.subset(range(16)), ds.subset(range(16, 24)), 0)
+        candidate(ds.subset(range(8, 24)), ds.subset(range(8)), 1)  # another fold: the stats of images 8-15 kept
     finally:
-        Reinhard.fit = original_fit
-    assert fitted == [16]
+        Reinhard.fit_stats = original_fit
+    # fitted on the training side only, each time, with each image's own statistics
+    assert [len(f) for f in fitted] == [16, 16]
+    own = np.array([Reinhard._stats(ds.image(i)) for i in range(24)])
+    np.testing.assert_array_equal(fitted[0], own[:16])
+    np.testing.assert_array_equal(fitted[1], own[8:])
 
 
 def test_transformed_datasets_have_their_own_cache_keys():

@@ -124,3 +124,43 @@ def test_string_labels_and_three_classes(data, n_classes):
                            "kernel": gs.cv_results_["param_svm__kernel"],
                            "mean": gs.cv_results_["mean_test_score"]}).merge(table, on=["C", "gamma", "kernel"])
     np.testing.assert_array_equal(merged["mean"], merged["mean_test_score"])
+
+
+@pytest.mark.parametrize("kernel,gamma,coef0,labels", [("rbf", 0.05, 0.0, ("hem", "all")), ("poly", 0.02, 1.0, (0, 1)),
+                                                      ("linear", 0.1, 0.0, (0, 1))])
+def test_svc_decision_is_libsvms_and_predictions_its_labels(data, kernel, gamma, coef0, labels):
+    """The BLAS decision function equals libsvm's to rounding, chunk by chunk, and the labels of
+    ``predictions`` (one pass) are those of ``predict``, whatever the classes are called."""
+    from alllib.learn.classifiers import decision_scores, predictions
+    from alllib.learn.svm_search import svc_decision
+
+    X, y = data
+    names = np.array(labels)[y]
+    model = make_classifier("svm", 0, kernel=kernel, gamma=gamma, coef0=coef0, C=3.0).fit(X[:70], names[:70])
+    Z = model[:-1].transform(X)
+    for chunk_mb in (64, 0):  # 0: one row at a time
+        np.testing.assert_allclose(svc_decision(model[-1], Z, chunk_mb=chunk_mb), model.decision_function(X),
+                                   rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(decision_scores(model, X), model.decision_function(X), rtol=1e-8, atol=1e-8)
+    pred, scores = predictions(model, X)
+    np.testing.assert_array_equal(pred, model.predict(X))
+    np.testing.assert_array_equal(scores, decision_scores(model, X))
+
+
+def test_threads_sharing_one_kernel_score_as_threads_on_kernels(data, monkeypatch):
+    """Beyond KERNEL_BUDGET the threads fit the C values of one kernel at a time (less memory):
+    the same table, and both ways equal the search on one thread."""
+    import alllib.learn.svm_search as search
+
+    X, y = data
+    splits = list(StratifiedKFold(3, shuffle=True, random_state=1).split(X, y))
+    grid = {"C": [0.5, 5, 50], "gamma": [0.1, 0.01], "kernel": ["rbf", "poly"]}
+    columns = ["C", "gamma", "kernel", "mean_test_score", "rank_test_score"]
+    one = svm_grid_search(X, y, splits, grid, n_jobs=1)
+    apart = svm_grid_search(X, y, splits, grid, n_jobs=2)
+    monkeypatch.setattr(search, "KERNEL_BUDGET", 0)
+    shared = svm_grid_search(X, y, splits, grid, n_jobs=2)
+    assert one[0] == apart[0] == shared[0]
+    pd.testing.assert_frame_equal(apart[1][columns], shared[1][columns])
+    pd.testing.assert_frame_equal(one[1][columns], shared[1][columns])
+    assert (shared[1]["mean_fit_time"] > 0).all()

@@ -11,9 +11,10 @@ kinds image by image; :func:`inside_table` and :func:`passing_inside_table` read
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -47,7 +48,7 @@ from alllib.learn.predict import LABEL_NAMES
 from alllib.memo import digest, kept, memo_path, recipe, source_digest
 from alllib.preprocessing import imagenet_preprocess, resize
 
-__all__ = ["AttributionStudy", "attribution_study", "attribution_studies", "occlusion_check", "inside_table",
+__all__ = ["AttributionStudy", "NetworkViews", "attribution_study", "attribution_studies", "occlusion_check", "inside_table",
            "MAP_KINDS", "CONSISTENCY", "QUICK_KINDS", "sanity_checks", "sanity_sample", "AGREEMENT_KINDS",
            "map_agreement", "agreement_sample", "agreement_matrix", "passing_inside_table"]
 
@@ -60,13 +61,14 @@ class AttributionStudy:
     ``score``, ``pred``, ``correct``, ``margin`` (signed toward the true class: the most negative
     are the largest errors), ``mask_area`` and ``cam_inside`` (the Grad-CAM share inside the
     nucleus mask). ``cams`` are the coarse maps, ``pixels`` the network's view of each image
-    (after segmentation, if any), ``masks`` the nucleus masks, ``models`` each fold's SVM and
-    ``features`` every image's features (a fold's SVM was fitted on the other folds' rows).
+    (after segmentation, if any; made when read, :class:`NetworkViews`), ``masks`` the nucleus
+    masks, ``models`` each fold's SVM and ``features`` every image's features (a fold's SVM was
+    fitted on the other folds' rows).
     """
 
     table: pd.DataFrame
     cams: np.ndarray = field(repr=False)
-    pixels: list = field(repr=False)
+    pixels: Sequence = field(repr=False)
     masks: np.ndarray = field(repr=False)
     models: list = field(repr=False)
     extractor: FeatureExtractor = field(repr=False)
@@ -115,6 +117,23 @@ class AttributionStudy:
         return {"largest errors": wrong, "most confident correct": right}
 
 
+class NetworkViews(Sequence):
+    """Each image of ``ds`` as ``extractor``'s network sees it (segmented where it segments, resized;
+    ``uint8``), made when it is asked for, not kept: the 3,600 C-NMC cells of a full run would hold
+    550 MB per study. Indexing by a slice gives a list."""
+
+    def __init__(self, ds: Dataset, extractor: FeatureExtractor):
+        self.ds, self.extractor = ds, extractor
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        return self.extractor.transform_.pixels(self.ds.image(int(i)), image_id=self.ds.ids[int(i)])
+
+
 def attribution_study(ds: Dataset, extractor: FeatureExtractor, *, n_splits: int = 5, search: str = "small",
                       seed: int = 0, mask_k: int = 3, progress: bool = True) -> AttributionStudy:
     """Grad-CAM through the real SVM for every image of ``ds``, with grouped outer folds.
@@ -128,14 +147,14 @@ def attribution_study(ds: Dataset, extractor: FeatureExtractor, *, n_splits: int
     if not hasattr(extractor, "backbone_"):
         extractor.fit()
     y, groups, ids = ds.labels, ds.groups, ds.ids
-    pixels, masks = [], []
+    masks = []
     truth = ds.mask_reader is not None  # synthetic smears know their nuclei
-    for i in tqdm(range(len(ds)), desc="images and nucleus masks", unit="img", disable=not progress):
-        img = ds.image(i)
-        pixels.append(extractor.transform_.pixels(img, image_id=ids[i]))
+    for i in tqdm(range(len(ds)), desc="nucleus masks", unit="img", disable=not progress):
         masks.append(resize(ds.mask(i).astype(np.uint8), extractor.size, "nearest").astype(bool) if truth
-                     else nucleus_mask(img, extractor.size, k=mask_k, seed=seed, image_id=ids[i]))
-    maps = conv_maps(extractor, [imagenet_preprocess(p, network_mode(extractor)) for p in pixels], progress=progress)
+                     else nucleus_mask(ds.image(i), extractor.size, k=mask_k, seed=seed, image_id=ids[i]))
+    pixels = NetworkViews(ds, extractor)
+    maps = conv_maps(extractor, pixels, prepare=partial(imagenet_preprocess, mode=network_mode(extractor)),
+                     progress=progress)
     X = maps.mean(axis=(1, 2))
     cams = np.zeros(maps.shape[:3], np.float32)
     score, fold_of, models = np.zeros(len(ds)), np.zeros(len(ds), int), []

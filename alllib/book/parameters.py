@@ -29,7 +29,7 @@ PROFILES = {
     # a first look: every chapter within about 90 s on 2 cores with a cold cache; what it leaves out, each
     # chapter says in a sentence, with the command that computes it
     "quick": {"n_synthetic": 160, "target_per_class": 200, "search": "small", "n_repeats": 1, "n_splits": 5,
-              "backbones": "available", "cells_per_subject": 20, "cnmc_target_per_class": 300, "sanity_cells": 8,
+              "backbones": "available", "cells_per_subject": 20, "cnmc_target_per_class": 300, "sanity_cells": 6,
               "agreement_cells": 8, "epochs": 3, "classifiers": "svm,rf", "n_slides": 8,
               "07_backbones.backbones": "efficientnet_lite0,efficientnet_lite1",
               # the trap shows at half the paper's augmentation size too (3 copies of each cell, not 6)

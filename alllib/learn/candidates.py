@@ -32,7 +32,7 @@ from sklearn.base import clone
 
 from alllib.augmentation import Augmenter, balance, dihedral_views, transformed
 from alllib.data import Dataset
-from alllib.learn.classifiers import decision_scores, fit_classifier
+from alllib.learn.classifiers import decision_scores, fit_classifier, refit
 from alllib.learn.evaluation import Evaluation, ProtocolResult, cross_validate, groups_per_class, inner_fold_count
 from alllib.learn.metrics import binary_metrics, choose_threshold, grouped_bootstrap, person_call, wilson_interval
 from alllib.learn.neighbours import neighbourhood_correction
@@ -226,13 +226,12 @@ def frozen_svm(featurize: Featurize, *, search: str = "small", target_per_class:
 def _balanced_cut(model, X: np.ndarray, train: Dataset, inner: int, seed: int) -> float:
     """The decision threshold that maximises balanced accuracy on ``model``'s settings refitted in
     grouped inner folds of ``train`` (each scored on people its fit did not see); originals only."""
-    from sklearn.base import clone
     from sklearn.model_selection import StratifiedGroupKFold
 
     y, groups = train.labels, train.groups
     oof = np.full(len(y), np.nan)
     for a, b in StratifiedGroupKFold(inner, shuffle=True, random_state=seed).split(X, y, groups):
-        oof[b] = decision_scores(clone(model).fit(X[a], y[a]), X[b])
+        oof[b] = decision_scores(refit(model, X[a], y[a]), X[b])
     keep = ~train.table["augmented"].to_numpy(bool) if "augmented" in train.table else np.ones(len(y), bool)
     return choose_threshold(y[keep], oof[keep], 0.0)
 
@@ -268,9 +267,18 @@ def normalised_svm(featurize: Featurize, normaliser=None, *, search: str = "smal
     its target fitted on each fold's training images only) or
     :class:`~alllib.preprocessing.Macenko` (a fixed reference: nothing is fitted)."""
     normaliser = Reinhard() if normaliser is None else normaliser
+    stats: dict[str, np.ndarray] = {}  # each image's L*a*b* statistics by its key, made once for every fold
 
     def fit_score(train: Dataset, test: Dataset, seed: int) -> np.ndarray:
-        norm = clone(normaliser).fit(train.iter_images())
+        norm = clone(normaliser)
+        if isinstance(norm, Reinhard):
+            keys = [train.image_key(i) for i in range(len(train))]
+            for i, key in enumerate(keys):
+                if key not in stats:
+                    stats[key] = Reinhard._stats(train.image(i))
+            norm.fit_stats([stats[k] for k in keys])
+        else:
+            norm.fit(train.iter_images())
         return frozen_svm(featurize, search=search)(transformed(train, norm.transform_image, norm.recipe),
                                                      transformed(test, norm.transform_image, norm.recipe), seed)
 

@@ -193,14 +193,15 @@ def finetuned(log: list | None = None, **settings):
     ``settings`` fitted on each training side. It returns the test images' decision values as an
     :class:`~alllib.learn.evaluation.Evaluation` that carries the training ``history`` and, as
     ``best_params["epoch"]``, the epoch early stopping kept; its ``recipe`` (the settings, the
-    starting weights named by their file's SHA-256) lets a checkpoint find the fit again. Each
-    tuner fitted is appended to ``log`` (for the probes of its network); fits taken from a
-    checkpoint are not."""
+    starting weights named by their file's SHA-256) lets a checkpoint find the fit again. ``log``
+    holds the last tuner fitted (for the probes of its network), not every one: 25 folds of
+    networks with their optimisers' state would hold gigabytes; fits taken from a checkpoint are not
+    logged."""
 
     def fit_score(train: Dataset, test: Dataset, seed: int) -> Evaluation:
         tuner = FineTuner(**{"seed": seed, **settings}).fit(train)
         if log is not None:
-            log.append(tuner)
+            log[:] = [tuner]
         return score_evaluation("fine-tuned", test.labels, tuner.decision_function(test), test.ids,
                                 history=tuner.history_, best_params={"epoch": tuner.best_epoch_})
 

@@ -26,7 +26,7 @@ from sklearn.model_selection import StratifiedGroupKFold, cross_val_score, train
 
 from alllib.augmentation import Augmenter, balance, transformed
 from alllib.data import Dataset
-from alllib.learn.classifiers import CLASSIFIERS, decision_scores, fit_classifier, n_jobs, param_grid
+from alllib.learn.classifiers import CLASSIFIERS, fit_classifier, n_jobs, param_grid, predictions
 from alllib.learn.evaluation import (
     Evaluation,
     Fold,
@@ -93,12 +93,11 @@ def _check(classifiers: Sequence[str]) -> list[str]:
 
 
 def _evaluate(name, model, X_test, y_test, ids, leak, grid=None, train=None, keep_model=False):
-    pred = model.predict(X_test)
-    scores = decision_scores(model, X_test)
+    pred, scores = predictions(model, X_test)
     train_metrics = None
     if train is not None:
         X_tr, y_tr = train
-        train_metrics = binary_metrics(y_tr, model.predict(X_tr), decision_scores(model, X_tr))
+        train_metrics = binary_metrics(y_tr, *predictions(model, X_tr))
     best = {k.split("__", 1)[1]: v for k, v in model.get_params().items()
             if k.startswith(f"{name}__") and k.split("__", 1)[1] in ("C", "gamma", "kernel")}
     return Evaluation(name, np.asarray(y_test), np.asarray(pred), np.asarray(scores), np.asarray(ids),
