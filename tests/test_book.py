@@ -504,3 +504,19 @@ def test_a_companion_dataset_is_drawn_per_group_or_refused_with_the_reason(tmp_p
     assert again.ids.tolist() == ds.ids.tolist()  # the chapter's seed: the same cells
     ds, why = companion(write_cnmc_tree(tmp_path / "three", synthetic, subjects=3))
     assert ds is None and why.title == "Not computed" and "cannot be split by group" in repr(why)
+
+
+def test_peak_memory_adds_up_processes_that_run_side_by_side():
+    """A chapter's kernel with a child of its own (a network fine-tuned apart) holds both at once:
+    the peak is their sum, not the larger of the two."""
+    import subprocess
+    import sys
+
+    from alllib.book.runner import PeakMemory
+
+    hold = "b = bytearray(250 * 2**20); b[::4096] = b'x' * len(b[::4096]); import time; time.sleep(1.5)"
+    with PeakMemory(interval=0.05) as peak:
+        both = [subprocess.Popen([sys.executable, "-c", hold]) for _ in range(2)]
+        for p in both:
+            p.wait()
+    assert peak.megabytes >= 480

@@ -122,3 +122,36 @@ def test_a_person_balanced_epoch_gives_every_person_the_same_weight():
     assert sorted(plain.tolist()) == train.tolist()
     with pytest.raises(ValueError, match="person_balanced"):
         FineTuner(person_balanced="yes").check_params()
+
+
+@pytest.mark.slow
+def test_a_fit_apart_is_the_fit_here_and_hands_back_its_network():
+    """Fitted in a child process (TensorFlow keeps what it trains in a process): the same logits,
+    history and kept epoch as the fit in this process, from the same seed, and the trained network."""
+    pytest.importorskip("keras")
+    from alllib.data import load_dataset
+    from alllib.learn.finetune import fit_apart
+
+    ds = load_dataset("synthetic", n=16, size=64, verbose=False)
+    train, test = ds.subset(range(12)), ds.subset(range(12, 16))
+    settings = dict(epochs=2, batch_size=8, size=64, weights=None, seed=5)
+    here = FineTuner(**settings).fit(train)
+    apart = FineTuner(**settings)
+    logits = fit_apart(apart, train, test)
+    np.testing.assert_allclose(logits, here.decision_function(test), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(apart.decision_function(test), logits, rtol=1e-5, atol=1e-6)
+    pd.testing.assert_frame_equal(apart.history_.drop(columns="train images/s"),
+                                  here.history_.drop(columns="train images/s"), rtol=1e-4)
+    assert apart.best_epoch_ == here.best_epoch_
+
+
+@pytest.mark.slow
+def test_a_child_that_fails_says_why():
+    pytest.importorskip("keras")
+    from alllib.data import load_dataset
+    from alllib.learn.finetune import fit_apart
+
+    ds = load_dataset("synthetic", n=8, size=64, verbose=False)
+    tuner = FineTuner(epochs=1, size=64, weights=None, trainable_from="block99")
+    with pytest.raises(RuntimeError, match="child process failed.*block99"):
+        fit_apart(tuner, ds.subset(range(6)), ds.subset(range(6, 8)))

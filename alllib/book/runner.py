@@ -301,13 +301,13 @@ def _execute(notebook: str, target: str, params: dict) -> tuple[float, tuple | N
 
 
 class PeakMemory:
-    """The largest resident memory (MB) that any process started inside the block reached: a
-    chapter's kernel, with whatever it starts itself.
+    """The largest resident memory (MB) that the processes started inside the block held: a
+    chapter's kernel, with whatever it starts itself (a network fine-tuned in a child process).
 
-    A thread looks at this process's descendants every ``interval`` seconds. On Linux it reads
-    each one's high-water mark (``VmHWM``), which the kernel keeps, so a peak between two looks is
-    not missed (only one in a process's last ``interval`` seconds); elsewhere it reads the
-    resident memory at each look.
+    A thread looks at this process's descendants every ``interval`` seconds. It keeps the largest
+    of their resident memories added up at one look (processes that run side by side), and of
+    each one's high-water mark (``VmHWM`` on Linux, which the kernel keeps, so a peak of one
+    process between two looks is not missed; elsewhere its resident memory at each look).
 
     >>> import subprocess, sys
     >>> with PeakMemory() as peak:
@@ -335,16 +335,26 @@ class PeakMemory:
 
         me = psutil.Process()
         while True:
-            for child in me.children(recursive=True):
-                self.megabytes = max(self.megabytes, _peak_mb(child))
+            live = me.children(recursive=True)
+            together = sum(_rss_mb(p) for p in live)
+            self.megabytes = max(self.megabytes, together, *(_peak_mb(p) for p in live))
             if self._stop.wait(self.interval):
                 return
+
+
+def _rss_mb(process) -> int:
+    """A process's resident memory in MB now; 0 for a process that has ended."""
+    import psutil
+
+    try:
+        return process.memory_info().rss // 2**20
+    except psutil.Error:
+        return 0
 
 
 def _peak_mb(process) -> int:
     """A process's high-water resident memory in MB (its current one where the system keeps no
     high-water mark); 0 for a process that has ended."""
-    import psutil
 
     try:
         with open(f"/proc/{process.pid}/status") as f:
@@ -353,10 +363,7 @@ def _peak_mb(process) -> int:
                     return int(line.split()[1]) // 1024
     except OSError:
         pass
-    try:
-        return process.memory_info().rss // 2**20
-    except psutil.Error:
-        return 0
+    return _rss_mb(process)
 
 
 _ASSIGNMENT = re.compile(r"^(?P<name>[A-Za-z_]\w*)\s*=\s*(?P<value>.*?)(?P<comment>\s+#.*)?$")
