@@ -385,3 +385,6 @@ def test_integrated_gradients_through_the_network_add_up_to_the_decision_change(
     ig = integrated_gradients(study.extractor, model_of(i), x, baseline=blurred_fill(x), steps=32)
     assert ig.shape == x.shape[:2]
     assert abs(change[i]) > 1e-4 and ig.sum() == pytest.approx(change[i], rel=0.1)
+    # the path in batches (a backward pass holds its batch's activations) is the path in one pass
+    one_pass = integrated_gradients(study.extractor, model_of(i), x, baseline=blurred_fill(x), steps=32, batch=32)
+    np.testing.assert_allclose(ig, one_pass, rtol=1e-4, atol=1e-7 * np.abs(one_pass).max())

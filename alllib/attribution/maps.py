@@ -217,7 +217,7 @@ def occlusion_map(score, network_input: np.ndarray, *, patch: int = 48, stride: 
 
 
 def integrated_gradients(extractor: FeatureExtractor, model: Pipeline, network_input: np.ndarray, *,
-                         baseline: np.ndarray, steps: int = 16, sign: float = 1.0) -> np.ndarray:
+                         baseline: np.ndarray, steps: int = 16, sign: float = 1.0, batch: int = 4) -> np.ndarray:
     """Integrated Gradients (Sundararajan, Taly and Yan 2017, "Axiomatic attribution for deep
     networks", ICML) of the SVM's decision, through the frozen network, pixel by pixel: the
     gradient of ``f`` with respect to the input, averaged along the straight path from
@@ -225,21 +225,26 @@ def integrated_gradients(extractor: FeatureExtractor, model: Pipeline, network_i
     difference from the baseline, summed over the colour channels and signed by ``sign`` toward
     the class chosen. At each point the chain rule runs through the features exactly:
     ``df/dinput = J^T df/dx``, with ``df/dx`` from :func:`svm_feature_gradient` and ``J^T v`` from
-    one backward pass of the network. Its values sum to about ``sign (f(image) - f(baseline))``."""
+    one backward pass of the network. Its values sum to about ``sign (f(image) - f(baseline))``.
+    The path goes through the network ``batch`` points at a time: a backward pass holds every
+    activation of its batch (16 points of a 224-pixel image held about 1 GB)."""
     import tensorflow as tf
 
     if not hasattr(extractor, "backbone_"):
         extractor.fit()
     network = extractor._network()
     alphas = (np.arange(steps, dtype=np.float32) + 0.5) / steps  # midpoints of the path
-    path = tf.constant(baseline[None] + alphas[:, None, None, None] * (network_input - baseline)[None], tf.float32)
-    with tf.GradientTape() as tape:
-        tape.watch(path)
-        feats = network(path, training=False)
-        _, g = svm_feature_gradient(model, np.asarray(feats, np.float64))
-        pushed = tf.reduce_sum(feats * tf.constant(g, feats.dtype))
-    grads = np.asarray(tape.gradient(pushed, path), np.float64).mean(axis=0)
-    return sign * (grads * (network_input - baseline)).sum(axis=-1)
+    total = np.zeros(network_input.shape, np.float64)
+    for start in range(0, steps, batch):
+        a = alphas[start:start + batch, None, None, None]
+        path = tf.constant(baseline[None] + a * (network_input - baseline)[None], tf.float32)
+        with tf.GradientTape() as tape:
+            tape.watch(path)
+            feats = network(path, training=False)
+            _, g = svm_feature_gradient(model, np.asarray(feats, np.float64))
+            pushed = tf.reduce_sum(feats * tf.constant(g, feats.dtype))
+        total += np.asarray(tape.gradient(pushed, path), np.float64).sum(axis=0)
+    return sign * (total / steps * (network_input - baseline)).sum(axis=-1)
 
 
 def blurred_fill(network_input: np.ndarray, sigma: float | None = None) -> np.ndarray:
