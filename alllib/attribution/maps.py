@@ -37,6 +37,7 @@ from tqdm import tqdm
 
 from alllib.features import FeatureExtractor, import_keras
 from alllib.features.keras import forward
+from alllib.learn.svm_search import kernel_from_gram
 from alllib.preprocessing import BACKBONE_PREPROCESSING, resize
 from alllib.segmentation import segment_kmeans
 
@@ -88,9 +89,10 @@ def conv_maps(extractor: FeatureExtractor, inputs, *, prepare: Callable[[np.ndar
 
 
 def _rbf_kernel(Z: np.ndarray, sv: np.ndarray, gamma: float) -> np.ndarray:
-    """``exp(-gamma |z - s|^2)`` between the rows of ``Z`` and the support vectors ``sv``."""
-    sq = (Z ** 2).sum(1)[:, None] + (sv ** 2).sum(1)[None] - 2 * Z @ sv.T
-    return np.exp(-gamma * np.maximum(sq, 0))
+    """``exp(-gamma |z - s|^2)`` between the rows of ``Z`` and the support vectors ``sv``, in libsvm's
+    formula (:func:`~alllib.learn.svm_search.kernel_from_gram`, as every kernel of the library)."""
+    return kernel_from_gram(Z @ sv.T, np.einsum("ij,ij->i", Z, Z), np.einsum("ij,ij->i", sv, sv), "rbf", gamma,
+                            inplace=True)
 
 
 def svm_feature_gradient(model: Pipeline, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
